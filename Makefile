@@ -1,0 +1,47 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+# Both create the virtualenv and install what is missing (Debian packages included).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := keepalived iproute2 procps
+
+.PHONY: all setup demo test lint typecheck unit bench clean
+
+all: test
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/python contrib/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check conf haparent watchdog vrrp_child checker_child tests bench contrib
+	$(BIN)/ruff format --check --quiet conf haparent watchdog vrrp_child checker_child tests bench contrib || \
+		{ echo "run: $(BIN)/ruff format ."; exit 1; }
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/parse_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

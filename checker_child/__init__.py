@@ -1,0 +1,1 @@
+"""pykeepalived: checker_child."""

@@ -1,0 +1,108 @@
+"""Config diagnostics: what went wrong, where, and how bad it is.
+
+keepalived logs most config problems and carries on with a default ("reset"); `-t`
+still exits non-zero for them. We keep that distinction explicit: a RESET is an error
+under `-t` and a warning when the daemon runs, and its message says what was used
+instead.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+
+class Location(NamedTuple):
+    """A file and line (a NamedTuple: one is made for every config line, so cheap)."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class Severity(enum.Enum):
+    FATAL = "fatal"  # the configuration cannot be read at all (missing file)
+    ERROR = "error"  # unusable: nothing sensible can be run from it
+    SECURITY = "security"  # script security (enable_script_security): -t exits 6
+    RESET = "reset"  # keepalived would ignore or reset it with a warning
+    WARNING = "warning"  # worth saying, harmless
+    NOTE = "note"  # parsed, but pykeepalived does not implement it
+
+
+# keepalived's config-test exit codes (enum chk_exit_code): OK 0, CONFIG 4,
+# CONFIG_TEST 5, CONFIG_TEST_SECURITY 6.
+EXIT_OK = 0
+EXIT_CANNOT_RUN = 4
+EXIT_CONFIG_ERRORS = 5
+EXIT_SECURITY = 6
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    severity: Severity
+    message: str
+    location: Location | None = None
+
+    def render(self, *, test_mode: bool) -> str:
+        """`FILE:LINE: error: MESSAGE`, compiler style."""
+        word = self.label(test_mode=test_mode)
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{word}: {self.message}"
+
+    def label(self, *, test_mode: bool) -> str:
+        if self.severity in (Severity.FATAL, Severity.ERROR):
+            return "error"
+        if self.severity in (Severity.RESET, Severity.SECURITY):
+            return "error" if test_mode else "warning"
+        if self.severity is Severity.NOTE:
+            return "note"
+        return "warning"
+
+
+@dataclass
+class Diagnostics:
+    """Collects diagnostics in the order they were found."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, severity: Severity, message: str, location: Location | None = None) -> None:
+        self.items.append(Diagnostic(severity, message, location))
+
+    def fatal(self, message: str, location: Location | None = None) -> None:
+        self.add(Severity.FATAL, message, location)
+
+    def error(self, message: str, location: Location | None = None) -> None:
+        self.add(Severity.ERROR, message, location)
+
+    def security(self, message: str, location: Location | None = None) -> None:
+        self.add(Severity.SECURITY, message, location)
+
+    def reset(self, message: str, location: Location | None = None) -> None:
+        self.add(Severity.RESET, message, location)
+
+    def warning(self, message: str, location: Location | None = None) -> None:
+        self.add(Severity.WARNING, message, location)
+
+    def note(self, message: str, location: Location | None = None) -> None:
+        self.add(Severity.NOTE, message, location)
+
+    def has(self, *severities: Severity) -> bool:
+        return any(d.severity in severities for d in self.items)
+
+    @property
+    def can_run(self) -> bool:
+        """True when the daemon may start on this configuration (RESETs become warnings)."""
+        return not self.has(Severity.FATAL, Severity.ERROR)
+
+    def exit_code(self) -> int:
+        """The `-t` exit status: the most serious class seen wins, as in keepalived."""
+        if self.has(Severity.FATAL):
+            return EXIT_CANNOT_RUN
+        if self.has(Severity.SECURITY):
+            return EXIT_SECURITY
+        if self.has(Severity.ERROR, Severity.RESET):
+            return EXIT_CONFIG_ERRORS
+        return EXIT_OK

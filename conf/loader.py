@@ -1,0 +1,67 @@
+"""Reading a configuration: files -> logical lines -> statements -> model -> checks.
+
+This is the one entry point the daemon, `-t` and `--print-config` use. It never raises
+for anything a config file can contain: every problem is a diagnostic.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from conf.diagnostics import Diagnostics
+from conf.model import Config
+from conf.preprocess import Preprocessor
+from conf.schema import Context, parse_block
+from conf.syntax import parse_statements
+
+DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+
+
+def default_config_id() -> str:
+    """keepalived's config-id default: the first label of the node name."""
+    return socket.gethostname().split(".", 1)[0]
+
+
+def local_interfaces() -> frozenset[str]:
+    try:
+        return frozenset(name for _, name in socket.if_nameindex())
+    except OSError:
+        return frozenset()
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    config: Config | None  # None when nothing could be read (see diagnostics)
+    diagnostics: Diagnostics
+    files: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """The daemon may run this configuration."""
+        return self.config is not None and self.diagnostics.can_run
+
+
+def load(
+    path: str = DEFAULT_CONFIG,
+    *,
+    config_id: str | None = None,
+    all_config: bool = False,
+    env: dict[str, str] | None = None,
+    interfaces: frozenset[str] | None = None,
+) -> LoadResult:
+    """Parse and validate the configuration at `path`.
+
+    `interfaces` are the names that exist (for warnings about missing ones); by default
+    they are read from this host.
+    """
+    diags = Diagnostics()
+    cid = config_id if config_id is not None else default_config_id()
+    pre = Preprocessor(cid, diags, env=dict(os.environ if env is None else env), all_config=all_config)
+    stmts = parse_statements(pre.lines(path), diags)
+    if not pre.files:
+        return LoadResult(None, diags, ())
+    ctx = Context(diags, cid, interfaces if interfaces is not None else local_interfaces())
+    config = parse_block(Config, stmts, ctx, location=None)
+    return LoadResult(config, diags, tuple(pre.files))

@@ -1,0 +1,462 @@
+"""From config files to logical lines: includes, comments, `@` conditionals, `$`
+parameters and `~SEQ`/`~LST` repetition (keepalived.conf(5), DESCRIPTION and
+ADVANCED CONFIGURATION).
+
+The order is keepalived's: comments go first, `include` is recognised before any
+conditional or parameter processing, then `@ID`, then `$NAME=` definitions, `~SEQ`/`~LST`,
+and substitution. Substitution happens at use time and is recursive; a multi-line
+parameter expands into lines that are processed one after the other, so definitions
+inside it take effect before the lines that follow them (the man page's nested
+`$VS`/`$RS` example).
+
+Where keepalived has no limits we set them, so that a cycle is an error, not a hang:
+include nesting, parameter expansion depth, and the number of lines repetition makes.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from conf.diagnostics import Diagnostics, Location
+from conf.lexer import LexError, split_words, strip_comment
+
+MAX_INCLUDE_DEPTH = 32
+MAX_EXPANSION_DEPTH = 64
+MAX_REPEAT_LINES = 2_000_000
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+INCLUDE_KEYWORDS = {
+    "include": frozenset(),
+    "includer": frozenset({"readable"}),
+    "includem": frozenset({"match"}),
+    "includew": frozenset({"wildcard_match"}),
+    "includeb": frozenset({"brace_match"}),
+    "includea": frozenset({"readable", "match", "wildcard_match", "brace_match"}),
+}
+INCLUDE_CHECKS = INCLUDE_KEYWORDS["includea"]
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_DEFINITION = re.compile(rf"\$({_NAME})=(.*)\Z", re.DOTALL)
+_CONDITIONAL = re.compile(r"@(\^?)(\S+)(?:\s+(.*))?\Z", re.DOTALL)
+_BRACED_USE = re.compile(rf"\$\{{({_NAME})(?:\s+([^}}]*))?\}}")
+_BARE_USE = re.compile(rf"\$({_NAME})(?=\s|\Z)")
+_REPEAT = re.compile(r"~(SEQx?|LST)\(")
+_SPECIAL_START = "@$~"
+
+
+class LogicalLine(NamedTuple):
+    text: str
+    location: Location
+
+
+class _TooDeep(Exception):
+    pass
+
+
+@dataclass
+class Preprocessor:
+    """Turns a config file into logical lines. One instance reads one configuration."""
+
+    config_id: str
+    diags: Diagnostics
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    all_config: bool = False  # -e/--all-config: every include check on
+    rand: Callable[[int, int], int] = random.randint
+    params: dict[str, list[str]] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)  # every file read, in order
+    _include_checks: frozenset[str] = frozenset()
+    _stack: list[str] = field(default_factory=list)
+    _repeat_lines: int = 0
+
+    def __post_init__(self) -> None:
+        if self.all_config:
+            self._include_checks = INCLUDE_CHECKS
+
+    # ---- files -----------------------------------------------------------------------
+
+    def lines(self, path: str) -> Iterator[LogicalLine]:
+        """The logical lines of the configuration whose main file is `path`."""
+        if not os.path.exists(path):
+            self.diags.fatal(f"configuration file '{path}' not found")
+            return
+        yield from self._file(path, None)
+
+    def _read(self, path: str, where: Location | None) -> str | None:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as e:
+            self.diags.fatal(f"cannot read '{path}': {e.strerror or e}", where)
+            return None
+        if len(data) > MAX_FILE_BYTES:
+            self.diags.error(f"'{path}' is larger than {MAX_FILE_BYTES} bytes", where)
+            return None
+        # Garbage must end in a clean error, never a decode exception.
+        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+    def _file(self, path: str, where: Location | None) -> Iterator[LogicalLine]:
+        real = os.path.realpath(path)
+        if real in self._stack:
+            chain = " -> ".join([*self._stack[self._stack.index(real) :], real])
+            self.diags.error(f"include cycle: {chain}", where)
+            return
+        if len(self._stack) >= MAX_INCLUDE_DEPTH:
+            self.diags.error(f"includes nested deeper than {MAX_INCLUDE_DEPTH} files at '{path}'", where)
+            return
+        text = self._read(path, where)
+        if text is None:
+            return
+        self.files.append(path)
+        self._stack.append(real)
+        saved_checks = self._include_checks  # include_check is per file, as in keepalived
+        try:
+            yield from self._physical_lines(path, text.splitlines())
+        finally:
+            self._include_checks = saved_checks
+            self._stack.pop()
+
+    def _physical_lines(self, path: str, raw_lines: list[str]) -> Iterator[LogicalLine]:
+        i = 0
+        while i < len(raw_lines):
+            loc = Location(path, i + 1)
+            text = strip_comment(raw_lines[i]).rstrip()
+            i += 1
+            # A trailing backslash continues the line (multi-line $NAME= definitions).
+            parts = []
+            while text.endswith("\\"):
+                parts.append(text[:-1].rstrip())
+                if i >= len(raw_lines):
+                    text = ""
+                    break
+                text = strip_comment(raw_lines[i]).rstrip()
+                i += 1
+            if parts:
+                text = "\n".join([*parts, text])
+            s = text.strip()
+            if not s:
+                continue
+            if s.startswith("include"):
+                first = s.split(None, 1)[0]
+                if first in INCLUDE_KEYWORDS:
+                    yield from self._include(first, s, path, loc)
+                    continue
+            if s[0] in _SPECIAL_START or "$" in s or "\n" in s or s.startswith("include_check"):
+                yield from self._line(text, loc, 0)
+            else:
+                yield LogicalLine(s, loc)  # the common case: nothing to expand
+
+    # ---- include -----------------------------------------------------------------------
+
+    def _include(self, keyword: str, text: str, path: str, loc: Location) -> Iterator[LogicalLine]:
+        rest = text.strip()[len(keyword) :].strip()
+        if rest[:1] in ("'", '"'):
+            try:
+                words = [w.text for w in split_words(rest)]
+            except LexError as e:
+                self.diags.reset(str(e), loc)
+                words = [w.text for w in e.words]
+            rest = words[0] if words else ""
+        else:
+            rest = rest.split(None, 1)[0] if rest else ""  # braces are part of the pattern
+        if not rest:
+            self.diags.reset(f"'{keyword}' needs a file name", loc)
+            return
+        checks = self._include_checks | INCLUDE_KEYWORDS[keyword]
+        pattern = rest
+        base = os.path.dirname(os.path.abspath(path))
+        matched: list[str] = []
+        for alternative in expand_braces(pattern):
+            full = alternative if os.path.isabs(alternative) else os.path.join(base, alternative)
+            found = sorted(glob.glob(full))
+            if not found and not glob.has_magic(full) and os.path.exists(full):
+                found = [full]
+            if not found and "brace_match" in checks and alternative != pattern:
+                self.diags.error(f"include '{pattern}': '{alternative}' matches no file", loc)
+            if not found and "wildcard_match" in checks and glob.has_magic(alternative):
+                self.diags.error(f"include '{pattern}': wildcard '{alternative}' matches no file", loc)
+            matched.extend(found)
+        if not matched:
+            if "match" in checks:
+                self.diags.error(f"include '{pattern}' matches no file", loc)
+            else:
+                # keepalived's plain `include` is silent here; a typo deserves a word.
+                self.diags.warning(f"include '{pattern}' matches no file", loc)
+        for name in matched:
+            if os.path.isdir(name):
+                continue
+            if not os.access(name, os.R_OK):
+                if "readable" in checks:
+                    self.diags.error(f"include '{name}' is not readable", loc)
+                else:
+                    self.diags.warning(f"include '{name}' is not readable", loc)
+                continue
+            yield from self._file(name, loc)
+
+    # ---- one logical line ----------------------------------------------------------------
+
+    def _line(self, text: str, loc: Location, depth: int) -> Iterator[LogicalLine]:
+        if depth > MAX_EXPANSION_DEPTH:
+            self.diags.error(f"parameter or repetition expansion deeper than {MAX_EXPANSION_DEPTH} levels", loc)
+            return
+        s = text.strip()
+        if not s:
+            return
+        if s.startswith("@"):
+            m = _CONDITIONAL.match(s)
+            if m is None:
+                return
+            negate, ident, rest = m.group(1) == "^", m.group(2), m.group(3) or ""
+            if (ident == self.config_id) == negate:
+                return
+            s = rest.strip()
+            if not s:
+                return
+        m = _DEFINITION.match(s)
+        if m is not None:
+            value = [v.strip() for v in m.group(2).split("\n")]
+            self.params[m.group(1)] = [v for v in value if v] if len(value) > 1 else value
+            return
+        if "\n" in s:
+            for part in s.split("\n"):
+                yield from self._line(part, loc, depth + 1)
+            return
+        m = _REPEAT.match(s)
+        if m is not None:
+            yield from self._repeat(s, m, loc, depth)
+            return
+        if "$" in s:
+            try:
+                substituted = self._substitute(s, loc)
+            except _TooDeep:
+                self.diags.error(f"parameter expansion deeper than {MAX_EXPANSION_DEPTH} levels", loc)
+                return
+            if substituted != s:
+                yield from self._line(substituted, loc, depth + 1)
+                return
+        if s.split(None, 1)[0] == "include_check":
+            self._set_include_checks(s, loc)
+        yield LogicalLine(s, loc)
+
+    def _set_include_checks(self, s: str, loc: Location) -> None:
+        """global_defs `include_check [+|-]CHECK ...` changes the checks from here on."""
+        words = s.split()[1:]
+        if not words:
+            self._include_checks = INCLUDE_CHECKS
+            return
+        checks = set() if words[0][:1] not in "+-" else set(self._include_checks)
+        for w in words:
+            op, name = (w[0], w[1:]) if w[:1] in "+-" else ("+", w)
+            if name not in INCLUDE_CHECKS:
+                continue  # the keyword's own converter reports it
+            if op == "-":
+                checks.discard(name)
+            else:
+                checks.add(name)
+        self._include_checks = frozenset(checks)
+
+    # ---- $parameters ----------------------------------------------------------------------
+
+    def _substitute(self, s: str, loc: Location) -> str:
+        """One pass of substitution; multi-line values are inserted unexpanded, one per
+        line, so they are processed line by line by the caller."""
+
+        def braced(m: re.Match[str]) -> str:
+            name, arg = m.group(1), (m.group(2) or "").strip()
+            value = self._builtin(name, arg, loc)
+            if value is not None:
+                return value
+            if name in self.params and not arg:
+                return "\n".join(self.params[name])
+            return m.group(0)
+
+        def bare(m: re.Match[str]) -> str:
+            name = m.group(1)
+            value = self._builtin(name, "", loc)
+            if value is not None:
+                return value
+            if name in self.params:
+                return "\n".join(self.params[name])
+            return m.group(0)
+
+        out = _BRACED_USE.sub(braced, s)
+        out = _BARE_USE.sub(bare, out)
+        if len(out) > 1_000_000:
+            raise _TooDeep
+        return out
+
+    def _builtin(self, name: str, arg: str, loc: Location) -> str | None:
+        """keepalived's predefined parameters (man page, "Pre-defined definitions")."""
+        if name == "_PWD":
+            return os.path.dirname(os.path.abspath(loc.file))
+        if name == "_INSTANCE":
+            return self.config_id
+        if name == "_HASH":
+            return "#"
+        if name == "_BANG":
+            return "!"
+        if name == "_ENV":
+            return self.env.get(arg, "")
+        if name == "_RANDOM":
+            bounds = arg.split()
+            try:
+                lo = int(bounds[0]) if bounds else 0
+                hi = int(bounds[1]) if len(bounds) > 1 else 32767
+            except ValueError:
+                self.diags.reset(f"bad ${{_RANDOM {arg}}}: MIN and MAX must be integers; using 0 32767", loc)
+                lo, hi = 0, 32767
+            if lo > hi:
+                lo, hi = hi, lo
+            return str(self.rand(lo, hi))
+        return None
+
+    # ---- ~SEQ / ~LST ------------------------------------------------------------------------
+
+    def _repeat(self, s: str, m: re.Match[str], loc: Location, depth: int) -> Iterator[LogicalLine]:
+        kind = m.group(1)
+        close = _matching_paren(s, m.end() - 1)
+        if close < 0:
+            self.diags.reset(f"~{kind}( without its ')': line ignored", loc)
+            return
+        spec = s[m.end() : close]
+        rest = s[close + 1 :].strip()
+        if "$" in spec:
+            try:
+                spec = self._substitute(spec, loc)
+            except _TooDeep:
+                self.diags.error("parameter expansion too deep in repetition", loc)
+                return
+        try:
+            bindings = _seq_bindings(kind, spec) if kind.startswith("SEQ") else _lst_bindings(spec)
+        except ValueError as e:
+            self.diags.reset(f"~{kind}({spec}): {e}; line ignored", loc)
+            return
+        self._repeat_lines += len(bindings)
+        if self._repeat_lines > MAX_REPEAT_LINES:
+            self.diags.error(f"~SEQ/~LST repetition makes more than {MAX_REPEAT_LINES} lines", loc)
+            return
+        for binding in bindings:
+            for name, value in binding:
+                self.params[name] = [value]
+            yield from self._line(rest, loc, depth + 1)
+
+
+def _matching_paren(s: str, open_index: int) -> int:
+    level = 0
+    for i in range(open_index, len(s)):
+        if s[i] == "(":
+            level += 1
+        elif s[i] == ")":
+            level -= 1
+            if level == 0:
+                return i
+    return -1
+
+
+def _split_top(spec: str) -> list[str]:
+    """Split on commas that are not inside {...}."""
+    parts: list[str] = []
+    cur: list[str] = []
+    level = 0
+    for c in spec:
+        if c == "{":
+            level += 1
+        elif c == "}":
+            level -= 1
+        if c == "," and level == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(c)
+    parts.append("".join(cur).strip())
+    return parts
+
+
+def _number(text: str) -> int:
+    t = text.strip().lower()
+    neg = t.startswith("-")
+    t = t.lstrip("+-")
+    value = int(t, 16) if t.startswith("0x") else int(t, 10)
+    return -value if neg else value
+
+
+def _seq_bindings(kind: str, spec: str) -> list[list[tuple[str, str]]]:
+    """~SEQ(var, start, step, end): step and start may be left out (man page)."""
+    args = _split_top(spec)
+    if not args or not re.fullmatch(_NAME, args[0]):
+        raise ValueError("the first argument must be a parameter name")
+    nums = [_number(a) for a in args[1:]]
+    if len(nums) == 1:
+        end = nums[0]
+        start = 1 if end > 0 else -1
+        step = 1 if end >= start else -1
+    elif len(nums) == 2:
+        start, end = nums
+        step = 1 if end >= start else -1
+    elif len(nums) == 3:
+        start, step, end = nums
+    else:
+        raise ValueError("expected (var, [start,] [step,] end)")
+    if step == 0:
+        raise ValueError("step must not be 0")
+    count = (end - start) // step + 1
+    if count <= 0:
+        return []
+    if count > MAX_REPEAT_LINES:
+        raise ValueError(f"more than {MAX_REPEAT_LINES} values")
+    fmt = "x" if kind == "SEQx" else "d"
+    return [[(args[0], format(start + k * step, fmt))] for k in range(count)]
+
+
+def _lst_bindings(spec: str) -> list[list[tuple[str, str]]]:
+    """~LST(var, v1, v2, ...) or ~LST({a, b}, {1, 2}, {3, 4})."""
+    args = _split_top(spec)
+    if len(args) < 2:
+        raise ValueError("expected a variable and at least one value")
+
+    def unbrace(a: str) -> list[str]:
+        a = a.strip()
+        if a.startswith("{") and a.endswith("}"):
+            return [x.strip() for x in a[1:-1].split(",")]
+        return [a]
+
+    names = unbrace(args[0])
+    for n in names:
+        if not re.fullmatch(_NAME, n):
+            raise ValueError(f"'{n}' is not a parameter name")
+    out = []
+    for a in args[1:]:
+        values = unbrace(a)
+        if len(values) != len(names):
+            raise ValueError(f"{{{a}}} has {len(values)} values for {len(names)} variables")
+        out.append(list(zip(names, values, strict=True)))
+    return out
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """csh-style brace expansion, as glob(GLOB_BRACE) does: a{b,c}d -> abd acd."""
+    level = 0
+    start = -1
+    for i, c in enumerate(pattern):
+        if c == "{":
+            if level == 0:
+                start = i
+            level += 1
+        elif c == "}" and level > 0:
+            level -= 1
+            if level == 0:
+                inner = pattern[start + 1 : i]
+                alternatives = _split_top(inner)
+                if len(alternatives) < 2:
+                    continue
+                head, tail = pattern[:start], pattern[i + 1 :]
+                out: list[str] = []
+                for alt in alternatives:
+                    out.extend(expand_braces(head + alt + tail))
+                return out
+    return [pattern]

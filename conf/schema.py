@@ -1,0 +1,307 @@
+"""The machinery that turns statements into the typed, immutable model.
+
+Each config block is a frozen dataclass deriving from `Block`; each of its keywords is a
+field declared with `kw(converter, default, ...)`. The field name is the keyword (so
+`--print-config` keys are keepalived's keywords), the converter turns the statement's
+arguments or sub-block into the value, and `Block.finish` checks what needs more than
+one keyword, resetting bad values the way keepalived does. One table, read from the
+dataclass, is therefore the keyword list, the defaults and the JSON schema at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
+
+from conf.diagnostics import Diagnostics, Location
+from conf.syntax import Stmt
+
+KW = "pykeepalived.keyword"
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenMap(Mapping[K, V]):
+    """An immutable mapping that compares and hashes by value (named blocks)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, items: Mapping[K, V] | Sequence[tuple[K, V]] = ()) -> None:
+        self._d: dict[K, V] = dict(items)
+
+    def __getitem__(self, key: K) -> V:
+        return self._d[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._d == dict(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._d.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._d!r})"
+
+
+EMPTY: FrozenMap[Any, Any] = FrozenMap()
+
+
+class ConfigValueError(ValueError):
+    """A statement whose value cannot be used; the message says why."""
+
+
+@dataclass
+class Context:
+    """What converters and checks may consult while the model is built."""
+
+    diags: Diagnostics
+    config_id: str = ""
+    # Filled by the loader before the VRRP/LVS blocks are checked.
+    interfaces: frozenset[str] | None = None  # None: unknown, do not check
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Converter(Protocol):
+    """Turns one statement into a value. `takes_block` says whether it reads
+    `stmt.block`; `syntax` is how the man page writes its arguments."""
+
+    takes_block: bool
+    syntax: str
+
+    def __call__(self, stmt: Stmt, ctx: Context) -> Any: ...
+
+
+Many = Literal["", "list", "map", "merge"]
+
+
+@dataclass(frozen=True)
+class KeywordSpec:
+    convert: Converter
+    keyword: str
+    aliases: tuple[str, ...] = ()
+    deprecated: tuple[str, ...] = ()  # aliases that are deprecated spellings
+    many: Many = ""  # "": last one wins; list: tuple of all; map: by name; merge: blocks joined
+    unsupported: str = ""  # parsed and kept, but pykeepalived does not act on it: why
+
+
+def kw(
+    convert: Converter,
+    default: Any = None,
+    *,
+    keyword: str = "",
+    aliases: tuple[str, ...] = (),
+    deprecated: tuple[str, ...] = (),
+    many: Many = "",
+    unsupported: str = "",
+) -> Any:
+    """Declare a keyword field. The keyword is the field name unless `keyword` is given.
+
+    `aliases` are accepted spellings; those also in `deprecated` draw a warning.
+    `unsupported` names why pykeepalived parses but does not act on the keyword.
+    """
+    if many == "list" and default is None:
+        default = ()
+    if many == "map" and default is None:
+        default = EMPTY
+    spec = KeywordSpec(convert, keyword, aliases, deprecated, many, unsupported)
+    return field(default=default, metadata={KW: spec})
+
+
+@dataclass(frozen=True)
+class Block:
+    """A config block. `location` is where it starts; `locations` where each keyword was
+    given (for messages about them); neither takes part in comparison."""
+
+    location: Location | None = field(default=None, compare=False, repr=False, kw_only=True)
+    locations: FrozenMap[str, Location] = field(default=EMPTY, compare=False, repr=False, kw_only=True)
+
+    # Keywords that may appear in the block but are handled elsewhere (for example,
+    # include_check, which the preprocessor acts on). Not fields, not unknown.
+    passthrough: ClassVar[frozenset[str]] = frozenset()
+
+    def where(self, name: str) -> Location | None:
+        """Where keyword `name` was given, else where the block starts."""
+        return self.locations.get(name, self.location)
+
+    def finish(self, ctx: Context) -> Self:
+        """Checks across keywords of this block; returns self or a corrected copy."""
+        return self
+
+
+B = TypeVar("B", bound=Block)
+
+_TABLES: dict[type, dict[str, tuple[str, KeywordSpec]]] = {}
+_ALL_BLOCKS: dict[str, list[str]] = {}  # keyword -> block class names, for hints
+
+
+def keyword_table(cls: type[Block]) -> dict[str, tuple[str, KeywordSpec]]:
+    """keyword or alias -> (field name, spec) for a block class (cached)."""
+    table = _TABLES.get(cls)
+    if table is None:
+        table = {}
+        for f in dataclasses.fields(cls):
+            spec: KeywordSpec | None = f.metadata.get(KW)
+            if spec is None:
+                continue
+            name = spec.keyword or f.name
+            for word in (name, *spec.aliases):
+                table[word] = (f.name, spec)
+                _ALL_BLOCKS.setdefault(word, []).append(block_label(cls))
+        _TABLES[cls] = table
+    return table
+
+
+def block_label(cls: type[Block]) -> str:
+    label: str = getattr(cls, "label", "") or cls.__name__
+    return label
+
+
+def keyword_name(cls: type[Block], field_name: str) -> str:
+    for f in dataclasses.fields(cls):
+        if f.name == field_name:
+            spec: KeywordSpec | None = f.metadata.get(KW)
+            return spec.keyword or f.name if spec else f.name
+    return field_name
+
+
+def _default_text(cls: type[Block], field_name: str) -> str:
+    for f in dataclasses.fields(cls):
+        if f.name == field_name:
+            if f.default is None or f.default is dataclasses.MISSING:
+                return "ignored"
+            if f.default is True or f.default is False:
+                return f"using {'on' if f.default else 'off'}"
+            if f.default in ((), EMPTY):
+                return "ignored"
+            return f"using the default ({format_value(f.default)})"
+    return "ignored"
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def suggest(word: str, known: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' for the closest known keyword, or ''."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    elsewhere = _ALL_BLOCKS.get(word)
+    if elsewhere:
+        return f" ('{word}' belongs in {' or '.join(sorted(set(elsewhere)))})"
+    lowered = [k for k in known if k.lower() == word.lower()]
+    if lowered:
+        return f" (did you mean '{lowered[0]}'?)"
+    return ""
+
+
+def parse_block(
+    cls: type[B],
+    stmts: Sequence[Stmt],
+    ctx: Context,
+    *,
+    location: Location | None,
+    **preset: Any,
+) -> B:
+    """Build block `cls` from its statements, report what is wrong, and finish it."""
+    table = keyword_table(cls)
+    values: dict[str, Any] = {}
+    lists: dict[str, list[Any]] = {}
+    merged: dict[str, list[Stmt]] = {}
+    merged_at: dict[str, Location] = {}
+    locs: dict[str, Location] = {}
+    for st in stmts:
+        entry = table.get(st.keyword)
+        if entry is None:
+            if st.keyword not in cls.passthrough:
+                report_unknown(st, cls, table, ctx)
+            continue
+        fname, spec = entry
+        _report_spelling(st, spec, ctx)
+        if spec.many == "merge":
+            merged.setdefault(fname, []).extend(st.block or ())
+            merged_at.setdefault(fname, st.location)
+            locs.setdefault(fname, st.location)
+            if st.block is None:
+                ctx.diags.reset(f"'{st.keyword}' needs a {{ }} block; ignored", st.location)
+            continue
+        try:
+            value = convert_stmt(spec, st, ctx)
+        except ConfigValueError as e:
+            ctx.diags.reset(f"{st.keyword}: {e}; {_default_text(cls, fname)}", st.location)
+            continue
+        if spec.many == "list":
+            lists.setdefault(fname, []).append(value)
+            locs.setdefault(fname, st.location)
+        elif spec.many == "map":
+            key, item = value
+            bucket = values.setdefault(fname, {})
+            if key in bucket:
+                ctx.diags.reset(f"{spec.keyword} '{key}' is defined again; this one is ignored", st.location)
+                continue
+            bucket[key] = item
+            locs[f"{fname}:{key}"] = st.location
+        else:
+            locs[fname] = st.location
+            values[fname] = value
+    for fname, items in lists.items():
+        values[fname] = tuple(items)
+    for fname, block_stmts in merged.items():
+        spec = table[keyword_name(cls, fname)][1]
+        values[fname] = spec.convert(Stmt(spec.keyword, (), merged_at[fname], tuple(block_stmts)), ctx)
+    for fname, value in list(values.items()):
+        if isinstance(value, dict):
+            values[fname] = FrozenMap(value)
+    values.update(preset)
+    block = cls(location=location, locations=FrozenMap(locs), **values)
+    return block.finish(ctx)
+
+
+def convert_stmt(spec: KeywordSpec, st: Stmt, ctx: Context) -> Any:
+    conv = spec.convert
+    if conv.takes_block:
+        return conv(st, ctx)
+    if st.block is not None:
+        ctx.diags.reset(f"'{st.keyword}' takes no {{ }} block; the block is ignored", st.location)
+    return conv(st, ctx)
+
+
+def _report_spelling(st: Stmt, spec: KeywordSpec, ctx: Context) -> None:
+    if st.keyword in spec.deprecated:
+        ctx.diags.warning(f"'{st.keyword}' is deprecated; use '{spec.keyword}'", st.location)
+    if spec.unsupported:
+        ctx.diags.note(
+            f"'{st.keyword}' is parsed but not implemented by pykeepalived ({spec.unsupported})", st.location
+        )
+
+
+def report_unknown(st: Stmt, cls: type[Block], table: Mapping[str, Any], ctx: Context) -> None:
+    hint = suggest(st.keyword, list(table))
+    where = block_label(cls)
+    ctx.diags.reset(f"unknown keyword '{st.keyword}' in {where}{hint}; ignored", st.location)
+
+
+def each_block_field(cls: type[Block]) -> Iterator[tuple[str, KeywordSpec]]:
+    for f in dataclasses.fields(cls):
+        spec: KeywordSpec | None = f.metadata.get(KW)
+        if spec is not None:
+            yield f.name, spec
+
+
+def replace(block: B, **changes: Any) -> B:
+    """dataclasses.replace that keeps the locations."""
+    return dataclasses.replace(block, **changes)
+

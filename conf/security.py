@@ -1,0 +1,187 @@
+"""Script security, checked at load time as keepalived checks it at start-up
+(keepalived.conf(5) SCRIPTS; global_defs `enable_script_security`, `script_user`).
+
+- A script that runs as root must not be replaceable by anyone else: neither the file
+  nor any directory on its path may be writable by a non-root user (a root-owned sticky
+  directory such as /tmp is fine, as in keepalived).
+- With `enable_script_security`, an insecure script is disabled. Without it, keepalived
+  runs the scripts but `-t` reports "SECURITY VIOLATION - scripts are being executed but
+  script_security not enabled" (exit 6); we do the same.
+- A vrrp_script whose script cannot be found is disabled ("Disabling track script X since
+  not found/accessible"); other scripts that cannot be found draw a warning, since they
+  may be installed later (keepalived is silent about them).
+
+Disabling sets the field to None; the VRRP and LVS checks that run afterwards then drop
+what cannot work without it, in keepalived's words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import grp
+import os
+import pwd
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from conf.schema import Block, Context, FrozenMap, keyword_name
+from conf.values import Script
+
+C = TypeVar("C")
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SCRIPT_USER = "keepalived_script"  # keepalived's default when the user exists
+
+
+@dataclass(frozen=True)
+class RunAs:
+    uid: int
+    gid: int
+    name: str
+
+
+def resolve_user(spec: Any) -> RunAs | None:
+    """`USER [GROUP]` (a string or a tuple of words) -> RunAs, None if unknown."""
+    words = (spec,) if isinstance(spec, str) else tuple(spec)
+    if not words:
+        return None
+    try:
+        pw = pwd.getpwnam(words[0])
+        gid = grp.getgrnam(words[1]).gr_gid if len(words) > 1 else pw.pw_gid
+    except KeyError:
+        return None
+    return RunAs(pw.pw_uid, gid, words[0])
+
+
+def find_executable(path: str) -> str | None:
+    if os.path.isabs(path) or "/" in path:
+        return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    return shutil.which(path, path=os.environ.get("PATH") or DEFAULT_PATH)
+
+
+def insecure_reason(path: str, user: RunAs) -> str | None:
+    """Why `path` could be changed by someone other than `user` and root, or None."""
+    real = os.path.realpath(path)
+    parts = [real]
+    d = os.path.dirname(real)
+    while True:
+        parts.append(d)
+        if d == "/":
+            break
+        d = os.path.dirname(d)
+    for i, p in enumerate(parts):
+        try:
+            st = os.stat(p)
+        except OSError:
+            return f"cannot stat '{p}'"
+        is_dir = i > 0
+        if st.st_uid not in (0, user.uid):
+            return f"'{p}' is owned by uid {st.st_uid}"
+        if is_dir and st.st_mode & stat.S_ISVTX and st.st_uid == 0:
+            continue  # a root-owned sticky directory: others cannot replace our file
+        if st.st_mode & stat.S_IWOTH:
+            return f"'{p}' is writable by everyone"
+        if st.st_mode & stat.S_IWGRP and st.st_gid not in (0, user.gid):
+            return f"'{p}' is writable by group {st.st_gid}"
+    return None
+
+
+@dataclass
+class _Scan:
+    ctx: Context
+    enabled: bool
+    default_user: RunAs | None
+    default_user_error: str
+    found: int = 0
+    insecure: int = 0
+
+    def visit(self, script: Script, user: RunAs | None, user_error: str, block: Block, fname: str) -> Script | None:
+        where = block.where(fname)
+        what = f"{keyword_name(type(block), fname)} script '{script.path}'"
+        owner = getattr(block, "name", "")
+        if owner:
+            what = f"{owner}: {what}"
+        is_track_script = fname == "script"
+        exe = find_executable(script.path)
+        if exe is None:
+            if is_track_script:
+                self.ctx.diags.reset(f"{what} not found or not executable; disabling it", where)
+                return None
+            self.ctx.diags.warning(f"{what} not found or not executable", where)
+            return script
+        self.found += 1
+        if user is None:
+            if self.enabled or user_error != self.default_user_error:
+                self.ctx.diags.reset(f"{what}: {user_error}; disabling it", where)
+                return None
+            user = RunAs(0, 0, "root")
+        reason = insecure_reason(exe, user)
+        if reason is None:
+            return script
+        self.insecure += 1
+        if self.enabled:
+            self.ctx.diags.security(f"{what} is insecure ({reason}); disabling it", where)
+            return None
+        return script
+
+
+def _user_error(spec: Any) -> str:
+    name = spec if isinstance(spec, str) else " ".join(spec)
+    return f"script user '{name}' does not exist"
+
+
+def check_script_security(config: C, ctx: Context) -> C:
+    """Check every script in the model; returns the model with disabled scripts removed."""
+    gdefs = getattr(config, "global_defs", None)
+    enabled = bool(getattr(gdefs, "enable_script_security", False))
+    script_user = getattr(gdefs, "script_user", None)
+    if script_user:
+        default_user = resolve_user(script_user)
+        default_error = _user_error(script_user)
+    else:
+        # keepalived: user keepalived_script if it exists, else root; with script
+        # security on, a missing keepalived_script user is an error instead.
+        default_user = resolve_user(DEFAULT_SCRIPT_USER)
+        default_error = f"no script_user set and user '{DEFAULT_SCRIPT_USER}' does not exist"
+        if default_user is None and not enabled:
+            default_user = RunAs(0, 0, "root")
+    scan = _Scan(ctx, enabled, default_user, default_error)
+    result = _walk(config, default_user, default_error, scan.visit)
+    if scan.found and not enabled:
+        extra = " There are insecure scripts." if scan.insecure else ""
+        ctx.diags.security(f"SECURITY VIOLATION - scripts are being executed but script_security not enabled.{extra}")
+    return result  # type: ignore[no-any-return]
+
+
+Visit = Callable[[Script, "RunAs | None", str, Block, str], "Script | None"]
+
+
+def _walk(obj: Any, user: RunAs | None, user_error: str, visit: Visit) -> Any:
+    if isinstance(obj, Block):
+        own = getattr(obj, "user", None)
+        if own:
+            user, user_error = resolve_user(own), _user_error(own)
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            if not f.compare:
+                continue
+            value = getattr(obj, f.name)
+            if isinstance(value, Script):
+                new = visit(value, user, user_error, obj, f.name)
+            elif isinstance(value, (Block, FrozenMap, tuple)):
+                new = _walk(value, user, user_error, visit)
+            else:
+                continue
+            if new is not value:
+                changes[f.name] = new
+        return dataclasses.replace(obj, **changes) if changes else obj
+    if isinstance(obj, FrozenMap):
+        items = {k: _walk(v, user, user_error, visit) for k, v in obj.items()}
+        return obj if all(items[k] is obj[k] for k in obj) else FrozenMap(items)
+    if isinstance(obj, tuple):
+        walked = tuple(_walk(v, user, user_error, visit) for v in obj)
+        return obj if all(a is b for a, b in zip(walked, obj, strict=True)) else walked
+    return obj

@@ -1,0 +1,240 @@
+"""The `pykeepalived` command line: keepalived 2.2's options with the same meanings
+(keepalived(8)), plus `--print-config`.
+
+The options are parsed into one frozen `Options` value that the rest of the program
+reads; nothing else looks at sys.argv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from conf import DEFAULT_CONFIG, load
+from conf.diagnostics import EXIT_CANNOT_RUN, Severity
+from conf.dump import dumps
+from conf.loader import default_config_id
+from haparent.version import KEEPALIVED_COMPAT, VERSION
+
+# keepalived's exit code for bad command-line usage.
+EXIT_USAGE = 1
+
+# --signum names (keepalived lib/signals.c get_signum): what each signal asks for.
+SIGNUMS: dict[str, int] = {
+    "STOP": signal.SIGTERM,
+    "RELOAD": signal.SIGHUP,
+    "DATA": signal.SIGUSR1,
+    "STATS": signal.SIGUSR2,
+    "STATS_CLEAR": signal.SIGRTMAX - 1,
+    "JSON": signal.SIGRTMIN + 2,
+}
+
+FACILITIES = [str(n) for n in range(8)] + [f"local{n}" for n in range(8)] + ["user", "daemon"]
+
+
+@dataclass(frozen=True)
+class Options:
+    config_file: str = DEFAULT_CONFIG
+    vrrp_only: bool = False
+    check_only: bool = False
+    no_bfd: bool = False
+    run_all: bool = False
+    log_console: bool = False
+    log_detail: int = 0
+    log_facility: str = "daemon"
+    no_syslog: bool = False
+    umask: int | None = None
+    release_vips: bool = False
+    dont_release_vrrp: bool = False
+    dont_release_ipvs: bool = False
+    dont_respawn: bool = False
+    dont_fork: bool = False
+    dump_conf: bool = False
+    pid_file: str = "/run/pykeepalived.pid"
+    vrrp_pid_file: str = "/run/pykeepalived_vrrp.pid"
+    checkers_pid_file: str = "/run/pykeepalived_checkers.pid"
+    bfd_pid_file: str = "/run/pykeepalived_bfd.pid"
+    address_monitoring: bool = False
+    all_config: bool = False
+    config_id: str = ""
+    config_test: bool = False
+    config_test_log: str | None = None
+    print_config: bool = False
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # keepalived: "Unknown option" and exit 1; never argparse's exit 2 with a traceback-like dump.
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _umask(text: str) -> int:
+    try:
+        value = int(text, 0) if text.lower().startswith("0x") else int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid umask '{text}' (numeric, e.g. 022)") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"umask '{text}' out of range")
+    return value
+
+
+def _facility(text: str) -> str:
+    if text not in FACILITIES:
+        raise argparse.ArgumentTypeError(f"invalid log facility '{text}' (0-7, local0-7, user or daemon)")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="pykeepalived",
+        description=f"pykeepalived {VERSION}: keepalived {KEEPALIVED_COMPAT} compatible VRRP and health-checking daemon.",
+        allow_abbrev=False,
+    )
+    a = p.add_argument
+    a("-f", "--use-file", dest="config_file", metavar="FILE", default=DEFAULT_CONFIG,
+      help=f"use the specified configuration file (default '{DEFAULT_CONFIG}')")
+    a("-P", "--vrrp", dest="vrrp_only", action="store_true", help="only run the VRRP subsystem")
+    a("-C", "--check", dest="check_only", action="store_true", help="only run the health-checker subsystem")
+    a("-B", "--no_bfd", dest="no_bfd", action="store_true", help="don't run the BFD subsystem (pykeepalived has none)")
+    a("--all", dest="run_all", action="store_true", help="run all child processes, even without configuration")
+    a("-l", "--log-console", action="store_true", help="log messages to the local console too")
+    a("-D", "--log-detail", action="count", default=0, help="detailed log messages (twice for more)")
+    a("-S", "--log-facility", type=_facility, default="daemon", metavar="FACILITY",
+      help="syslog facility: 0-7 (LOG_LOCAL0-7), local0-7, user or daemon (default)")
+    a("-G", "--no-syslog", action="store_true", help="don't log via syslog")
+    a("-u", "--umask", type=_umask, metavar="MASK", help="umask for file creation (numeric)")
+    a("-X", "--release-vips", action="store_true", help="drop VIPs on a transition caused by a signal")
+    a("-V", "--dont-release-vrrp", action="store_true", help="don't remove VRRP VIPs and routes on daemon stop")
+    a("-I", "--dont-release-ipvs", action="store_true", help="don't remove the IPVS topology on daemon stop")
+    a("-R", "--dont-respawn", action="store_true", help="don't respawn child processes (a dead child stops the daemon)")
+    a("-n", "--dont-fork", action="store_true", help="don't fork the daemon process (stay in the foreground)")
+    a("-d", "--dump-conf", action="store_true", help="dump the configuration data to the log at start-up")
+    a("-p", "--pid", dest="pid_file", metavar="FILE", default=Options.pid_file,
+      help=f"pidfile for the parent process (default {Options.pid_file})")
+    a("-r", "--vrrp_pid", dest="vrrp_pid_file", metavar="FILE", default=Options.vrrp_pid_file,
+      help=f"pidfile for the VRRP child (default {Options.vrrp_pid_file})")
+    a("-c", "--checkers_pid", dest="checkers_pid_file", metavar="FILE", default=Options.checkers_pid_file,
+      help=f"pidfile for the checker child (default {Options.checkers_pid_file})")
+    a("-b", "--bfd_pid", dest="bfd_pid_file", metavar="FILE", default=Options.bfd_pid_file,
+      help="pidfile for the BFD child (accepted for compatibility; there is no BFD child)")
+    a("-a", "--address-monitoring", action="store_true", help="log all address additions/deletions seen via netlink")
+    a("-e", "--all-config", action="store_true", help="error if any configuration file is missing (as includea)")
+    a("-i", "--config-id", metavar="ID", default=None,
+      help="skip '@' lines that don't match ID and '@^' lines that do (default: the host name's first label)")
+    a("--signum", metavar="SIGFUNC", help=f"print the signal number for {', '.join(SIGNUMS)} and exit")
+    a("-t", "--config-test", nargs="?", const="", default=None, metavar="LOG_FILE",
+      help="check the configuration and exit: 0 valid, 4 cannot run, 5 errors, 6 script security; "
+           "messages go to stderr, or to LOG_FILE")
+    a("--print-config", action="store_true",
+      help="validate, then print the whole normalized configuration as JSON on stdout (exit status as -t)")
+    a("-v", "--version", action="store_true", help="display the version and exit")
+    return p
+
+
+def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
+    ns = build_parser().parse_args(list(argv))
+    opts = Options(
+        config_file=ns.config_file,
+        vrrp_only=ns.vrrp_only,
+        check_only=ns.check_only,
+        no_bfd=ns.no_bfd,
+        run_all=ns.run_all,
+        log_console=ns.log_console,
+        log_detail=ns.log_detail,
+        log_facility=ns.log_facility,
+        no_syslog=ns.no_syslog,
+        umask=ns.umask,
+        release_vips=ns.release_vips,
+        dont_release_vrrp=ns.dont_release_vrrp,
+        dont_release_ipvs=ns.dont_release_ipvs,
+        dont_respawn=ns.dont_respawn or ns.config_test is not None,  # -t implies -R, as keepalived
+        dont_fork=ns.dont_fork,
+        dump_conf=ns.dump_conf,
+        pid_file=ns.pid_file,
+        vrrp_pid_file=ns.vrrp_pid_file,
+        checkers_pid_file=ns.checkers_pid_file,
+        bfd_pid_file=ns.bfd_pid_file,
+        address_monitoring=ns.address_monitoring,
+        all_config=ns.all_config,
+        config_id=ns.config_id if ns.config_id is not None else default_config_id(),
+        config_test=ns.config_test is not None,
+        config_test_log=ns.config_test or None,
+        print_config=ns.print_config,
+    )
+    return opts, ns
+
+
+def version_text() -> str:
+    u = os.uname()
+    return (
+        f"pykeepalived v{VERSION} (compatible with Keepalived v{KEEPALIVED_COMPAT})\n"
+        f"Running on {u.sysname} {u.release} {u.version}\n"
+        f"Python {sys.version.split()[0]}\n"
+    )
+
+
+def config_test(opts: Options) -> int:
+    """`-t` and `--print-config`: report every diagnostic, return keepalived's -t status."""
+    result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
+    lines = [d.render(test_mode=True) for d in result.diagnostics.items]
+    out = sys.stderr
+    log = None
+    try:
+        if opts.config_test_log:
+            try:
+                log = open(opts.config_test_log, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+                out = log
+            except OSError as e:
+                sys.stderr.write(f"pykeepalived: cannot open '{opts.config_test_log}': {e.strerror}\n")
+        for line in lines:
+            out.write(line + "\n")
+    finally:
+        if log is not None:
+            log.close()
+    if opts.print_config and result.config is not None:
+        sys.stdout.write(dumps(result.config) + "\n")
+    return result.diagnostics.exit_code()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        opts, ns = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+    if ns.version:
+        sys.stdout.write(version_text())
+        return 0
+    if ns.signum is not None:
+        number = SIGNUMS.get(ns.signum)
+        if number is None:
+            sys.stderr.write(f"Unknown sigfunc {ns.signum}\n")
+            return 1
+        sys.stdout.write(f"{int(number)}\n")
+        return 0
+    if opts.config_test or opts.print_config:
+        return config_test(opts)
+    return run_daemon(opts)
+
+
+def run_daemon(opts: Options) -> int:
+    """Validate the configuration, then run the daemon (the supervisor)."""
+    result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
+    for d in result.diagnostics.items:
+        if d.severity is not Severity.NOTE:
+            sys.stderr.write(d.render(test_mode=False) + "\n")
+    if not result.ok:
+        code = result.diagnostics.exit_code()
+        return code if code == EXIT_CANNOT_RUN else 2  # keepalived's KEEPALIVED_EXIT_CONFIG
+    sys.stderr.write("pykeepalived: the configuration is valid, but this version cannot run the daemon yet; "
+                     "use -t or --print-config\n")
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
