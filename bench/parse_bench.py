@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import conf  # noqa: E402
+import conf
 
 RS_PER_VS = 100
 
@@ -45,11 +45,22 @@ def generate(instances: int, real_servers: int) -> str:
             "}",
         ]
     for v in range((real_servers + RS_PER_VS - 1) // RS_PER_VS):
-        out += [f"virtual_server 172.16.{v // 256}.{v % 256} 80 {{", "    delay_loop 6", "    lb_algo rr",
-                "    lb_kind NAT", "    protocol TCP"]
+        out += [
+            f"virtual_server 172.16.{v // 256}.{v % 256} 80 {{",
+            "    delay_loop 6",
+            "    lb_algo rr",
+            "    lb_kind NAT",
+            "    protocol TCP",
+        ]
         for r in range(min(RS_PER_VS, real_servers - v * RS_PER_VS)):
-            out += [f"    real_server 192.168.{r // 256 + v % 200}.{r % 256 + 1} 80 {{", "        weight 1",
-                    "        TCP_CHECK {", "            connect_timeout 3", "        }", "    }"]
+            out += [
+                f"    real_server 192.168.{r // 256 + v % 200}.{r % 256 + 1} 80 {{",
+                "        weight 1",
+                "        TCP_CHECK {",
+                "            connect_timeout 3",
+                "        }",
+                "    }",
+            ]
         out.append("}")
     return "\n".join(out) + "\n"
 

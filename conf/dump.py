@@ -36,8 +36,17 @@ def to_jsonable(value: Any) -> Any:
         return sorted(items, key=str) if isinstance(value, (frozenset, set)) else items
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network,
-                          ipaddress.IPv6Network, ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
+    if isinstance(
+        value,
+        (
+            ipaddress.IPv4Address,
+            ipaddress.IPv6Address,
+            ipaddress.IPv4Network,
+            ipaddress.IPv6Network,
+            ipaddress.IPv4Interface,
+            ipaddress.IPv6Interface,
+        ),
+    ):
         return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value

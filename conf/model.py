@@ -22,6 +22,12 @@ class Config(GlobalTop, VrrpTop, LvsTop):
     label: ClassVar[str] = "the top level"
 
     def finish(self, ctx: Context) -> Config:
+        if self.net_namespace:
+            # keepalived runs inside that namespace (with a mount namespace of its own):
+            # this host's interfaces and script paths say nothing about it, and
+            # `keepalived -t` does not check them either.
+            ctx.interfaces = None
+            ctx.settings["foreign_namespace"] = True
         config = self.finish_global(ctx)
         # Script security runs before the VRRP and LVS checks, so that what it disables
         # is then dropped by them in keepalived's words.

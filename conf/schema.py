@@ -155,6 +155,7 @@ def keyword_table(cls: type[Block]) -> dict[str, tuple[str, KeywordSpec]]:
             if spec is None:
                 continue
             name = spec.keyword or f.name
+            spec = dataclasses.replace(spec, keyword=name)
             for word in (name, *spec.aliases):
                 table[word] = (f.name, spec)
                 _ALL_BLOCKS.setdefault(word, []).append(block_label(cls))
@@ -194,17 +195,28 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def _index_all_blocks() -> None:
+    """Read the keyword table of every Block class, so hints can name other blocks."""
+    todo: list[type[Block]] = [Block]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        keyword_table(cls)
+
+
 def suggest(word: str, known: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest known keyword, or ''."""
+    """' (did you mean 'x'?)' for the closest known keyword, or where it belongs, or ''."""
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     if close:
         return f" (did you mean '{close[0]}'?)"
-    elsewhere = _ALL_BLOCKS.get(word)
-    if elsewhere:
-        return f" ('{word}' belongs in {' or '.join(sorted(set(elsewhere)))})"
     lowered = [k for k in known if k.lower() == word.lower()]
     if lowered:
         return f" (did you mean '{lowered[0]}'?)"
+    _index_all_blocks()
+    for candidate in (word, word.lower()):
+        elsewhere = _ALL_BLOCKS.get(candidate)
+        if elsewhere:
+            return f" ('{candidate}' belongs in {' or '.join(sorted(set(elsewhere)))})"
     return ""
 
 
@@ -304,4 +316,3 @@ def each_block_field(cls: type[Block]) -> Iterator[tuple[str, KeywordSpec]]:
 def replace(block: B, **changes: Any) -> B:
     """dataclasses.replace that keeps the locations."""
     return dataclasses.replace(block, **changes)
-

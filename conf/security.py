@@ -21,6 +21,7 @@ import dataclasses
 import grp
 import os
 import pwd
+import re
 import shutil
 import stat
 from collections.abc import Callable
@@ -107,7 +108,7 @@ class _Scan:
         is_track_script = fname == "script"
         exe = find_executable(script.path)
         if exe is None:
-            if is_track_script:
+            if is_track_script and not self.ctx.settings.get("foreign_namespace"):
                 self.ctx.diags.reset(f"{what} not found or not executable; disabling it", where)
                 return None
             self.ctx.diags.warning(f"{what} not found or not executable", where)
@@ -159,24 +160,68 @@ def check_script_security(config: C, ctx: Context) -> C:
 Visit = Callable[[Script, "RunAs | None", str, Block, str], "Script | None"]
 
 
+# Field types that can hold no script: the walk skips them (it runs over every real
+# server of a large configuration, so this matters).
+_SCALAR_TYPES = frozenset(
+    {
+        "int",
+        "float",
+        "bool",
+        "str",
+        "None",
+        "tuple",
+        "frozenset",
+        "Any",
+        "IPAddress",
+        "IPNetwork",
+        "IPInterface",
+        "IPv4Address",
+        "IPv6Address",
+        "IPv4Network",
+        "IPv6Network",
+        "IPv4Interface",
+        "IPv6Interface",
+        "ipaddress",
+    }
+)
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WALKED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_to_walk(cls: type) -> tuple[str, ...]:
+    names = _WALKED_FIELDS.get(cls)
+    if names is None:
+        names = tuple(
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.compare and not (isinstance(f.type, str) and set(_IDENT.findall(f.type)) <= _SCALAR_TYPES)
+        )
+        _WALKED_FIELDS[cls] = names
+    return names
+
+
 def _walk(obj: Any, user: RunAs | None, user_error: str, visit: Visit) -> Any:
     if isinstance(obj, Block):
         own = getattr(obj, "user", None)
         if own:
             user, user_error = resolve_user(own), _user_error(own)
         changes: dict[str, Any] = {}
-        for f in dataclasses.fields(obj):
-            if not f.compare:
-                continue
-            value = getattr(obj, f.name)
+        for name in _fields_to_walk(type(obj)):
+            value = getattr(obj, name)
+            if not value:
+                continue  # None, an empty tuple or map: most fields of a large config
             if isinstance(value, Script):
-                new = visit(value, user, user_error, obj, f.name)
+                if value.user:  # `SCRIPT username [groupname]`
+                    own = [w for w in (value.user, value.group) if w]
+                    new = visit(value, resolve_user(own), _user_error(own), obj, name)
+                else:
+                    new = visit(value, user, user_error, obj, name)
             elif isinstance(value, (Block, FrozenMap, tuple)):
                 new = _walk(value, user, user_error, visit)
             else:
                 continue
             if new is not value:
-                changes[f.name] = new
+                changes[name] = new
         return dataclasses.replace(obj, **changes) if changes else obj
     if isinstance(obj, FrozenMap):
         items = {k: _walk(v, user, user_error, visit) for k, v in obj.items()}

@@ -199,9 +199,12 @@ class Port(Int):
 @dataclass(frozen=True)
 class Script:
     """A command line from the config, split the way keepalived splits it: one quoted
-    word is split on spaces except inside single quotes; several words are the argv."""
+    word is split on spaces except inside single quotes; several words are the argv.
+    `user`/`group` are set where the keyword takes `[username [groupname]]`."""
 
     argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
 
     def __str__(self) -> str:
         return " ".join(shlex.quote(a) if (not a or any(c.isspace() for c in a)) else a for a in self.argv)
@@ -221,14 +224,30 @@ def split_command(words: Sequence[str]) -> tuple[str, ...]:
 
 
 class ScriptCmd:
+    """A script. With `with_user`, the keyword's syntax is
+    `<STRING>|<QUOTED-STRING> [username [groupname]]`: the command is the first word
+    (quote it to pass arguments) and conf.security checks the user."""
+
     takes_block = False
-    syntax = "SCRIPT [ARGS...]"
+
+    def __init__(self, with_user: bool = False) -> None:
+        self.with_user = with_user
+        self.syntax = "SCRIPT|QUOTED_STRING [username [groupname]]" if with_user else "SCRIPT [ARGS...]"
 
     def __call__(self, stmt: Stmt, ctx: Context) -> Script:
-        argv = split_command(_args(stmt, 1, None))
+        if not self.with_user:
+            argv = split_command(_args(stmt, 1, None))
+            if not argv:
+                raise ConfigValueError("empty command")
+            return Script(argv)
+        if len(stmt.args) > 3:
+            extra = " ".join(stmt.args[3:])
+            raise ConfigValueError(f"unexpected extra value(s) '{extra}' (quote the command if it has arguments)")
+        args = _args(stmt, 1, 3)
+        argv = split_command(args[:1])
         if not argv:
             raise ConfigValueError("empty command")
-        return Script(argv)
+        return Script(argv, args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else None)
 
 
 class Words:

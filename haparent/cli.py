@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from conf import DEFAULT_CONFIG, load
-from conf.diagnostics import EXIT_CANNOT_RUN, Severity
 from conf.dump import dumps
 from conf.loader import default_config_id
+from haparent import start
 from haparent.version import KEEPALIVED_COMPAT, VERSION
+from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 
 # keepalived's exit code for bad command-line usage.
 EXIT_USAGE = 1
@@ -64,6 +65,8 @@ class Options:
     config_test: bool = False
     config_test_log: str | None = None
     print_config: bool = False
+    heartbeat_interval: float = DEFAULT_INTERVAL
+    heartbeat_timeout: float = DEFAULT_TIMEOUT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,23 +93,46 @@ def _facility(text: str) -> str:
     return text
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration '{text}' (seconds)") from None
+    if not 0 < value < 3600:
+        raise argparse.ArgumentTypeError(f"duration '{text}' out of range (0-3600 s)")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="pykeepalived",
-        description=f"pykeepalived {VERSION}: keepalived {KEEPALIVED_COMPAT} compatible VRRP and health-checking daemon.",
+        description=f"pykeepalived {VERSION}: keepalived {KEEPALIVED_COMPAT} compatible VRRP and health-checking "
+        "daemon.",
         allow_abbrev=False,
     )
     a = p.add_argument
-    a("-f", "--use-file", dest="config_file", metavar="FILE", default=DEFAULT_CONFIG,
-      help=f"use the specified configuration file (default '{DEFAULT_CONFIG}')")
+    a(
+        "-f",
+        "--use-file",
+        dest="config_file",
+        metavar="FILE",
+        default=DEFAULT_CONFIG,
+        help=f"use the specified configuration file (default '{DEFAULT_CONFIG}')",
+    )
     a("-P", "--vrrp", dest="vrrp_only", action="store_true", help="only run the VRRP subsystem")
     a("-C", "--check", dest="check_only", action="store_true", help="only run the health-checker subsystem")
     a("-B", "--no_bfd", dest="no_bfd", action="store_true", help="don't run the BFD subsystem (pykeepalived has none)")
     a("--all", dest="run_all", action="store_true", help="run all child processes, even without configuration")
     a("-l", "--log-console", action="store_true", help="log messages to the local console too")
     a("-D", "--log-detail", action="count", default=0, help="detailed log messages (twice for more)")
-    a("-S", "--log-facility", type=_facility, default="daemon", metavar="FACILITY",
-      help="syslog facility: 0-7 (LOG_LOCAL0-7), local0-7, user or daemon (default)")
+    a(
+        "-S",
+        "--log-facility",
+        type=_facility,
+        default="daemon",
+        metavar="FACILITY",
+        help="syslog facility: 0-7 (LOG_LOCAL0-7), local0-7, user or daemon (default)",
+    )
     a("-G", "--no-syslog", action="store_true", help="don't log via syslog")
     a("-u", "--umask", type=_umask, metavar="MASK", help="umask for file creation (numeric)")
     a("-X", "--release-vips", action="store_true", help="drop VIPs on a transition caused by a signal")
@@ -115,30 +141,86 @@ def build_parser() -> argparse.ArgumentParser:
     a("-R", "--dont-respawn", action="store_true", help="don't respawn child processes (a dead child stops the daemon)")
     a("-n", "--dont-fork", action="store_true", help="don't fork the daemon process (stay in the foreground)")
     a("-d", "--dump-conf", action="store_true", help="dump the configuration data to the log at start-up")
-    a("-p", "--pid", dest="pid_file", metavar="FILE", default=Options.pid_file,
-      help=f"pidfile for the parent process (default {Options.pid_file})")
-    a("-r", "--vrrp_pid", dest="vrrp_pid_file", metavar="FILE", default=Options.vrrp_pid_file,
-      help=f"pidfile for the VRRP child (default {Options.vrrp_pid_file})")
-    a("-c", "--checkers_pid", dest="checkers_pid_file", metavar="FILE", default=Options.checkers_pid_file,
-      help=f"pidfile for the checker child (default {Options.checkers_pid_file})")
-    a("-b", "--bfd_pid", dest="bfd_pid_file", metavar="FILE", default=Options.bfd_pid_file,
-      help="pidfile for the BFD child (accepted for compatibility; there is no BFD child)")
+    a(
+        "-p",
+        "--pid",
+        dest="pid_file",
+        metavar="FILE",
+        default=Options.pid_file,
+        help=f"pidfile for the parent process (default {Options.pid_file})",
+    )
+    a(
+        "-r",
+        "--vrrp_pid",
+        dest="vrrp_pid_file",
+        metavar="FILE",
+        default=Options.vrrp_pid_file,
+        help=f"pidfile for the VRRP child (default {Options.vrrp_pid_file})",
+    )
+    a(
+        "-c",
+        "--checkers_pid",
+        dest="checkers_pid_file",
+        metavar="FILE",
+        default=Options.checkers_pid_file,
+        help=f"pidfile for the checker child (default {Options.checkers_pid_file})",
+    )
+    a(
+        "-b",
+        "--bfd_pid",
+        dest="bfd_pid_file",
+        metavar="FILE",
+        default=Options.bfd_pid_file,
+        help="pidfile for the BFD child (accepted for compatibility; there is no BFD child)",
+    )
     a("-a", "--address-monitoring", action="store_true", help="log all address additions/deletions seen via netlink")
     a("-e", "--all-config", action="store_true", help="error if any configuration file is missing (as includea)")
-    a("-i", "--config-id", metavar="ID", default=None,
-      help="skip '@' lines that don't match ID and '@^' lines that do (default: the host name's first label)")
+    a(
+        "-i",
+        "--config-id",
+        metavar="ID",
+        default=None,
+        help="skip '@' lines that don't match ID and '@^' lines that do (default: the host name's first label)",
+    )
     a("--signum", metavar="SIGFUNC", help=f"print the signal number for {', '.join(SIGNUMS)} and exit")
-    a("-t", "--config-test", nargs="?", const="", default=None, metavar="LOG_FILE",
-      help="check the configuration and exit: 0 valid, 4 cannot run, 5 errors, 6 script security; "
-           "messages go to stderr, or to LOG_FILE")
-    a("--print-config", action="store_true",
-      help="validate, then print the whole normalized configuration as JSON on stdout (exit status as -t)")
+    a(
+        "-t",
+        "--config-test",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="LOG_FILE",
+        help="check the configuration and exit: 0 valid, 4 cannot run, 5 errors, 6 script security; "
+        "messages go to stderr, or to LOG_FILE",
+    )
+    a(
+        "--print-config",
+        action="store_true",
+        help="validate, then print the whole normalized configuration as JSON on stdout (exit status as -t)",
+    )
+    a(
+        "--heartbeat-interval",
+        type=_seconds,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help=f"how often each child sends a heartbeat to the parent (default {DEFAULT_INTERVAL:g})",
+    )
+    a(
+        "--heartbeat-timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"a child silent this long is hung: killed and respawned (default {DEFAULT_TIMEOUT:g})",
+    )
     a("-v", "--version", action="store_true", help="display the version and exit")
     return p
 
 
 def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
-    ns = build_parser().parse_args(list(argv))
+    parser = build_parser()
+    ns = parser.parse_args(list(argv))
+    if not ns.heartbeat_timeout > ns.heartbeat_interval:
+        parser.error("--heartbeat-timeout must be longer than --heartbeat-interval")
     opts = Options(
         config_file=ns.config_file,
         vrrp_only=ns.vrrp_only,
@@ -166,6 +248,8 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
         config_test=ns.config_test is not None,
         config_test_log=ns.config_test or None,
         print_config=ns.print_config,
+        heartbeat_interval=ns.heartbeat_interval,
+        heartbeat_timeout=ns.heartbeat_timeout,
     )
     return opts, ns
 
@@ -223,17 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_daemon(opts: Options) -> int:
-    """Validate the configuration, then run the daemon (the supervisor)."""
-    result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
-    for d in result.diagnostics.items:
-        if d.severity is not Severity.NOTE:
-            sys.stderr.write(d.render(test_mode=False) + "\n")
-    if not result.ok:
-        code = result.diagnostics.exit_code()
-        return code if code == EXIT_CANNOT_RUN else 2  # keepalived's KEEPALIVED_EXIT_CONFIG
-    sys.stderr.write("pykeepalived: the configuration is valid, but this version cannot run the daemon yet; "
-                     "use -t or --print-config\n")
-    return 1
+    """Validate the configuration, then run the daemon (haparent.start)."""
+    return start.run(opts)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,26 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "compatible with Keepalived v2.2.7" in capsys.readouterr().out
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    for flag in ("--use-file", "--vrrp", "--check", "--log-console", "--log-detail", "--log-facility", "--dont-fork",
-                 "--dump-conf", "--pid", "--vrrp_pid", "--checkers_pid", "--config-id", "--config-test",
-                 "--dont-respawn", "--dont-release-vrrp", "--dont-release-ipvs", "--signum", "--print-config"):
+    for flag in (
+        "--use-file",
+        "--vrrp",
+        "--check",
+        "--log-console",
+        "--log-detail",
+        "--log-facility",
+        "--dont-fork",
+        "--dump-conf",
+        "--pid",
+        "--vrrp_pid",
+        "--checkers_pid",
+        "--config-id",
+        "--config-test",
+        "--dont-respawn",
+        "--dont-release-vrrp",
+        "--dont-release-ipvs",
+        "--signum",
+        "--print-config",
+    ):
         assert flag in out
 
 
@@ -75,14 +92,51 @@ def test_unknown_option_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_options_are_parsed_with_keepalived_meanings() -> None:
-    opts, _ = cli.parse_args(["-f", "/x.conf", "-P", "-l", "-D", "-D", "-S", "local3", "-n", "-d", "-p", "/p",
-                              "-r", "/r", "-c", "/c", "-i", "high", "-R", "-V", "-I"])
+    opts, _ = cli.parse_args(
+        [
+            "-f",
+            "/x.conf",
+            "-P",
+            "-l",
+            "-D",
+            "-D",
+            "-S",
+            "local3",
+            "-n",
+            "-d",
+            "-p",
+            "/p",
+            "-r",
+            "/r",
+            "-c",
+            "/c",
+            "-i",
+            "high",
+            "-R",
+            "-V",
+            "-I",
+        ]
+    )
     assert (opts.config_file, opts.vrrp_only, opts.log_console, opts.log_detail, opts.log_facility) == (
-        "/x.conf", True, True, 2, "local3")
+        "/x.conf",
+        True,
+        True,
+        2,
+        "local3",
+    )
     assert (opts.dont_fork, opts.dump_conf, opts.pid_file, opts.vrrp_pid_file, opts.checkers_pid_file) == (
-        True, True, "/p", "/r", "/c")
+        True,
+        True,
+        "/p",
+        "/r",
+        "/c",
+    )
     assert (opts.config_id, opts.dont_respawn, opts.dont_release_vrrp, opts.dont_release_ipvs) == (
-        "high", True, True, True)
+        "high",
+        True,
+        True,
+        True,
+    )
     assert cli.parse_args(["-t"])[0].dont_respawn  # -t implies -R, as in keepalived
     assert cli.parse_args([])[0].config_file == "/etc/keepalived/keepalived.conf"
 

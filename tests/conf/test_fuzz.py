@@ -16,10 +16,49 @@ SAMPLES = sorted(Path("/usr/share/doc/keepalived/samples").glob("keepalived.conf
 SAMPLE_TEXTS = [p.read_text(errors="replace") for p in SAMPLES]
 
 # Pieces that exercise every part of the syntax.
-TOKENS = ["{", "}", '"', "'", "\\", "#", "!", "$X=", "$X", "${X}", "${_RANDOM 1 2}", "@a ", "@^a ", "~SEQ(N,1,3) ",
-          "~LST(N,a,b) ", "include ", "\n", " ", "vrrp_instance", "virtual_server", "real_server", "TCP_CHECK",
-          "global_defs", "priority", "300", "-1", "0x10", "1.2.3.4", "::1", "/33", "virtual_ipaddress", "\x00",
-          "nopreempt", "state", "MASTER", "track_script", "vrrp_script", "weight", "group", "fwmark", "url"]
+TOKENS = [
+    "{",
+    "}",
+    '"',
+    "'",
+    "\\",
+    "#",
+    "!",
+    "$X=",
+    "$X",
+    "${X}",
+    "${_RANDOM 1 2}",
+    "@a ",
+    "@^a ",
+    "~SEQ(N,1,3) ",
+    "~LST(N,a,b) ",
+    "include ",
+    "\n",
+    " ",
+    "vrrp_instance",
+    "virtual_server",
+    "real_server",
+    "TCP_CHECK",
+    "global_defs",
+    "priority",
+    "300",
+    "-1",
+    "0x10",
+    "1.2.3.4",
+    "::1",
+    "/33",
+    "virtual_ipaddress",
+    "\x00",
+    "nopreempt",
+    "state",
+    "MASTER",
+    "track_script",
+    "vrrp_script",
+    "weight",
+    "group",
+    "fwmark",
+    "url",
+]
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -51,13 +90,14 @@ def test_token_soup(data: str) -> None:
 @FUZZ
 @given(
     st.sampled_from(SAMPLE_TEXTS),
-    st.lists(st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=40), st.sampled_from(TOKENS)),
-             max_size=8),
+    st.lists(
+        st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=40), st.sampled_from(TOKENS)), max_size=8
+    ),
 )
 def test_mutated_samples(text: str, edits: list[tuple[int, int, str]]) -> None:
     for pos, cut, piece in edits:
         at = pos % (len(text) + 1)
-        text = text[:at] + piece + text[at + cut:]
+        text = text[:at] + piece + text[at + cut :]
     load_text(text)
 
 

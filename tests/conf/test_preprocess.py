@@ -108,7 +108,9 @@ def test_bad_repetition_is_reported_with_its_line(tmp_path: Path) -> None:
     out, diags = lines_of(tmp_path, "a\n~SEQ(X, 1, 0, 5) b\n~LST({A,B}, {1}) c\n~SEQ(X, 1\n")
     assert out == ["a"]
     assert [(d.severity, d.location.line if d.location else 0) for d in diags.items] == [
-        (Severity.RESET, 2), (Severity.RESET, 3), (Severity.RESET, 4)
+        (Severity.RESET, 2),
+        (Severity.RESET, 3),
+        (Severity.RESET, 4),
     ]
 
 
@@ -142,7 +144,7 @@ def test_include_cycle_is_an_error(tmp_path: Path) -> None:
 def test_include_depth_is_limited(tmp_path: Path) -> None:
     for n in range(MAX_INCLUDE_DEPTH + 5):
         (tmp_path / f"f{n}.conf").write_text(f"include f{n + 1}.conf\n")
-    out, diags = lines_of(tmp_path, "include f0.conf\n")
+    _out, diags = lines_of(tmp_path, "include f0.conf\n")
     assert any("nested deeper" in d.message for d in diags.items)
 
 

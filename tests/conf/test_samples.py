@@ -24,8 +24,9 @@ _HARMLESS = re.compile(r"doesn't exist|Non-existent interface|cannot track route
 
 @functools.cache
 def keepalived_verdict(path: Path, config_id: str) -> tuple[int, tuple[str, ...]]:
-    r = subprocess.run(["keepalived", "-t", "-i", config_id, "-f", str(path)], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        ["keepalived", "-t", "-i", config_id, "-f", str(path)], capture_output=True, text=True, timeout=60
+    )
     problems = tuple(sorted({line for line in r.stderr.splitlines() if line and not _HARMLESS.search(line)}))
     return r.returncode, problems
 
@@ -42,9 +43,12 @@ def test_sample(path: Path, config_id: str) -> None:
     assert result.config is not None
     rc, problems = keepalived_verdict(path, config_id)
     if rc == 0 and not problems:
-        ours = [d.render(test_mode=True) for d in result.diagnostics.items
-                if d.severity in (Severity.FATAL, Severity.ERROR, Severity.RESET, Severity.SECURITY)
-                or "unknown keyword" in d.message]
+        ours = [
+            d.render(test_mode=True)
+            for d in result.diagnostics.items
+            if d.severity in (Severity.FATAL, Severity.ERROR, Severity.RESET, Severity.SECURITY)
+            or "unknown keyword" in d.message
+        ]
         assert ours == [], f"keepalived accepts {path.name}, we report: {ours}"
     else:
         # keepalived complains: so must we (the exit code under -t is non-zero).

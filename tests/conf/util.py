@@ -10,8 +10,15 @@ from conf.diagnostics import Diagnostic, Severity
 from conf.model import Config
 
 
-def parse(tmp_path: Path, text: str, *, name: str = "keepalived.conf", config_id: str = "node1",
-          interfaces: frozenset[str] | None = frozenset({"eth0", "eth1"}), **kw: object) -> conf.LoadResult:
+def parse(
+    tmp_path: Path,
+    text: str,
+    *,
+    name: str = "keepalived.conf",
+    config_id: str = "node1",
+    interfaces: frozenset[str] | None = frozenset({"eth0", "eth1"}),
+    **kw: object,
+) -> conf.LoadResult:
     """Write `text` (dedented) to tmp_path/name and load it."""
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))

@@ -1,0 +1,164 @@
+"""Starting the daemon: validate, lock the pidfiles, daemonize (unless -n), then hand over
+to the supervisor. Also what a freshly forked child does before its runtime starts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import daemon
+
+from conf import load
+from conf.dump import dumps
+from conf.model import Config
+from haparent.logs import set_titles, setup_logging
+from haparent.notify import Notifier
+from haparent.pidfile import AlreadyRunning, PidFile
+from haparent.respawn import RespawnPolicy
+from haparent.specs import PARENT_COMM, PARENT_IDENT, SPECS, ChildSpec, Role
+from haparent.supervisor import SIGJSON, Supervisor, log_diagnostics
+from haparent.system import RealSystem
+from haparent.version import VERSION
+from watchdog.heartbeat import HeartbeatSettings
+from watchdog.payload import spill_dir
+
+if TYPE_CHECKING:
+    from haparent.cli import Options
+
+log = logging.getLogger("pykeepalived")
+
+# keepalived's exit codes (enum exit_code).
+EXIT_FATAL = 1
+EXIT_CONFIG = 2
+
+
+def lock_pidfiles(opts: Options) -> tuple[PidFile, dict[Role, PidFile]]:
+    """Lock every pidfile before anything starts (keepalived_running): one held lock means
+    another daemon runs with these files."""
+    main = PidFile(opts.pid_file)
+    children = {spec.role: PidFile(spec.pidfile(opts)) for spec in SPECS}
+    taken: list[PidFile] = []
+    try:
+        for pidfile in (main, *children.values()):
+            pidfile.acquire()
+            taken.append(pidfile)
+    except BaseException:
+        for pidfile in taken:
+            if pidfile.fd is not None:  # unlocked, not removed: the file is the other daemon's
+                os.close(pidfile.fd)
+        raise
+    return main, children
+
+
+def daemonize(opts: Options, keep: list[int]) -> None:
+    """python-daemon: fork, setsid, chdir /, standard fds to /dev/null; the pidfile locks
+    (flock: shared with the forked process) are kept open."""
+    context = daemon.DaemonContext(
+        working_directory="/",
+        umask=opts.umask if opts.umask is not None else _current_umask(),
+        files_preserve=keep,
+        signal_map={},  # our own handlers are installed afterwards
+        prevent_core=False,
+    )
+    context.open()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def become_child(opts: Options, spec: ChildSpec) -> None:
+    """In a freshly forked child, before its runtime: its own signals, name and logs."""
+    signal.set_wakeup_fd(-1)
+    # The parent decides: reload, dumps and stop reach a child over its pipe. A terminal's
+    # Ctrl-C (SIGINT to the whole process group) must not kill the children behind the
+    # parent's back; a direct SIGTERM still stops a child cleanly (the runtime handles it).
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, SIGJSON):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    # Only the parent talks to systemd (keepalived's systemd_unset_notify); scripts the
+    # child runs must not inherit the socket either.
+    for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        os.environ.pop(name, None)
+    set_titles(spec.title, spec.comm)
+    setup_logging(opts, spec.ident)
+
+
+def run(opts: Options) -> int:
+    result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
+    config = result.config
+    if not result.ok or config is None:
+        # Nothing starts: say why where the user is looking (a valid config's warnings go
+        # to the log once logging is up).
+        for d in result.diagnostics.items:
+            if d.label(test_mode=False) != "note":
+                sys.stderr.write(d.render(test_mode=False) + "\n")
+        code = result.diagnostics.exit_code()
+        return code if code == 4 else EXIT_CONFIG  # 4: no config at all (keepalived's -t code)
+    heartbeat = HeartbeatSettings(opts.heartbeat_interval, opts.heartbeat_timeout)
+    if opts.umask is not None:
+        os.umask(opts.umask)
+    try:
+        main_pidfile, child_pidfiles = lock_pidfiles(opts)
+    except AlreadyRunning as e:
+        sys.stderr.write(f"pykeepalived: {e}\n")
+        return EXIT_FATAL
+    except OSError as e:
+        sys.stderr.write(f"pykeepalived: cannot open pidfile {e.filename}: {e.strerror}\n")
+        return EXIT_FATAL
+    pidfiles = (main_pidfile, *child_pidfiles.values())
+    try:
+        if not opts.dont_fork:
+            daemonize(opts, [p.fd for p in pidfiles if p.fd is not None])
+        setup_logging(opts, PARENT_IDENT)
+        set_titles(" ".join(["pykeepalived: parent", *sys.argv[1:]]), PARENT_COMM)
+        main_pidfile.write(os.getpid())
+        for pidfile in child_pidfiles.values():
+            pidfile.write(None)
+        log.info("Starting pykeepalived v%s", VERSION)
+        log_diagnostics(result)
+        if opts.dump_conf:
+            for line in dumps(config).splitlines():
+                log.info("%s", line)
+        return supervise(opts, config, heartbeat, child_pidfiles, pidfiles)
+    finally:
+        for pidfile in pidfiles:
+            with contextlib.suppress(OSError):
+                pidfile.release()
+
+
+def supervise(
+    opts: Options,
+    config: Config,
+    heartbeat: HeartbeatSettings,
+    child_pidfiles: dict[Role, PidFile],
+    pidfiles: tuple[PidFile, ...],
+) -> int:
+    system = RealSystem()
+    notifier = Notifier()
+    inherited = [p.fd for p in pidfiles if p.fd is not None] + list(system.own_fds())
+    notify_fd = notifier.fileno()
+    if notify_fd is not None:
+        inherited.append(notify_fd)
+    supervisor = Supervisor(
+        opts,
+        config,
+        system=system,
+        notifier=notifier,
+        loader=lambda path: load(path, config_id=opts.config_id, all_config=opts.all_config),
+        pidfiles=child_pidfiles,
+        heartbeat=heartbeat,
+        policy=RespawnPolicy(respawn=not opts.dont_respawn),
+        become_child=lambda spec: become_child(opts, spec),
+        tmpdir=spill_dir(),
+        fds_to_close=inherited,
+    )
+    system.install_signals(Supervisor.SIGNALS, supervisor.signal_received)
+    return supervisor.run()

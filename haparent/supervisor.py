@@ -1,0 +1,616 @@
+"""The parent's supervision loop (gunicorn's arbiter is the model).
+
+One pass of the loop: wait for a child's message, a signal or the next deadline; read
+what the children said; dispatch each recorded signal to its `handle_<name>` method; reap
+the dead; kill the hung; converge the children to what the config wants; finish a stop.
+Signal handlers only record; everything happens here, and every OS call goes through
+`self.system` (see haparent.system), so all of this runs against a fake in the unit tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import signal
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from conf import LoadResult
+from conf.model import Config
+from haparent.notify import Notifier
+from haparent.respawn import Decision, Exit, RespawnPolicy, decide
+from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
+from haparent.system import ChildMain, System
+from haparent.version import VERSION
+from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
+from watchdog.payload import pack, unpack
+from watchdog.protocol import (
+    Bye,
+    Direction,
+    Dump,
+    DumpKind,
+    Heartbeat,
+    Hello,
+    Json,
+    LineReader,
+    Message,
+    ProtocolError,
+    Ready,
+    Reload,
+    Reloaded,
+    Resume,
+    State,
+    Stop,
+    decode_stream,
+    encode,
+)
+from watchdog.runtime import ChildSetup
+
+if TYPE_CHECKING:
+    from haparent.cli import Options
+
+log = logging.getLogger("pykeepalived")
+
+SIGJSON = signal.SIGRTMIN + 2  # keepalived's SIGJSON
+DEFAULT_CHILD_WAIT_TIME = 5.0  # global_defs child_wait_time default (keepalived.conf(5))
+MAX_WAIT = 1.0  # the loop wakes at least this often
+STATUS_MAX = 400  # systemctl status shows one line; keep STATUS= readable
+
+
+class Phase(enum.Enum):
+    """A child's lifecycle, as supervisor names it; each transition goes through `_set_phase`."""
+
+    STOPPED = "stopped"  # not running and not wanted yet
+    STARTING = "starting"  # forked, has not said ready
+    RUNNING = "running"
+    BACKOFF = "backoff"  # dead, waiting for its respawn time
+    STOPPING = "stopping"  # asked to stop, not reaped yet
+
+
+class PidWriter(Protocol):
+    def write(self, pid: int | None) -> None: ...
+
+
+@dataclass
+class Child:
+    spec: ChildSpec
+    phase: Phase = Phase.STOPPED
+    pid: int | None = None
+    read_fd: int | None = None
+    write_fd: int | None = None
+    reader: LineReader = field(default_factory=LineReader)
+    started_at: float = 0.0
+    monitor: HeartbeatMonitor | None = None
+    quick_deaths: int = 0
+    respawn_at: float | None = None
+    kill_at: float | None = None  # when a child asked to stop gets SIGKILL
+    killed: bool = False  # SIGKILL sent; waiting for the reap
+    awaiting: type[Message] | None = None  # Ready or Reloaded: what READY=1 waits for
+    last_state: dict[str, Json] = field(default_factory=dict)
+
+
+Loader = Callable[[str], LoadResult]
+BecomeChild = Callable[[ChildSpec], None]
+
+
+class Supervisor:
+    SIGNALS: Mapping[int, str] = {
+        signal.SIGHUP: "hup",
+        signal.SIGTERM: "term",
+        signal.SIGINT: "int",
+        signal.SIGUSR1: "usr1",
+        signal.SIGUSR2: "usr2",
+        SIGJSON: "json",
+        signal.SIGCHLD: "chld",
+    }
+
+    def __init__(
+        self,
+        opts: Options,
+        config: Config,
+        *,
+        system: System,
+        notifier: Notifier,
+        loader: Loader,
+        pidfiles: Mapping[Role, PidWriter],
+        heartbeat: HeartbeatSettings,
+        policy: RespawnPolicy,
+        become_child: BecomeChild = lambda spec: None,
+        tmpdir: str = "/tmp",
+        fds_to_close: Iterable[int] = (),
+    ) -> None:
+        self.opts = opts
+        self.config = config
+        self.system = system
+        self.notifier = notifier
+        self.loader = loader
+        self.pidfiles = pidfiles
+        self.heartbeat = heartbeat
+        self.policy = policy
+        self.become_child = become_child
+        self.tmpdir = tmpdir
+        self.fds_to_close = tuple(fds_to_close)
+        self.children = {spec.role: Child(spec) for spec in SPECS}
+        self.signals: deque[int] = deque()
+        self.starting = True  # until every child said ready once: then "Startup complete"
+        self.reloading = False
+        self.reload_queued = False
+        self.reload_started = 0.0
+        self.reloads = 0
+        self.last_reload_error: str | None = None
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.exit_status = 0  # what the daemon will exit with once its children are gone
+        self.exit_code: int | None = None
+        self.last_status = ""
+        self.next_watchdog = 0.0
+
+    # signals: handlers only record --------------------------------------------------------
+
+    def signal_received(self, signum: int) -> None:
+        self.signals.append(signum)
+
+    def handle_hup(self) -> None:
+        if self.stopping:
+            return
+        if self.busy:
+            # keepalived queues a reload that arrives while children still load.
+            if not self.reload_queued:
+                log.info("Reload requested while %s: queued", "reloading" if self.reloading else "starting")
+            self.reload_queued = True
+            return
+        self.start_reload()
+
+    def handle_term(self) -> None:
+        self.begin_stop(0)
+
+    handle_int = handle_term
+
+    def handle_usr1(self) -> None:
+        self.dump(DumpKind.DATA)
+
+    def handle_usr2(self) -> None:
+        self.dump(DumpKind.STATS)
+
+    def handle_json(self) -> None:
+        self.dump(DumpKind.JSON)
+
+    def handle_chld(self) -> None:
+        self.reap()
+
+    # the loop -----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.start()
+        while self.exit_code is None:
+            self.step()
+        log.info("Stopped pykeepalived v%s", VERSION)
+        return self.exit_code
+
+    def start(self) -> None:
+        now = self.system.monotonic()
+        self.next_watchdog = now
+        if not self.wanted_roles():
+            log.warning("Warning - pykeepalived has no configuration to run")
+        self.converge()
+        self.check_settled()
+        self.update_status()
+
+    def step(self) -> None:
+        for fd in self.system.wait(self.pipe_fds(), self.next_timeout()):
+            self.read_child(fd)
+        while self.signals:
+            getattr(self, "handle_" + self.SIGNALS[self.signals.popleft()])()
+        self.reap()
+        self.check_children()
+        self.converge()
+        self.check_stop()
+        self.ping_watchdog()
+
+    def next_timeout(self) -> float:
+        now = self.system.monotonic()
+        deadlines = [now + MAX_WAIT]
+        for child in self.children.values():
+            if child.monitor is not None and child.pid is not None and not self.stopping:
+                deadlines.append(child.monitor.deadline())
+            deadlines.extend(t for t in (child.respawn_at, child.kill_at) if t is not None)
+        if self.notifier.watchdog_interval is not None:
+            deadlines.append(self.next_watchdog)
+        return max(0.0, min(deadlines) - now)
+
+    def pipe_fds(self) -> list[int]:
+        return [c.read_fd for c in self.children.values() if c.read_fd is not None]
+
+    # children: start, talk, reap ---------------------------------------------------------
+
+    def wanted_roles(self) -> set[Role]:
+        return {spec.role for spec in wanted(self.config, self.opts)}
+
+    def _set_phase(self, child: Child, phase: Phase) -> None:
+        log.debug("%s process: %s -> %s", child.spec.name, child.phase.value, phase.value)
+        child.phase = phase
+
+    def converge(self) -> None:
+        """Start what the config wants and is not running; stop what it no longer wants."""
+        if self.stopping:
+            return
+        now = self.system.monotonic()
+        want = self.wanted_roles()
+        for child in self.children.values():
+            if child.spec.role not in want:
+                if child.phase in (Phase.STARTING, Phase.RUNNING):
+                    log.info("%s process(%s) no longer needed: stopping it", child.spec.name, child.pid)
+                    self.stop_child(child, now)
+                elif child.phase is Phase.BACKOFF:
+                    child.respawn_at = None
+                    self._set_phase(child, Phase.STOPPED)
+            elif child.phase is Phase.STOPPED or (
+                child.phase is Phase.BACKOFF and child.respawn_at is not None and child.respawn_at <= now
+            ):
+                self.spawn(child)
+
+    def spawn(self, child: Child) -> None:
+        spec = child.spec
+        close = [fd for c in self.children.values() for fd in (c.read_fd, c.write_fd) if fd is not None]
+        spawned = self.system.spawn(self._child_main(spec), [*close, *self.fds_to_close])
+        now = self.system.monotonic()
+        child.pid, child.read_fd, child.write_fd = spawned.pid, spawned.read_fd, spawned.write_fd
+        child.reader = LineReader()
+        child.started_at = now
+        child.monitor = HeartbeatMonitor(self.heartbeat.timeout, now)
+        child.respawn_at = child.kill_at = None
+        child.killed = False
+        child.awaiting = Ready
+        self._set_phase(child, Phase.STARTING)
+        self.pidfiles[spec.role].write(spawned.pid)
+        log.info("Starting %s process, pid=%d", spec.name, spawned.pid)
+        # Always the first message: the predecessor's last state (empty on a first start).
+        try:
+            _, line = pack(Resume, dict(child.last_state), self.tmpdir)
+        except OSError as e:
+            log.error("Cannot hand the previous state to %s process: %s", spec.name, e)
+            _, line = pack(Resume, {}, self.tmpdir)
+        self.send_line(child, line)
+        self.update_status()
+
+    def _child_main(self, spec: ChildSpec) -> ChildMain:
+        def child_main(read_fd: int, write_fd: int) -> int:
+            self.become_child(spec)
+            setup = ChildSetup(
+                role=spec.role.value,
+                name=spec.name,
+                config=self.config,
+                config_file=self.opts.config_file,
+                config_id=self.opts.config_id,
+                all_config=self.opts.all_config,
+                heartbeat=self.heartbeat,
+                read_fd=read_fd,
+                write_fd=write_fd,
+                version=VERSION,
+            )
+            return spec.entry(setup)
+
+        return child_main
+
+    def send(self, child: Child, msg: Message) -> None:
+        self.send_line(child, encode(msg))
+
+    def send_line(self, child: Child, line: bytes) -> None:
+        if child.write_fd is None:
+            return
+        if not self.system.write(child.write_fd, line):
+            # Its pipe is full or gone: it is not reading, and the heartbeat check or the
+            # reap will deal with it.
+            log.warning("%s process(%s) is not reading its pipe; message dropped", child.spec.name, child.pid)
+
+    def stop_child(self, child: Child, now: float) -> None:
+        self.send(child, Stop())
+        child.kill_at = now + self.child_wait_time()
+        child.awaiting = None
+        self._set_phase(child, Phase.STOPPING)
+
+    def read_child(self, fd: int) -> None:
+        child = next((c for c in self.children.values() if c.read_fd == fd), None)
+        if child is None:
+            return
+        data = self.system.read(fd)
+        if data is None:
+            return
+        if not data:  # EOF: the child is gone or going; the reap does the rest
+            self.system.close(fd)
+            child.read_fd = None
+            return
+        messages, errors = decode_stream(child.reader, data, Direction.UP)
+        for error in errors:
+            log.error("Bad message from %s process(%s) ignored: %s", child.spec.name, child.pid, error)
+        if child.monitor is not None:
+            child.monitor.seen(self.system.monotonic())
+        for msg in messages:
+            self.on_message(child, msg)
+
+    def on_message(self, child: Child, msg: Message) -> None:
+        if isinstance(msg, Heartbeat):
+            return
+        if isinstance(msg, Hello):
+            if msg.pid != child.pid:
+                log.error("%s process(%s) says it is pid %d", child.spec.name, child.pid, msg.pid)
+        elif isinstance(msg, Ready):
+            if child.phase is Phase.STARTING:
+                self._set_phase(child, Phase.RUNNING)
+            if child.awaiting is Ready:
+                child.awaiting = None
+        elif isinstance(msg, Reloaded):
+            if not msg.ok:
+                self.last_reload_error = f"{child.spec.name}: {msg.error}"
+                log.error("%s process(%s) could not reload: %s", child.spec.name, child.pid, msg.error)
+            if child.awaiting is Reloaded:
+                child.awaiting = None
+        elif isinstance(msg, State):
+            self.merge_state(child, msg)
+        elif isinstance(msg, Bye):
+            log.debug("%s process(%s) says bye: %s", child.spec.name, child.pid, msg.reason)
+        self.check_settled()
+        self.update_status()
+
+    def merge_state(self, child: Child, msg: State) -> None:
+        try:
+            changes = unpack(msg)
+        except ProtocolError as e:
+            log.error("%s", e)
+            return
+        for key, value in changes.items():
+            if value is None:
+                child.last_state.pop(key, None)
+            else:
+                child.last_state[key] = value
+
+    def reap(self) -> None:
+        for pid, status in self.system.reap():
+            child = next((c for c in self.children.values() if c.pid == pid), None)
+            if child is not None:
+                self.child_ended(child, Exit.from_status(status))
+
+    def child_ended(self, child: Child, ended: Exit) -> None:
+        now = self.system.monotonic()
+        pid, ran_for, phase = child.pid, now - child.started_at, child.phase
+        for fd in (child.read_fd, child.write_fd):
+            if fd is not None:
+                self.system.close(fd)
+        child.pid = child.read_fd = child.write_fd = None
+        child.monitor = None
+        child.kill_at = None
+        child.awaiting = None  # a successor, if any, is awaited afresh
+        self.pidfiles[child.spec.role].write(None)
+        if self.stopping or phase is Phase.STOPPING:
+            log.info("%s process(%s) stopped (%s)", child.spec.name, pid, ended)
+            self._set_phase(child, Phase.STOPPED)
+        else:
+            self.apply(child, pid, decide(self.policy, ended, ran_for, child.quick_deaths), ended, now)
+        self.check_settled()
+        self.update_status()
+
+    def apply(self, child: Child, pid: int | None, d: Decision, ended: Exit, now: float) -> None:
+        name = child.spec.name
+        if not d.respawn:
+            self._set_phase(child, Phase.STOPPED)
+            if d.permanent is not None:
+                log.error("%s process(%s) exited with permanent error %s. Terminating", name, pid, d.permanent)
+                if d.errno is not None:
+                    self.notifier.errno(d.errno, f"{name} exited with permanent error {d.permanent}")
+            else:
+                log.warning("%s process(%s) died: Exiting", name, pid)
+            self.begin_stop(d.daemon_exit)
+            return
+        log.warning("%s process(%s) died: Respawning", name, pid)
+        log.info("%s process(%s) ended with %s after %.1f s", name, pid, ended, now - child.started_at)
+        if d.delay > 0:
+            log.warning("Restart of %s process delayed %g seconds to limit respawn rate", name, d.delay)
+        child.quick_deaths = d.quick_deaths
+        child.respawn_at = now + d.delay
+        self._set_phase(child, Phase.BACKOFF)
+
+    def check_children(self) -> None:
+        """Hung children (no message for the heartbeat timeout) and children that ignored
+        `stop` get SIGKILL; the reap then respawns or forgets them."""
+        now = self.system.monotonic()
+        for child in self.children.values():
+            if child.pid is None or child.killed:
+                continue
+            if child.kill_at is not None and now >= child.kill_at:
+                log.warning("%s process(%s) failed to die - forcing termination", child.spec.name, child.pid)
+                self.kill(child)
+            elif not self.stopping and child.monitor is not None and child.monitor.hung(now):
+                log.error(
+                    "%s process(%s) hung: no heartbeat for %.1f s - killing it",
+                    child.spec.name,
+                    child.pid,
+                    child.monitor.silence(now),
+                )
+                self.kill(child)
+
+    def kill(self, child: Child) -> None:
+        if child.pid is not None:
+            self.system.kill(child.pid, signal.SIGKILL)
+            child.killed = True
+
+    # startup and reload ------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self.starting or self.reloading
+
+    def check_settled(self) -> None:
+        """READY=1 once every child has answered: keepalived's "Startup complete" and
+        "Reload complete"; then start a reload that was queued meanwhile."""
+        if not self.busy or self.stopping:
+            return
+        if any(c.awaiting is not None for c in self.children.values()):
+            return
+        if self.starting:
+            self.starting = False
+            log.info("Startup complete")
+        else:
+            self.reloading = False
+            self.reloads += 1
+            log.info("Reload complete (%.3f s)", self.system.monotonic() - self.reload_started)
+        self.notifier.ready(self.status_text())
+        self.last_status = self.status_text()
+        if self.reload_queued:
+            self.reload_queued = False
+            self.start_reload()
+
+    def start_reload(self) -> None:
+        log.info("Reloading pykeepalived v%s", VERSION)
+        self.reload_started = self.system.monotonic()
+        result = self.loader(self.opts.config_file)
+        errors = log_diagnostics(result)
+        if not result.ok or result.config is None:
+            first = errors[0] if errors else f"cannot read {self.opts.config_file}"
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            self.last_reload_error = f"{first}{more}"
+            log.error("Reload failed: the new configuration has errors; still running the previous one")
+            self.update_status()
+            return
+        self.last_reload_error = None
+        self.config = result.config
+        self.reloading = True
+        self.notifier.reloading(self.status_text())
+        want = self.wanted_roles()
+        for child in self.children.values():
+            if child.spec.role in want and child.phase in (Phase.STARTING, Phase.RUNNING):
+                self.send(child, Reload(self.opts.config_file))
+                child.awaiting = Reloaded
+        # A section that appeared starts its child (awaited as Ready); one that vanished stops it.
+        self.converge()
+        self.check_settled()
+        self.update_status()
+
+    # stop --------------------------------------------------------------------------------
+
+    def child_wait_time(self) -> float:
+        # child_wait_time (keepalived.conf(5)): a top-level keyword in keepalived; looked up
+        # leniently so that the model's placement of it can move without breaking the stop.
+        for holder in (self.config, getattr(self.config, "global_defs", None)):
+            value = getattr(holder, "child_wait_time", None)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+        return DEFAULT_CHILD_WAIT_TIME
+
+    def begin_stop(self, code: int) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.exit_status = code
+        log.info("Stopping")
+        self.notifier.stopping(self.status_text())
+        now = self.system.monotonic()
+        self.stop_deadline = now + self.child_wait_time()
+        for child in self.children.values():
+            if child.pid is not None:
+                if child.phase is not Phase.STOPPING:
+                    self.send(child, Stop())
+                    self._set_phase(child, Phase.STOPPING)
+                child.kill_at = self.stop_deadline
+            else:
+                child.respawn_at = None
+                self._set_phase(child, Phase.STOPPED)
+
+    def check_stop(self) -> None:
+        if self.stopping and all(c.pid is None for c in self.children.values()):
+            self.exit_code = self.exit_status
+
+    # watchdog, status, dumps -------------------------------------------------------------
+
+    def ping_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        now = self.system.monotonic()
+        if interval is not None and now >= self.next_watchdog:
+            self.notifier.watchdog()
+            self.next_watchdog = now + interval
+
+    def status_text(self) -> str:
+        if self.stopping:
+            words = ["Stopping"]
+        elif self.starting:
+            words = ["Starting"]
+        elif self.reloading:
+            words = ["Reloading"]
+        else:
+            words = ["Running"]
+        parts = [" ".join(words)]
+        for child in self.children.values():
+            if child.phase is Phase.STOPPED:
+                continue
+            text = f"{child.spec.role.value} {child.phase.value}"
+            if child.pid is not None:
+                text += f" pid {child.pid}"
+            counts = Counter(str(v["state"]) for v in child.last_state.values() if isinstance(v, dict) and "state" in v)
+            if counts:
+                text += " (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
+            parts.append(text)
+        if len(parts) == 1:
+            parts.append("no child process (no configuration to run)")
+        if self.last_reload_error:
+            parts.append(f"last reload failed: {self.last_reload_error}")
+        return "; ".join(parts)[:STATUS_MAX]
+
+    def update_status(self) -> None:
+        text = self.status_text()
+        if text != self.last_status:
+            self.last_status = text
+            self.notifier.status(text)
+
+    def dump(self, kind: DumpKind) -> None:
+        """keepalived: SIGUSR1 -> every process writes its .data; SIGUSR2 and SIGJSON -> the
+        VRRP child writes .stats / .json. Files go to $TMPDIR (default /tmp)."""
+        if kind is DumpKind.DATA:
+            path = os.path.join(self.tmpdir, PARENT_DATA_DUMP)
+            try:
+                self.system.write_file(path, self.data_dump())
+            except OSError as e:
+                log.error("Cannot write the dump %s: %s", path, e.strerror)
+        for child in self.children.values():
+            name = child.spec.dumps.get(kind)
+            if name is not None and child.phase in (Phase.STARTING, Phase.RUNNING):
+                self.send(child, Dump(os.path.join(self.tmpdir, name), kind))
+
+    def data_dump(self) -> str:
+        now = self.system.monotonic()
+        lines = [
+            "------< pykeepalived parent process >------",
+            f" Version = {VERSION}",
+            f" Pid = {os.getpid()}",
+            f" Config file = {self.opts.config_file}",
+            f" Status = {self.status_text()}",
+            f" Reloads = {self.reloads}",
+            f" Heartbeat interval = {self.heartbeat.interval} s, timeout = {self.heartbeat.timeout} s",
+        ]
+        for child in self.children.values():
+            lines.append(f" {child.spec.name} process:")
+            lines.append(f"   State = {child.phase.value}")
+            if child.pid is not None:
+                lines.append(f"   Pid = {child.pid}, running for {now - child.started_at:.1f} s")
+            if child.monitor is not None:
+                lines.append(f"   Last heard from = {child.monitor.silence(now):.1f} s ago")
+            lines.append(f"   Quick deaths in a row = {child.quick_deaths}")
+            lines.append(f"   Last state = {child.last_state}")
+        return "\n".join(lines) + "\n"
+
+
+def log_diagnostics(result: LoadResult) -> list[str]:
+    """Log a config's diagnostics as the daemon does (RESETs as warnings); return the errors."""
+    errors: list[str] = []
+    for d in result.diagnostics.items:
+        text = d.render(test_mode=False)
+        label = d.label(test_mode=False)
+        if label == "error":
+            errors.append(text)
+            log.error("%s", text)
+        elif label == "warning":
+            log.warning("%s", text)
+        else:
+            log.info("%s", text)
+    return errors

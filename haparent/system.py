@@ -1,0 +1,139 @@
+"""Every OS call the supervisor makes, behind one object (supervisor's lesson): the
+supervision logic is tested against a fake of this, and the real thing is tested for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+    read_fd: int  # the parent reads the child's messages here
+    write_fd: int  # the parent writes messages to the child here
+
+
+ChildMain = Callable[[int, int], int]  # (read_fd, write_fd) in the child -> exit code
+
+
+class System(Protocol):
+    def monotonic(self) -> float: ...
+
+    def spawn(self, child_main: ChildMain, close_in_child: Iterable[int]) -> Spawned: ...
+
+    def kill(self, pid: int, sig: int) -> None: ...
+
+    def reap(self) -> list[tuple[int, int]]: ...
+
+    def wait(self, fds: Sequence[int], timeout: float) -> list[int]: ...
+
+    def read(self, fd: int) -> bytes | None: ...
+
+    def write(self, fd: int, data: bytes) -> bool: ...
+
+    def close(self, fd: int) -> None: ...
+
+    def write_file(self, path: str, text: str) -> None: ...
+
+
+class RealSystem:
+    """The real calls. Signals reach the loop through a wakeup pipe: handlers only record
+    (`on_signal` appends), and `wait` returns as soon as one arrives."""
+
+    def __init__(self) -> None:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def own_fds(self) -> tuple[int, ...]:
+        return (self._wake_r, self._wake_w)
+
+    def install_signals(self, signals: Iterable[int], on_signal: Callable[[int], None]) -> None:
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in signals:
+            signal.signal(sig, lambda signum, _frame: on_signal(signum))
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def spawn(self, child_main: ChildMain, close_in_child: Iterable[int]) -> Spawned:
+        # Close-on-exec: scripts the children run later must not hold our pipes open, or
+        # a child would not see EOF when the parent dies.
+        down_r, down_w = os.pipe2(os.O_CLOEXEC)
+        up_r, up_w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the parent's loop
+            code = 70
+            try:
+                for fd in (down_w, up_r, *close_in_child):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                code = child_main(down_r, up_w)
+            finally:
+                os._exit(code)
+        os.close(down_r)
+        os.close(up_w)
+        # Never block the parent on a child that does not read (a stopped one).
+        os.set_blocking(down_w, False)
+        os.set_blocking(up_r, False)
+        return Spawned(pid, up_r, down_w)
+
+    def kill(self, pid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    def reap(self) -> list[tuple[int, int]]:
+        ended: list[tuple[int, int]] = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            ended.append((pid, status))
+        return ended
+
+    def wait(self, fds: Sequence[int], timeout: float) -> list[int]:
+        try:
+            readable, _, _ = select.select([*fds, self._wake_r], [], [], max(0.0, timeout))
+        except InterruptedError:  # pragma: no cover - PEP 475 retries select itself
+            return []
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._wake_r, 512):
+                    pass
+        return [fd for fd in readable if fd != self._wake_r]
+
+    def read(self, fd: int) -> bytes | None:
+        try:
+            return os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        except OSError as e:
+            if e.errno in (errno.EBADF, errno.EIO):
+                return b""
+            raise
+
+    def write(self, fd: int, data: bytes) -> bool:
+        try:
+            return os.write(fd, data) == len(data)
+        except (BlockingIOError, BrokenPipeError):
+            return False
+
+    def close(self, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+    def write_file(self, path: str, text: str) -> None:
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)

@@ -1,0 +1,452 @@
+"""The supervision logic against a fake OS (no fork): startup, reload, respawn, hang
+detection, stop, dumps and systemd notifications, pass by pass of the loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pytest
+
+import conf
+from conf import LoadResult
+from conf.diagnostics import Diagnostics
+from conf.model import Config
+from haparent.cli import Options
+from haparent.notify import Notifier
+from haparent.respawn import RespawnPolicy
+from haparent.specs import Role
+from haparent.supervisor import SIGJSON, Phase, Supervisor
+from haparent.system import ChildMain, Spawned
+from tests.haparent.daemon_util import CHECKER_ONLY as CHECKER_ONLY_TEXT
+from tests.haparent.daemon_util import CONFIG
+from watchdog.heartbeat import HeartbeatSettings
+from watchdog.protocol import (
+    Direction,
+    Dump,
+    DumpKind,
+    Heartbeat,
+    Message,
+    Ready,
+    Reload,
+    Reloaded,
+    Resume,
+    State,
+    Stop,
+    decode,
+    encode,
+)
+
+
+def parsed(text: str) -> Config:
+    """A real model from real text (the supervisor only asks which sections exist)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "keepalived.conf"
+        path.write_text(text)
+        result = conf.load(str(path), config_id="node1", interfaces=frozenset({"eth0"}))
+    assert result.ok and result.config is not None
+    return result.config
+
+
+BOTH = parsed(CONFIG)
+VRRP_ONLY = parsed(CONFIG[: CONFIG.index("virtual_server")])
+CHECKER_ONLY = parsed(CHECKER_ONLY_TEXT)
+assert (BOTH.has_vrrp, BOTH.has_checker, VRRP_ONLY.has_checker, CHECKER_ONLY.has_vrrp) == (True, True, False, False)
+
+
+class FakeSystem:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.next_pid = 100
+        self.pending: dict[int, bytes] = {}  # read fd -> what the child wrote
+        self.sent: dict[int, list[Message]] = {}  # write fd -> what the parent wrote
+        self.dead: list[tuple[int, int]] = []
+        self.kills: list[tuple[int, int]] = []
+        self.closed: list[int] = []
+        self.files: dict[str, str] = {}
+        self.full: set[int] = set()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def spawn(self, child_main: ChildMain, close_in_child: Iterable[int]) -> Spawned:
+        pid = self.next_pid
+        self.next_pid += 1
+        self.sent[pid * 10 + 1] = []
+        return Spawned(pid, pid * 10, pid * 10 + 1)
+
+    def kill(self, pid: int, sig: int) -> None:
+        self.kills.append((pid, sig))
+        if sig == signal.SIGKILL:
+            self.dead.append((pid, signal.SIGKILL))  # a wait status for "killed by SIGKILL"
+
+    def reap(self) -> list[tuple[int, int]]:
+        dead, self.dead = self.dead, []
+        return dead
+
+    def wait(self, fds: Sequence[int], timeout: float) -> list[int]:
+        return [fd for fd in fds if fd in self.pending]
+
+    def read(self, fd: int) -> bytes | None:
+        return self.pending.pop(fd, None)
+
+    def write(self, fd: int, data: bytes) -> bool:
+        if fd in self.full:
+            return False
+        self.sent[fd].append(decode(data, Direction.DOWN))
+        return True
+
+    def close(self, fd: int) -> None:
+        self.closed.append(fd)
+
+    def write_file(self, path: str, text: str) -> None:
+        self.files[path] = text
+
+
+class RecordingNotifier(Notifier):
+    def __init__(self) -> None:
+        super().__init__(env={})
+        self.messages: list[str] = []
+
+    def send(self, *fields: str) -> None:
+        self.messages.append("\n".join(fields))
+
+    def kinds(self) -> list[str]:
+        """The notifications that matter for ordering, without STATUS-only updates."""
+        out = []
+        for m in self.messages:
+            first = m.split("\n", 1)[0]
+            if not first.startswith("STATUS="):
+                out.append(first.split("=", 1)[0])
+        return out
+
+
+class Pids:
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.writes: list[int | None] = []
+
+    def write(self, pid: int | None) -> None:
+        self.pid = pid
+        self.writes.append(pid)
+
+
+class Harness:
+    def __init__(self, config: Config = BOTH, opts: Options | None = None, policy: RespawnPolicy | None = None):
+        self.sys = FakeSystem()
+        self.notifier = RecordingNotifier()
+        self.pids = {Role.VRRP: Pids(), Role.CHECKER: Pids()}
+        self.next_load: LoadResult = LoadResult(config, Diagnostics())
+        self.loads = 0
+        self.sup = Supervisor(
+            opts or Options(config_file="/k.conf"),
+            config,
+            system=self.sys,
+            notifier=self.notifier,
+            loader=self.load,
+            pidfiles=self.pids,
+            heartbeat=HeartbeatSettings(1.0, 3.0),
+            policy=policy or RespawnPolicy(),
+            tmpdir="/dumps",
+        )
+
+    def load(self, path: str) -> LoadResult:
+        self.loads += 1
+        return self.next_load
+
+    def pid(self, role: Role) -> int:
+        pid = self.sup.children[role].pid
+        assert pid is not None
+        return pid
+
+    def say(self, role: Role, *msgs: Message) -> None:
+        """The child writes to its pipe; one pass of the loop reads it."""
+        self.sys.pending[self.pid(role) * 10] = b"".join(encode(m) for m in msgs)
+        self.sup.step()
+
+    def sent(self, role: Role) -> list[Message]:
+        return self.sys.sent[self.pid(role) * 10 + 1]
+
+    def signal(self, sig: int) -> None:
+        self.sup.signal_received(sig)
+        self.sup.step()
+
+    def advance(self, seconds: float) -> None:
+        self.sys.now += seconds
+        self.sup.step()
+
+    def all_ready(self) -> None:
+        for role in (Role.CHECKER, Role.VRRP):
+            if self.sup.children[role].pid is not None:
+                self.say(role, Ready())
+
+
+def test_startup_spawns_checker_then_vrrp_and_is_ready_only_when_both_are() -> None:
+    h = Harness()
+    h.sup.start()
+    assert [h.pid(Role.CHECKER), h.pid(Role.VRRP)] == [100, 101]
+    assert h.pids[Role.CHECKER].pid == 100 and h.pids[Role.VRRP].pid == 101
+    assert h.sent(Role.VRRP) == [Resume(data={})]  # resume is always the first message
+    h.say(Role.VRRP, Ready())
+    assert "READY" not in h.notifier.kinds()
+    h.say(Role.CHECKER, Ready())
+    assert h.notifier.kinds() == ["READY"]
+    assert "MAINPID=" in h.notifier.messages[-1]
+    assert h.sup.children[Role.VRRP].phase is Phase.RUNNING
+
+
+def test_only_the_needed_children_start() -> None:
+    h = Harness(VRRP_ONLY)
+    h.sup.start()
+    assert h.sup.children[Role.CHECKER].pid is None and h.sup.children[Role.VRRP].pid is not None
+    h = Harness(BOTH, Options(check_only=True))
+    h.sup.start()
+    assert h.sup.children[Role.VRRP].pid is None and h.sup.children[Role.CHECKER].pid is not None
+
+
+def test_no_configuration_is_ready_at_once() -> None:
+    h = Harness(Config())
+    h.sup.start()
+    assert h.notifier.kinds() == ["READY"]
+    assert "no child process" in h.sup.status_text()
+
+
+def test_reload_sends_reloading_then_ready_after_every_child_answers() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGHUP)
+    assert h.notifier.kinds() == ["READY", "RELOADING"]
+    assert "MONOTONIC_USEC=" in next(m for m in h.notifier.messages if m.startswith("RELOADING"))
+    assert h.sent(Role.VRRP)[-1] == Reload("/k.conf") and h.sent(Role.CHECKER)[-1] == Reload("/k.conf")
+    h.say(Role.VRRP, Reloaded(True))
+    assert h.notifier.kinds()[-1] == "RELOADING"
+    h.say(Role.CHECKER, Reloaded(True))
+    assert h.notifier.kinds() == ["READY", "RELOADING", "READY"]
+
+
+def test_a_hup_during_a_reload_is_queued_not_nested_nor_lost() -> None:
+    h = Harness()
+    h.sup.start()
+    h.signal(signal.SIGHUP)  # during startup: queued too
+    assert h.loads == 0
+    h.all_ready()
+    assert h.loads == 1 and h.notifier.kinds() == ["READY", "RELOADING"]
+    h.signal(signal.SIGHUP)
+    h.signal(signal.SIGHUP)  # several while busy: one more reload
+    assert h.loads == 1
+    h.say(Role.VRRP, Reloaded(True))
+    h.say(Role.CHECKER, Reloaded(True))
+    assert h.loads == 2 and h.notifier.kinds() == ["READY", "RELOADING", "READY", "RELOADING"]
+    h.say(Role.VRRP, Reloaded(True))
+    h.say(Role.CHECKER, Reloaded(True))
+    assert h.loads == 2 and h.notifier.kinds()[-1] == "READY"
+
+
+def test_an_invalid_config_keeps_the_old_one_and_status_says_why() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    diags = Diagnostics()
+    diags.error("unknown keyword 'vrrp_instanc'", None)
+    h.next_load = LoadResult(Config(), diags)
+    h.signal(signal.SIGHUP)
+    assert "RELOADING" not in h.notifier.kinds()
+    assert h.sup.config is BOTH
+    assert not any(isinstance(m, Reload) for m in h.sent(Role.VRRP))
+    status = h.notifier.messages[-1]
+    assert status.startswith("STATUS=Running") and "last reload failed: error: unknown keyword" in status
+    # A later good reload clears the error.
+    h.next_load = LoadResult(BOTH, Diagnostics())
+    h.signal(signal.SIGHUP)
+    h.say(Role.VRRP, Reloaded(True))
+    h.say(Role.CHECKER, Reloaded(True))
+    assert "failed" not in h.sup.status_text()
+
+
+def test_a_child_refusing_the_reload_is_reported() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGHUP)
+    h.say(Role.VRRP, Reloaded(False, "k.conf:9: error: boom"))
+    h.say(Role.CHECKER, Reloaded(True))
+    assert h.notifier.kinds()[-1] == "READY"
+    assert "last reload failed: VRRP child: k.conf:9: error: boom" in h.sup.status_text()
+
+
+def test_reload_starts_and_stops_children_as_sections_come_and_go() -> None:
+    h = Harness(VRRP_ONLY)
+    h.sup.start()
+    h.all_ready()
+    vrrp = h.pid(Role.VRRP)
+    h.next_load = LoadResult(CHECKER_ONLY, Diagnostics())
+    h.signal(signal.SIGHUP)
+    assert h.sys.sent[vrrp * 10 + 1][-1] == Stop()
+    checker = h.pid(Role.CHECKER)
+    assert h.notifier.kinds()[-1] == "RELOADING"
+    h.say(Role.CHECKER, Ready())  # the new child's ready completes the reload
+    assert h.notifier.kinds()[-1] == "READY"
+    h.sys.dead.append((vrrp, 0))
+    h.sup.step()
+    assert h.sup.children[Role.VRRP].phase is Phase.STOPPED and h.sup.children[Role.VRRP].pid is None
+    h.advance(120)  # never respawned
+    assert h.sup.children[Role.VRRP].pid is None and h.pid(Role.CHECKER) == checker
+    assert h.pids[Role.VRRP].pid is None
+
+
+def test_respawn_backoff_is_applied_to_quick_deaths() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    first = h.pid(Role.VRRP)
+    h.sys.dead.append((first, signal.SIGKILL))
+    h.sup.step()
+    second = h.pid(Role.VRRP)  # first quick death: at once
+    assert second != first and h.pids[Role.VRRP].pid == second
+    h.sys.dead.append((second, signal.SIGKILL))
+    h.sup.step()
+    assert h.sup.children[Role.VRRP].phase is Phase.BACKOFF
+    h.advance(0.9)
+    assert h.sup.children[Role.VRRP].pid is None
+    h.advance(0.2)  # 1 s later
+    third = h.pid(Role.VRRP)
+    h.say(Role.VRRP, Ready())
+    h.advance(61)  # a long run forgets the backoff
+    h.sys.dead.append((third, 0))
+    h.say(Role.CHECKER, Heartbeat(1, 0.0))
+    assert h.pid(Role.VRRP) not in (first, second, third)
+
+
+def test_the_successor_gets_the_last_state() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.say(Role.VRRP, State(data={"VI_1": {"state": "MASTER", "priority": 100}, "VI_2": {"state": "BACKUP"}}))
+    h.say(Role.VRRP, State(data={"VI_2": None, "VI_3": {"state": "BACKUP"}}))
+    assert "vrrp running pid 101 (1 BACKUP, 1 MASTER)" in h.sup.status_text()
+    h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+    h.sup.step()
+    assert h.sent(Role.VRRP) == [
+        Resume(data={"VI_1": {"state": "MASTER", "priority": 100}, "VI_3": {"state": "BACKUP"}})
+    ]
+
+
+def test_permanent_exit_stops_the_daemon_with_that_status_and_errno() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.sys.dead.append((h.pid(Role.VRRP), 2 << 8))
+    h.sup.step()
+    assert h.notifier.kinds()[-2:] == ["ERRNO", "STOPPING"]
+    assert next(m for m in h.notifier.messages if m.startswith("ERRNO=")).startswith("ERRNO=22\n")  # EINVAL
+    assert h.sup.children[Role.VRRP].pid is None
+    assert h.sent(Role.CHECKER)[-1] == Stop()
+    h.sys.dead.append((h.pid(Role.CHECKER), 0))
+    h.sup.step()
+    assert h.sup.exit_code == 2
+
+
+def test_dont_respawn_stops_the_daemon() -> None:
+    h = Harness(policy=RespawnPolicy(respawn=False))
+    h.sup.start()
+    h.all_ready()
+    h.sys.dead.append((h.pid(Role.CHECKER), signal.SIGKILL))
+    h.sup.step()
+    assert h.sup.stopping and h.sup.children[Role.CHECKER].pid is None
+    h.sys.dead.append((h.pid(Role.VRRP), 0))
+    h.sup.step()
+    assert h.sup.exit_code == 0
+
+
+def test_a_silent_child_is_killed_after_the_timeout_and_respawned() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    vrrp = h.pid(Role.VRRP)
+    for _ in range(5):  # the checker keeps talking; the VRRP child does not
+        h.sys.now += 0.7
+        h.say(Role.CHECKER, Heartbeat(1, 0.0))
+    assert (vrrp, signal.SIGKILL) in h.sys.kills
+    h.sup.step()  # the reap (SIGCHLD wakes the loop)
+    assert h.pid(Role.VRRP) != vrrp
+    assert not any(pid == h.pid(Role.CHECKER) for pid, _ in h.sys.kills)
+
+
+def test_the_loop_wakes_for_the_heartbeat_deadline() -> None:
+    h = Harness()
+    h.sup.start()
+    assert 0 < h.sup.next_timeout() <= 1.0
+
+
+def test_stop_asks_then_kills_stragglers_after_child_wait_time() -> None:
+    h = Harness(dataclasses.replace(BOTH, child_wait_time=2))
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGTERM)
+    assert h.notifier.kinds()[-1] == "STOPPING"
+    assert h.sent(Role.VRRP)[-1] == Stop() and h.sent(Role.CHECKER)[-1] == Stop()
+    h.sys.dead.append((h.pid(Role.CHECKER), 0))  # the checker obeys
+    h.advance(1.9)
+    assert h.sys.kills == [] and h.sup.exit_code is None
+    h.advance(0.2)
+    assert h.sys.kills == [(101, signal.SIGKILL)]
+    h.sup.step()  # the reap
+    assert h.sup.exit_code == 0
+    h.signal(signal.SIGHUP)  # nothing happens after a stop
+    assert h.loads == 0
+
+
+def test_sigint_stops_too() -> None:
+    h = Harness()
+    h.sup.start()
+    h.signal(signal.SIGINT)
+    assert h.sup.stopping
+
+
+def test_dumps_go_where_keepalived_puts_them() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGUSR1)
+    assert "Pid = " in h.sys.files[str(Path("/dumps/pykeepalived_parent.data"))]
+    assert h.sent(Role.VRRP)[-1] == Dump("/dumps/pykeepalived.data", DumpKind.DATA)
+    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/pykeepalived_check.data", DumpKind.DATA)
+    h.signal(signal.SIGUSR2)
+    h.signal(SIGJSON)
+    assert h.sent(Role.VRRP)[-2:] == [
+        Dump("/dumps/pykeepalived.stats", DumpKind.STATS),
+        Dump("/dumps/pykeepalived.json", DumpKind.JSON),
+    ]
+    assert not any(isinstance(m, Dump) and m.format is not DumpKind.DATA for m in h.sent(Role.CHECKER))
+
+
+def test_watchdog_pings_at_half_the_interval() -> None:
+    h = Harness()
+    h.notifier.watchdog_interval = 5.0
+    h.sup.start()
+    h.sup.step()
+    h.advance(4.0)
+    h.advance(1.5)
+    assert h.notifier.messages.count("WATCHDOG=1") == 2
+
+
+def test_garbage_from_a_child_is_logged_and_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    h = Harness()
+    h.sup.start()
+    h.sys.pending[h.pid(Role.VRRP) * 10] = b'{"t":"nope"}\nnot json\n' + encode(Ready())
+    h.sup.step()
+    assert h.sup.children[Role.VRRP].phase is Phase.RUNNING
+    assert "unknown message type 'nope'" in caplog.text
+
+
+def test_a_child_that_does_not_read_does_not_block_the_parent() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.sys.full.add(h.pid(Role.VRRP) * 10 + 1)
+    h.signal(signal.SIGUSR1)  # the write fails; the loop goes on
+    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/pykeepalived_check.data", DumpKind.DATA)

@@ -1,0 +1,66 @@
+"""Runs the real child runtime in its own process for tests/watchdog/test_runtime.py:
+`python -m tests.watchdog.child_host WORKLOAD READ_FD WRITE_FD CONFIG INTERVAL TIMEOUT`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+
+import conf
+from conf.model import Config
+from watchdog.empty import EmptyWorkload
+from watchdog.heartbeat import HeartbeatSettings
+from watchdog.protocol import DumpKind, Json
+from watchdog.runtime import EXIT_MISSING_PERMISSION, ChildSetup, PermanentError, Report, Workload, run_child
+
+
+class Reporting(EmptyWorkload):
+    """Reports what it resumed from and each config it is given, so the test can see them."""
+
+    async def resume(self, state: Mapping[str, Json]) -> None:
+        self.resumed = dict(state)
+
+    async def start(self, config: Config, report: Report) -> None:
+        self.report = report
+        report({"resumed": getattr(self, "resumed", None), "instances": len(config.virtual_server)})
+
+    async def reload(self, config: Config) -> None:
+        self.report({"instances": len(config.virtual_server)})
+
+
+class NoPermission(EmptyWorkload):
+    async def start(self, config: Config, report: Report) -> None:
+        raise PermanentError("cannot open a raw socket: Operation not permitted", EXIT_MISSING_PERMISSION)
+
+
+class BlockingDump(EmptyWorkload):
+    async def dump(self, kind: DumpKind) -> str:
+        time.sleep(1.5)  # blocks the loop on purpose: heartbeats must stop meanwhile
+        return "slow\n"
+
+
+WORKLOADS: dict[str, type[Workload]] = {"reporting": Reporting, "no-permission": NoPermission, "blocking": BlockingDump}
+
+
+def main(argv: list[str]) -> int:
+    name, read_fd, write_fd, path, interval, timeout = argv
+    result = conf.load(path, config_id="node1")
+    assert result.config is not None
+    setup = ChildSetup(
+        role="checker",
+        name="Healthcheck child",
+        config=result.config,
+        config_file=path,
+        config_id="node1",
+        all_config=False,
+        heartbeat=HeartbeatSettings(float(interval), float(timeout)),
+        read_fd=int(read_fd),
+        write_fd=int(write_fd),
+        version="test",
+    )
+    return run_child(setup, WORKLOADS[name]())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,50 @@
+"""Heartbeats: the settings (data) and the parent's monitor (pure: times in, verdict out).
+
+A child sends a heartbeat from its event loop every `interval`; a loop that is blocked
+stops sending, and after `timeout` without any message the parent declares it hung.
+keepalived has no hang detection at all (its 1.x watchdog was removed in 1.1.9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_INTERVAL = 1.0
+DEFAULT_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if not self.interval > 0:
+            raise ValueError(f"heartbeat interval must be positive, not {self.interval}")
+        # At least one full interval of slack, or a healthy child under load looks hung.
+        if not self.timeout > self.interval:
+            raise ValueError(
+                f"heartbeat timeout ({self.timeout} s) must be longer than the interval ({self.interval} s)"
+            )
+
+
+@dataclass
+class HeartbeatMonitor:
+    """When the parent last heard from one child, on the parent's monotonic clock.
+
+    Any message counts, not only heartbeats: each one proves the child's loop runs."""
+
+    timeout: float
+    last_seen: float
+
+    def seen(self, now: float) -> None:
+        self.last_seen = max(self.last_seen, now)
+
+    def silence(self, now: float) -> float:
+        return max(0.0, now - self.last_seen)
+
+    def hung(self, now: float) -> bool:
+        return now - self.last_seen > self.timeout
+
+    def deadline(self) -> float:
+        """The time after which the child counts as hung if nothing arrives."""
+        return self.last_seen + self.timeout

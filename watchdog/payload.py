@@ -1,0 +1,51 @@
+"""Payloads too large for one pipe line travel through a file (DESIGN.md: "a larger
+payload goes to a file whose path is sent"). The sender writes a private temporary file;
+the receiver reads and deletes it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import TypeVar
+
+from watchdog.protocol import Json, MessageTooLarge, Payload, ProtocolError, encode
+
+P = TypeVar("P", bound=Payload)
+
+
+def spill_dir() -> str:
+    """keepalived's rule for its temporary files: $TMPDIR, default /tmp."""
+    return os.environ.get("TMPDIR") or "/tmp"
+
+
+def pack(cls: type[P], data: dict[str, Json], directory: str | None = None) -> tuple[P, bytes]:
+    """The message and its encoded line: inline if it fits, else via a file."""
+    msg = cls(data=data)
+    try:
+        return msg, encode(msg)
+    except MessageTooLarge:
+        pass
+    fd, path = tempfile.mkstemp(prefix="pykeepalived-", suffix=f".{cls.type}", dir=directory or spill_dir())
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, separators=(",", ":"))
+    msg = cls(file=path)
+    return msg, encode(msg)
+
+
+def unpack(msg: Payload) -> dict[str, Json]:
+    """The payload's object; a file is read once and removed."""
+    if msg.file is None:
+        return dict(msg.data or {})
+    try:
+        with open(msg.file, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ProtocolError(f"cannot read the '{msg.type}' payload file {msg.file}: {e}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(msg.file)
+    if not isinstance(data, dict):
+        raise ProtocolError(f"the '{msg.type}' payload file {msg.file} does not hold an object")
+    return data
