@@ -20,7 +20,7 @@ from conf.diagnostics import Location
 from conf.routes import check_interface, check_track_group, dump_as, parse_uint, rt_names
 from conf.schema import ConfigValueError, Context
 from conf.syntax import Stmt
-from conf.values import IPAddress, IPInterface
+from conf.values import IPAddress, IPInterface, ip_address
 
 IFNAMSIZ = 16
 PREFERRED_LFT_FOREVER = 0xFFFFFFFF
@@ -80,7 +80,7 @@ def parse_address_prefix(text: str, loc: Location, ctx: Context) -> IPInterface:
     """ADDR[/LEN]: a bad address is an error; a bad length is reset to the full length."""
     addr_s, slash, plen_s = text.partition("/")
     try:
-        addr = ipaddress.ip_address(addr_s)
+        addr = ip_address(addr_s)
     except ValueError:
         raise ConfigValueError(f"invalid IP address '{text}'") from None
     full: int = addr.max_prefixlen
@@ -163,7 +163,7 @@ class AddressLine:
                     v["brd"] = arg
                 else:
                     try:
-                        brd = ipaddress.ip_address(arg)
+                        brd = ip_address(arg)
                     except ValueError:
                         raise ConfigValueError(f"invalid broadcast address '{arg}'") from None
                     if brd.version != 4:
@@ -178,7 +178,7 @@ class AddressLine:
                 v["label"] = arg
             elif w == "peer":
                 try:
-                    peer = ipaddress.ip_address(arg)
+                    peer = ip_address(arg)
                 except ValueError:
                     raise ConfigValueError(f"invalid peer address '{arg}'") from None
                 if peer.version != address.version:

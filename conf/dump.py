@@ -20,7 +20,7 @@ from conf.values import Script
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, Script):
-            return str(value)
+            return {"command": str(value), "user": value.user, "group": value.group}
         out: dict[str, Any] = {}
         for f in dataclasses.fields(value):
             if not f.compare:

@@ -12,7 +12,6 @@ Rules (keepalived.conf(5), "Quoted strings" and DESCRIPTION):
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 QUOTES = "\"'"
 COMMENT_CHARS = "#!"
@@ -33,24 +32,26 @@ _OCTAL = "01234567"
 _HEX = "0123456789abcdefABCDEF"
 
 
-class Word(NamedTuple):
-    text: str
-    quoted: bool = False  # a quoted "{" is text, never a brace
+class Quoted(str):
+    """A word that was quoted: a quoted "{" is text, never a brace. Unquoted words are
+    plain `str` (the common case costs nothing)."""
 
-    @property
-    def is_open(self) -> bool:
-        return not self.quoted and self.text == "{"
+    __slots__ = ()
 
-    @property
-    def is_close(self) -> bool:
-        return not self.quoted and self.text == "}"
+
+def is_open(word: str) -> bool:
+    return word == "{" and word.__class__ is str
+
+
+def is_close(word: str) -> bool:
+    return word == "}" and word.__class__ is str
 
 
 class LexError(ValueError):
     """An unterminated quote; `words` holds the line's words with the quote closed at
     the end of the line, which is what keepalived goes on with."""
 
-    def __init__(self, message: str, words: list[Word]) -> None:
+    def __init__(self, message: str, words: list[str]) -> None:
         super().__init__(message)
         self.words = words
 
@@ -60,9 +61,13 @@ _FAST_WORDS = re.compile(r"[{}]|[^\s{}]+")
 
 def strip_comment(line: str) -> str:
     """Cut the line at the first `#` or `!` that is not inside quotes."""
+    hash_at, bang_at = line.find("#"), line.find("!")
+    if hash_at < 0 and bang_at < 0:
+        return line
     if '"' not in line and "'" not in line:
-        cut = min((i for i in (line.find("#"), line.find("!")) if i >= 0), default=-1)
-        return line if cut < 0 else line[:cut]
+        if hash_at < 0 or 0 <= bang_at < hash_at:
+            return line[:bang_at]
+        return line[:hash_at]
     quote = ""
     i = 0
     n = len(line)
@@ -106,12 +111,13 @@ def _escape(line: str, i: int) -> tuple[str, int]:
     return c, i + 2
 
 
-def split_words(line: str) -> list[Word]:
-    """Split a comment-free line into words; LexError for an unterminated quote."""
+def split_words(line: str) -> list[str]:
+    """Split a comment-free line into words (quoted ones as `Quoted`); LexError for an
+    unterminated quote."""
     if '"' not in line and "'" not in line:
         # The common case, in one regex: no quotes means no escapes to decode either.
-        return [Word(w) for w in _FAST_WORDS.findall(line)]
-    words: list[Word] = []
+        return _FAST_WORDS.findall(line)
+    words: list[str] = []
     buf: list[str] = []
     in_word = False
     quoted = False
@@ -122,7 +128,8 @@ def split_words(line: str) -> list[Word]:
     def flush() -> None:
         nonlocal in_word, quoted
         if in_word:
-            words.append(Word("".join(buf), quoted))
+            text = "".join(buf)
+            words.append(Quoted(text) if quoted else text)
         buf.clear()
         in_word = False
         quoted = False
@@ -150,7 +157,7 @@ def split_words(line: str) -> list[Word]:
             i += 1
         elif c in BRACES:
             flush()
-            words.append(Word(c))
+            words.append(c)
             i += 1
         elif c == "\\" and i + 1 < n and line[i + 1] in QUOTES:
             buf.append(line[i + 1])

@@ -157,10 +157,10 @@ class Preprocessor:
         rest = text.strip()[len(keyword) :].strip()
         if rest[:1] in ("'", '"'):
             try:
-                words = [w.text for w in split_words(rest)]
+                words = split_words(rest)
             except LexError as e:
                 self.diags.reset(str(e), loc)
-                words = [w.text for w in e.words]
+                words = e.words
             rest = words[0] if words else ""
         else:
             rest = rest.split(None, 1)[0] if rest else ""  # braces are part of the pattern

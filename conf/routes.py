@@ -18,7 +18,7 @@ from typing import Any
 from conf.diagnostics import Location
 from conf.schema import KW, ConfigValueError, Context, KeywordSpec
 from conf.syntax import Stmt
-from conf.values import IPAddress, IPNetwork
+from conf.values import IPAddress, IPNetwork, ip_address
 
 # ---------------------------------------------------------------- iproute2 names
 
@@ -132,7 +132,7 @@ def parse_realms(text: str) -> int:
 
 def parse_ip(text: str, what: str = "address") -> IPAddress:
     try:
-        return ipaddress.ip_address(text)
+        return ip_address(text)
     except ValueError:
         raise ConfigValueError(f"invalid {what} '{text}'") from None
 

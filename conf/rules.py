@@ -26,7 +26,7 @@ from conf.routes import (
 )
 from conf.schema import ConfigValueError, Context
 from conf.syntax import Stmt
-from conf.values import IPNetwork
+from conf.values import IPNetwork, ip_address
 
 FIRST_AUTO_PREFERENCE = 16384
 ACTIONS = ("blackhole", "prohibit", "unreachable", "nop")
@@ -88,7 +88,7 @@ def _net(text: str, loc: Location, ctx: Context) -> IPNetwork | None:
         return None
     addr, slash, plen_s = text.partition("/")
     try:
-        ip = ipaddress.ip_address(addr)
+        ip = ip_address(addr)
     except ValueError:
         raise ConfigValueError(f"invalid rule address '{text}'") from None
     plen: int = ip.max_prefixlen

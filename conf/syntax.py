@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from conf.diagnostics import Diagnostics, Location
-from conf.lexer import LexError, split_words
+from conf.lexer import LexError, is_close, is_open, split_words
 from conf.preprocess import LogicalLine
 
 
@@ -48,52 +48,62 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
     keepalived repairs them, so that parsing always yields a tree."""
     root = _Open("", (), Location("", 0))
     stack = [root]
+    children = root.children
     # A statement whose line ended without a brace: it takes a block if the next line
     # starts with "{" (the brace on a line of its own).
-    pending: tuple[str, tuple[str, ...], Location] | None = None
+    pending: Stmt | None = None
     for text, loc in lines:
         try:
             words = split_words(text)
         except LexError as e:
             diags.reset(f"{e}; closing it at the end of the line", loc)
             words = e.words
-        i, n = 0, len(words)
-        if pending is not None and not (n and words[0].is_open):
-            stack[-1].children.append(Stmt(*pending))
+        if not words:
+            continue
+        if pending is not None and not is_open(words[0]):
+            children.append(pending)
             pending = None
+        if "{" not in text and "}" not in text:
+            # Most lines: one statement, no braces at all.
+            pending = Stmt(words[0], tuple(words[1:]), loc)
+            continue
+        i, n = 0, len(words)
         while i < n:
             word = words[i]
             i += 1
-            if word.is_close:
+            if is_close(word):
                 if len(stack) == 1:
                     diags.reset("extra '}' ignored", loc)
                     continue
                 done = stack.pop()
+                children = stack[-1].children
                 if not done.discard:
-                    stack[-1].children.append(done.close())
+                    children.append(done.close())
                 continue
-            if word.is_open:
+            if is_open(word):
                 if pending is not None:
-                    stack.append(_Open(*pending))
+                    stack.append(_Open(pending.keyword, pending.args, pending.location))
                     pending = None
                 else:
                     diags.reset("'{' without a keyword before it: block ignored", loc)
                     stack.append(_Open("{", (), loc, discard=True))
+                children = stack[-1].children
                 continue
             j = i
-            while j < n and not words[j].is_open and not words[j].is_close:
+            while j < n and not is_open(words[j]) and not is_close(words[j]):
                 j += 1
-            args = tuple(w.text for w in words[i:j])
+            args = tuple(words[i:j])
             i = j
-            if i < n and words[i].is_open:
+            if i < n and is_open(words[i]):
                 i += 1
-                stack.append(_Open(word.text, args, loc))
+                stack.append(_Open(word, args, loc))
+                children = stack[-1].children
             elif i < n:
-                stack[-1].children.append(Stmt(word.text, args, loc))
+                children.append(Stmt(word, args, loc))
             else:
-                pending = (word.text, args, loc)
+                pending = Stmt(word, args, loc)
     if pending is not None:
-        stack[-1].children.append(Stmt(*pending))
+        children.append(pending)
     while len(stack) > 1:
         done = stack.pop()
         what = f"'{done.keyword}' block" if not done.discard else "block"

@@ -405,7 +405,7 @@ class Supervisor:
             self.begin_stop(d.daemon_exit)
             return
         log.warning("%s process(%s) died: Respawning", name, pid)
-        log.info("%s process(%s) ended with %s after %.1f s", name, pid, ended, now - child.started_at)
+        log.info("%s process(%s) ended (%s) after %.1f s", name, pid, ended, now - child.started_at)
         if d.delay > 0:
             log.warning("Restart of %s process delayed %g seconds to limit respawn rate", name, d.delay)
         child.quick_deaths = d.quick_deaths

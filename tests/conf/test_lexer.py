@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from conf.lexer import LexError, Word, split_words, strip_comment
+from conf.lexer import LexError, Quoted, is_close, is_open, split_words, strip_comment
 
 
 def texts(line: str) -> list[str]:
-    return [w.text for w in split_words(line)]
+    return [str(w) for w in split_words(line)]
 
 
 @pytest.mark.parametrize(
@@ -53,13 +53,14 @@ def test_escapes_inside_quotes(line: str, expected: str) -> None:
 
 
 def test_braces_are_words_unless_quoted() -> None:
-    assert split_words("vrrp_instance VI_1{") == [Word("vrrp_instance"), Word("VI_1"), Word("{")]
-    words = split_words('auth_pass "{x}" }')
-    assert words[1] == Word("{x}", quoted=True) and not words[1].is_open
-    assert words[2].is_close
+    words = split_words("vrrp_instance VI_1{")
+    assert words == ["vrrp_instance", "VI_1", "{"] and is_open(words[2])
+    words = split_words('auth_pass "{" }')
+    assert words[1] == "{" and isinstance(words[1], Quoted) and not is_open(words[1])
+    assert is_close(words[2]) and not is_close(Quoted("}"))
 
 
 def test_unterminated_quote_keeps_the_words() -> None:
     with pytest.raises(LexError) as e:
         split_words('notify "/bin/x arg')
-    assert [w.text for w in e.value.words] == ["notify", "/bin/x arg"]
+    assert e.value.words == ["notify", "/bin/x arg"]

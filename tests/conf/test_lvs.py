@@ -718,7 +718,7 @@ def test_model_dumps_to_json(tmp_path: Path) -> None:
     assert vs["lvs_sched"] == "rr" and vs["sorry_server"]["port"] == 80
     rs = vs["real_server"][0]
     assert rs["HTTP_GET"][0]["url"][0]["status_code"] == [{"first": 200, "last": 299}, {"first": 401, "last": 401}]
-    assert rs["notify_up"] == "/bin/true x"
+    assert rs["notify_up"] == {"command": "/bin/true x", "user": "root", "group": None}
     assert rs["UDP_CHECK"][0]["payload"] == "0102"
 
 
