@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 from conf.schema import Block, ConfigValueError, Context, kw, parse_block, replace
 from conf.syntax import Stmt
+from conf.trackers import FILE_DEF_WEIGHT, Weight, WeightConv
 from conf.values import (
     Choice,
     Flag,
@@ -297,29 +298,6 @@ class RegexStackConv:
         if start > top:
             raise ConfigValueError(f"start size {start} is larger than the maximum {top}")
         return RegexStack(start, top)
-
-
-@dataclass(frozen=True)
-class FileWeight:
-    weight: int = 1
-    reverse: bool = False
-
-
-class FileWeightConv:
-    takes_block = False
-    syntax = "<-2147483647..2147483647> [reverse]"
-
-    def __call__(self, stmt: Stmt, ctx: Context) -> FileWeight:
-        if not stmt.args:
-            raise ConfigValueError("missing value")
-        weight = Int(-2147483647, 2147483647).parse(stmt.args[0])
-        reverse = False
-        for extra in stmt.args[1:]:
-            if extra == "reverse":
-                reverse = True
-            else:
-                ctx.diags.reset(f"weight: unknown option '{extra}'; ignored", stmt.location)
-        return FileWeight(weight, reverse)
 
 
 class UserGroup:
@@ -631,7 +609,7 @@ class FileCheck(Block):
 
     track_file: str | None = kw(Str())
     dynamic: bool = kw(Flag(), False)
-    weight: FileWeight = kw(FileWeightConv(), FileWeight())
+    weight: Weight = kw(WeightConv(*FILE_DEF_WEIGHT), Weight(1))
     seq: int = dataclasses.field(default=0, compare=False, repr=False)
 
     @property

@@ -11,12 +11,12 @@ from conf import LoadResult
 from conf.checkers import (
     DEFAULT_SMTP_HELO,
     CodeRange,
-    FileWeight,
     RegexStack,
     ReplyPattern,
 )
 from conf.diagnostics import Diagnostic, Severity
 from conf.lvs import RealServer
+from conf.trackers import Weight
 from tests.conf.util import config_of, parse, problems
 
 PREFIX = """\
@@ -348,7 +348,7 @@ def test_ping_check(tmp_path: Path) -> None:
 def test_file_check(tmp_path: Path) -> None:
     body = "    FILE_CHECK {\n      track_file tf\n      dynamic\n      weight -5 reverse\n    }\n"
     (f,) = clean_rs(tmp_path, body).file_check
-    assert f.track_file == "tf" and f.dynamic and f.weight == FileWeight(-5, True)
+    assert f.track_file == "tf" and f.dynamic and f.weight == Weight(-5, True)
 
 
 @pytest.mark.parametrize(
