@@ -625,14 +625,28 @@ class GlobalDefs(Block):
         return f"keepalived@{socket.gethostname()}"
 
     @property
+    def effective_garp_master_delay(self) -> int:
+        """vrrp_min_garp means delay 0 unless vrrp_garp_master_delay is given."""
+        if self.vrrp_min_garp and "vrrp_garp_master_delay" not in self.locations:
+            return 0
+        return self.vrrp_garp_master_delay
+
+    @property
+    def effective_garp_master_repeat(self) -> int:
+        """vrrp_min_garp means one GARP unless vrrp_garp_master_repeat is given."""
+        if self.vrrp_min_garp and "vrrp_garp_master_repeat" not in self.locations:
+            return 1
+        return self.vrrp_garp_master_repeat
+
+    @property
     def effective_garp_lower_prio_delay(self) -> int:
         d = self.vrrp_garp_lower_prio_delay
-        return self.vrrp_garp_master_delay if d is None else d
+        return self.effective_garp_master_delay if d is None else d
 
     @property
     def effective_garp_lower_prio_repeat(self) -> int:
         r = self.vrrp_garp_lower_prio_repeat
-        return self.vrrp_garp_master_repeat if r is None else r
+        return self.effective_garp_master_repeat if r is None else r
 
     @property
     def effective_lower_prio_no_advert(self) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 
 from conf.addresses import ADDRESS_LINE, IpAddressEntry
 from conf.diagnostics import Location
-from conf.global_defs import GarpExtraIf, GarpExtraIfConv
+from conf.global_defs import GarpExtraIf, GarpExtraIfConv, GlobalDefs
 from conf.routes import ROUTE_LINE, RouteEntry
 from conf.rules import RULE_LINE, RuleEntry
 from conf.schema import EMPTY, Block, ConfigValueError, Context, FrozenMap, kw, replace
@@ -570,7 +570,7 @@ class VrrpTop(Block):
         return None
 
     def finish_vrrp(self, ctx: Context) -> Self:
-        g = getattr(self, "global_defs", None)
+        g: GlobalDefs = getattr(self, "global_defs", GlobalDefs())  # GlobalTop's, in Config
         scripts = self._checked_scripts(ctx)
         files = self._checked_files(ctx)
         processes = self._checked_processes(ctx)
@@ -667,7 +667,7 @@ class VrrpTop(Block):
         return tuple(out)
 
     def _checked_sync_groups(
-        self, instances: dict[str, VrrpInstance], known: dict[str, Any], g: Any, ctx: Context
+        self, instances: dict[str, VrrpInstance], known: dict[str, Any], g: GlobalDefs, ctx: Context
     ) -> dict[str, VrrpSyncGroup]:
         out: dict[str, VrrpSyncGroup] = {}
         taken: dict[str, str] = {}
@@ -717,15 +717,8 @@ class VrrpTop(Block):
 # ---------------------------------------------------------------- completion helpers
 
 
-def _g(g: Any, name: str, default: Any) -> Any:
-    """A global_defs value (global_defs may not define it in every build of the model)."""
-    return getattr(g, name, default) if g is not None else default
-
-
-def _smtp_default(g: Any) -> bool:
-    if g is not None and hasattr(g, "smtp_alert_for"):
-        return bool(g.smtp_alert_for("vrrp"))
-    return False
+def _smtp_default(g: GlobalDefs) -> bool:
+    return bool(g.smtp_alert_for("vrrp"))
 
 
 def _resolve_tracking(inst: VrrpInstance, known: dict[str, Any], ctx: Context) -> VrrpInstance:
@@ -845,7 +838,9 @@ def _round_advert(inst: VrrpInstance, version: int, ctx: Context) -> float:
     return adv
 
 
-def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, ctx: Context) -> VrrpInstance | None:
+def _complete_instance(
+    inst: VrrpInstance, group: VrrpSyncGroup | None, g: GlobalDefs, ctx: Context
+) -> VrrpInstance | None:
     """keepalived's completion of one instance; None when keepalived cannot run it."""
     name = inst.name
     loc = inst.location
@@ -864,7 +859,7 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
         # keepalived -t fails on it ("Non-existent interface specified in configuration")
         # unless global_defs dynamic_interfaces allows interfaces that come later.
         msg = f"interface {inst.interface} for vrrp_instance {name} doesn't exist"
-        if _g(g, "dynamic_interfaces", None):
+        if g.dynamic_interfaces:
             ctx.diags.warning(msg, inst.where("interface"))
         else:
             ctx.diags.reset(
@@ -873,7 +868,7 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
                 inst.where("interface"),
             )
 
-    strict = inst.strict_mode if inst.strict_mode is not None else bool(_g(g, "vrrp_strict", False))
+    strict = inst.strict_mode if inst.strict_mode is not None else bool(g.vrrp_strict)
     c["strict_mode"] = strict
     family = inst.family
     version = inst.version
@@ -884,7 +879,7 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
         elif version is None:
             version = 3
     if version is None:
-        version = int(_g(g, "vrrp_version", 2))
+        version = int(g.vrrp_version)
     c["version"] = version
 
     if not inst.virtual_ipaddress:
@@ -980,28 +975,27 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
         accept = False
     c.update(accept=accept, no_accept=not accept)
 
-    min_garp = bool(_g(g, "vrrp_min_garp", False))
     lp_rep = inst.garp_lower_prio_repeat
     if lp_rep is None:
-        lp_rep = 0 if strict else _g_call(g, "effective_garp_lower_prio_repeat", 1 if min_garp else 5)
+        lp_rep = 0 if strict else g.effective_garp_lower_prio_repeat
     elif strict and lp_rep:
         reset("strict mode requires no repeat garps; using 0", "garp_lower_prio_repeat")
         lp_rep = 0
     lp_delay = inst.garp_lower_prio_delay
     if lp_delay is None:
-        lp_delay = 0 if strict else _g_call(g, "effective_garp_lower_prio_delay", 0 if min_garp else 5)
+        lp_delay = 0 if strict else g.effective_garp_lower_prio_delay
     elif strict and lp_delay:
         reset("strict mode requires no repeat garp delay; using 0", "garp_lower_prio_delay")
         lp_delay = 0
     lpna = inst.lower_prio_no_advert
     if lpna is None:
-        lpna = True if strict else bool(_g(g, "vrrp_lower_prio_no_advert", False))
+        lpna = True if strict else bool(g.vrrp_lower_prio_no_advert)
     elif strict and not lpna:
         reset("strict mode requires lower_prio_no_advert; using on", "lower_prio_no_advert")
         lpna = True
     hpsa = inst.higher_prio_send_advert
     if hpsa is None:
-        hpsa = False if strict else bool(_g(g, "vrrp_higher_prio_send_advert", False))
+        hpsa = False if strict else bool(g.vrrp_higher_prio_send_advert)
     elif strict and hpsa:
         reset("strict mode requires higher_prio_send_advert to be off; using off", "higher_prio_send_advert")
         hpsa = False
@@ -1014,7 +1008,7 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
 
     dta = inst.down_timer_adverts
     if dta is None:
-        dta = int(_g(g, "vrrp_down_timer_adverts", 3))
+        dta = int(g.vrrp_down_timer_adverts)
     if strict and dta != 3:
         reset("strict mode requires down_timer_adverts 3; using 3", "down_timer_adverts")
         dta = 3
@@ -1036,47 +1030,40 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
         c["promote_secondaries"] = False
 
     c["garp_master_delay"] = (
-        inst.garp_master_delay
-        if inst.garp_master_delay is not None
-        else (0 if min_garp and not _is_set(g, "vrrp_garp_master_delay") else int(_g(g, "vrrp_garp_master_delay", 5)))
+        inst.garp_master_delay if inst.garp_master_delay is not None else g.effective_garp_master_delay
     )
     c["garp_master_repeat"] = (
-        inst.garp_master_repeat
-        if inst.garp_master_repeat is not None
-        else (1 if min_garp and not _is_set(g, "vrrp_garp_master_repeat") else int(_g(g, "vrrp_garp_master_repeat", 5)))
+        inst.garp_master_repeat if inst.garp_master_repeat is not None else g.effective_garp_master_repeat
     )
     c["garp_master_refresh"] = (
-        inst.garp_master_refresh if inst.garp_master_refresh is not None else int(_g(g, "vrrp_garp_master_refresh", 0))
+        inst.garp_master_refresh if inst.garp_master_refresh is not None else int(g.vrrp_garp_master_refresh)
     )
     c["garp_master_refresh_repeat"] = (
         inst.garp_master_refresh_repeat
         if inst.garp_master_refresh_repeat is not None
-        else int(_g(g, "vrrp_garp_master_refresh_repeat", 1))
+        else int(g.vrrp_garp_master_refresh_repeat)
     )
     if inst.garp_extra_if is None:
-        c["garp_extra_if"] = _g(g, "vrrp_garp_extra_if", None)
+        c["garp_extra_if"] = g.vrrp_garp_extra_if
     if inst.skip_check_adv_addr is None:
-        c["skip_check_adv_addr"] = bool(_g(g, "vrrp_skip_check_adv_addr", False))
+        c["skip_check_adv_addr"] = bool(g.vrrp_skip_check_adv_addr)
     if inst.check_unicast_src is None:
-        c["check_unicast_src"] = bool(_g(g, "vrrp_check_unicast_src", False)) or any(
-            p.checks_ttl for p in inst.unicast_peer
-        )
+        c["check_unicast_src"] = bool(g.vrrp_check_unicast_src) or any(p.checks_ttl for p in inst.unicast_peer)
     if inst.mcast_dst_ip is None:
-        default_group = ipaddress.ip_address("224.0.0.18") if family == 4 else ipaddress.ip_address("ff02::12")
-        c["mcast_dst_ip"] = _g(g, f"vrrp_mcast_group{family}", default_group)
+        c["mcast_dst_ip"] = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
     elif inst.mcast_dst_ip.version != family or not inst.mcast_dst_ip.is_multicast:
         reset(
             f"mcast_dst_ip {inst.mcast_dst_ip} is not an IPv{family} multicast address; using the default",
             "mcast_dst_ip",
         )
-        c["mcast_dst_ip"] = _g(g, f"vrrp_mcast_group{family}", None)
+        c["mcast_dst_ip"] = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
     if inst.smtp_alert is None:
         c["smtp_alert"] = _smtp_default(g)
     if inst.notify_priority_changes is None:
         if group is not None and group.notify_priority_changes is not None:
             c["notify_priority_changes"] = group.notify_priority_changes
         else:
-            c["notify_priority_changes"] = bool(_g(g, "vrrp_notify_priority_changes", False))
+            c["notify_priority_changes"] = bool(g.vrrp_notify_priority_changes)
     if inst.track_src_ip and src is None:
         c["track_src_ip"] = False  # keepalived clears it silently: nothing to track
     if family == 6 and not inst.native_ipv6:
@@ -1085,15 +1072,6 @@ def _complete_instance(inst: VrrpInstance, group: VrrpSyncGroup | None, g: Any, 
     inst = replace(inst, **c)
     inst = replace(inst, advert_int=_round_advert(inst, version, ctx))
     return _unweight(inst, group, ctx)
-
-
-def _g_call(g: Any, prop: str, default: int) -> int:
-    value = getattr(g, prop, None) if g is not None else None
-    return int(value) if value is not None else default
-
-
-def _is_set(g: Any, name: str) -> bool:
-    return g is not None and name in getattr(g, "locations", {})
 
 
 def _check_vrid_conflicts(instances: dict[str, VrrpInstance], ctx: Context) -> dict[str, VrrpInstance]:

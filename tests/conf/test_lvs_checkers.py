@@ -299,8 +299,9 @@ def test_misc_check_without_path_is_dropped(tmp_path: Path) -> None:
 
 def test_misc_check_unknown_user_is_dropped(tmp_path: Path) -> None:
     result = load(tmp_path, "    MISC_CHECK {\n      misc_path /bin/true\n      user nosuchuser_pyka\n    }\n")
+    # conf.security reports the user at the misc_path line; the checker then goes.
     found = [d for d in problems(result, Severity.RESET) if "nosuchuser_pyka" in d.message]
-    assert len(found) == 1 and found[0].location is not None and found[0].location.line == FIRST
+    assert len(found) == 1 and found[0].location is not None and found[0].location.line == FIRST + 1
     assert rs_of(result).misc_check == ()
 
 

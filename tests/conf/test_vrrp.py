@@ -572,3 +572,19 @@ def test_performance_1000_instances(tmp_path: Path) -> None:
     r = parse(tmp_path, text, interfaces=None)
     assert time.perf_counter() - start < 0.6
     assert len(config_of(r).vrrp_instance) == 1000
+
+
+@pytest.mark.parametrize(
+    ("globals_", "expected"),
+    [
+        ("", (5, 5, 5, 5)),
+        ("vrrp_min_garp", (0, 1, 0, 1)),  # man page: delay 0 and one GARP unless set
+        ("vrrp_min_garp\nvrrp_garp_master_delay 3", (3, 1, 3, 1)),
+        ("vrrp_garp_master_repeat 2\nvrrp_garp_lower_prio_delay 7", (5, 2, 7, 2)),
+    ],
+)
+def test_garp_defaults_come_from_global_defs(tmp_path: Path, globals_: str, expected: tuple[int, ...]) -> None:
+    text = f"global_defs {{\n{globals_}\n}}\n" + inst("")
+    vi = clean(parse(tmp_path, text)).vrrp_instance["VI_1"]
+    got = (vi.garp_master_delay, vi.garp_master_repeat, vi.garp_lower_prio_delay, vi.garp_lower_prio_repeat)
+    assert got == expected
