@@ -290,6 +290,9 @@ class Supervisor:
                 read_fd=read_fd,
                 write_fd=write_fd,
                 version=VERSION,
+                dont_release_vrrp=self.opts.dont_release_vrrp,
+                dont_release_ipvs=self.opts.dont_release_ipvs,
+                release_vips=self.opts.release_vips,
             )
             return spec.entry(setup)
 

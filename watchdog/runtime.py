@@ -107,6 +107,9 @@ class ChildSetup:
     read_fd: int  # parent -> child
     write_fd: int  # child -> parent
     version: str = ""
+    dont_release_vrrp: bool = False  # -V: keep VIPs and routes on stop
+    dont_release_ipvs: bool = False  # -I: keep the IPVS table on stop
+    release_vips: bool = False  # -X
 
 
 @dataclass
@@ -232,7 +235,11 @@ class ChildRuntime:
         await self.workload.resume(state)
 
     async def _reload(self, msg: Reload) -> None:
-        result = load(msg.path, config_id=self.setup.config_id, all_config=self.setup.all_config)
+        # Parsed off the loop: a large configuration takes a while, and adverts and
+        # heartbeats must go on meanwhile (the parser is pure, so a thread is safe).
+        result = await asyncio.to_thread(
+            load, msg.path, config_id=self.setup.config_id, all_config=self.setup.all_config
+        )
         if not result.ok or result.config is None:
             items = result.diagnostics.items
             errors = [d.render(test_mode=False) for d in items if d.label(test_mode=False) == "error"]
