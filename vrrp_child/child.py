@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from watchdog.empty import EmptyWorkload
+import logging
+
+from vrrp_child.workload import VrrpWorkload
 from watchdog.runtime import ChildSetup, run_child
 
 
 def main(setup: ChildSetup) -> int:
-    # The VRRP workload (instances, sync groups, adverts) comes with the VRRP issue; until
-    # then the child runs the full runtime (pipes, heartbeats, reload, dumps) with nothing in it.
-    return run_child(setup, EmptyWorkload())
+    detail = logging.getLogger().isEnabledFor(logging.DEBUG)
+    return run_child(setup, VrrpWorkload(detail=detail, dont_release=setup.dont_release_vrrp))
