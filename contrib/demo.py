@@ -2,15 +2,15 @@
 
 1. Checks the example with `pykeepalived -t` (as keepalived -t would), shows the
    normalized configuration it would run (`--print-config`) and a compiler-style error.
-2. Runs the daemon in the foreground: the parent and its VRRP and checker children as
-   `ps` shows them, a child killed with SIGKILL and respawned, a SIGHUP reload, a stop.
-   (The children's VRRP and health-check work arrives with later issues; the supervision
-   is real.) Everything it starts is stopped at the end, also on Ctrl-C.
+2. Builds a two-node lab in network namespaces (root), runs pykeepalived on both with
+   contrib/examples/demo.conf, shows who holds the VIP, kills the VRRP child (the VIP
+   stays: the respawned child resumes), kills the master (the VIP moves, with the time it
+   took), brings it back, stops it gracefully. Everything is torn down at the end, also
+   on Ctrl-C; it ends by itself well within two minutes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -55,7 +55,7 @@ def main() -> int:
         sys.stdout.write(r.stderr)
         print(f"exit status {r.returncode}")
     print()
-    return run_daemon()
+    return run_failover()
 
 
 def wait_for(what: str, probe: Callable[[], object], timeout: float = 10.0) -> object:
@@ -68,76 +68,52 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 10.0) -> o
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+def run_failover() -> int:
+    """Two nodes in network namespaces on one bridge, pykeepalived on each."""
+    sys.path.insert(0, str(ROOT))
+    from tests.lab.lab import Lab  # noqa: PLC0415 - the same lab the VRRP tests use; needs the repo on sys.path
 
+    vip = "192.0.2.100"
+    config = (ROOT / "contrib" / "examples" / "demo.conf").read_text()
+    print("Two nodes (network namespaces, 192.0.2.11 and .12 on one bridge), pykeepalived on each,")
+    print(f"contrib/examples/demo.conf: VI_1, VIP {vip}, priority 150 on node1 and 100 on node2.\n")
+    with Lab(n=2) as lab:
+        node1 = lab.node(1).pykeepalived(config, args=["-i", "node1"])
+        node2 = lab.node(2).pykeepalived(config, args=["-i", "node2"])
+        took = lab.wait_who_has(vip, [1], timeout=15)
+        print(f"node1 holds {vip} after {took:.2f} s (the election: Master_Down_Interval 3.41 s for priority 150)")
 
-def ps(pids: list[int]) -> None:
-    out = subprocess.run(
-        ["ps", "-o", "pid,ppid,comm,args", "-p", ",".join(map(str, pids))], capture_output=True, text=True, check=False
-    ).stdout
-    sys.stdout.write("".join("    " + line + "\n" for line in out.splitlines()))
+        child = wait_for("node1's VRRP child", lambda: node1.pid_of("vrrp"))
+        sampler = lab.sampler(vip)
+        os.kill(int(child), signal.SIGKILL)  # type: ignore[call-overload]
+        new = wait_for("a new VRRP child", lambda: (node1.pid_of("vrrp") or child) != child and node1.pid_of("vrrp"))
+        time.sleep(3)
+        samples = sampler.stop()
+        kept = all(s.holders == (1,) for s in samples)
+        print(
+            f"kill -9 node1's VRRP child ({child}): respawned as {new}; the VIP "
+            f"{'stayed on node1 at every one of' if kept else 'was NOT kept over'} {len(samples)} samples "
+            "(keepalived drops it)"
+        )
 
+        t0 = time.monotonic()
+        node1.kill()  # SIGKILL of the whole daemon: no priority-0 advert, the VIP is left behind
+        lab.wait_who_has(vip, [1, 2], timeout=15)
+        print(f"kill -9 node1's daemon: node2 took {vip} over in {time.monotonic() - t0:.2f} s (protocol: 3.61 s)")
 
-def run_daemon() -> int:
-    with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        pid, vrrp, checker, log = tmp / "parent.pid", tmp / "vrrp.pid", tmp / "checkers.pid", tmp / "daemon.log"
-        cmd = [
-            sys.executable,
-            "-m",
-            "haparent.cli",
-            "-n",
-            "-l",
-            "-G",
-            "-f",
-            str(EXAMPLE),
-            "-p",
-            str(pid),
-            "-r",
-            str(vrrp),
-            "-c",
-            str(checker),
-        ]
-        print("$ pykeepalived -n -l -f contrib/examples/keepalived.conf   (pidfiles in a temp dir)")
-        with open(log, "w") as log_file:
-            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_for("the children", lambda: read_pid(vrrp) and read_pid(checker))
-            print("the parent and its children, as ps shows them:")
-            ps([proc.pid, read_pid(vrrp) or 0, read_pid(checker) or 0])
+        lab.node(1).del_address(f"{vip}/24")  # what a crashed node leaves behind
+        node1 = lab.node(1).pykeepalived(config, args=["-i", "node1"])
+        took = lab.wait_who_has(vip, [1], timeout=15)
+        print(f"node1 back: it preempted {vip} in {took:.2f} s")
 
-            old = read_pid(vrrp) or 0
-            t0 = time.monotonic()
-            os.kill(old, signal.SIGKILL)
-            new = wait_for("a new VRRP child", lambda: (read_pid(vrrp) or old) != old and read_pid(vrrp))
-            print(
-                f"\nkill -9 {old} (the VRRP child): respawned as pid {new} in {(time.monotonic() - t0) * 1000:.0f} ms"
-            )
-
-            t0 = time.monotonic()
-            os.kill(proc.pid, signal.SIGHUP)
-            wait_for("the reload", lambda: "Reload complete" in log.read_text())
-            print(f"kill -HUP {proc.pid} (the parent): 'Reload complete' after {(time.monotonic() - t0) * 1000:.0f} ms")
-
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-            print(f"kill -TERM {proc.pid}: the daemon exited with status {proc.returncode}\n")
-            print("its log:")
-            sys.stdout.write("".join("    " + line + "\n" for line in log.read_text().splitlines()))
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            for path in (vrrp, checker):
-                child = read_pid(path)
-                if child:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(child, signal.SIGKILL)
+        t0 = time.monotonic()
+        node1.stop()  # SIGTERM: priority-0 advert, VIP released
+        lab.wait_who_has(vip, [2], timeout=15)
+        print(f"graceful stop of node1: node2 took over in {time.monotonic() - t0:.2f} s (protocol: 0.61 s)\n")
+        print("node2's log:")
+        lines = [line for line in node2.log_text().splitlines() if "pykeepalived_vrrp" in line]
+        sys.stdout.write("".join("    " + line + "\n" for line in lines[-8:]))
+    print("\nlab torn down: no namespace or process left.")
     return 0
 
 

@@ -200,12 +200,14 @@ def _kill_netns_processes(inodes: Collection[int], timeout: float = 5.0) -> list
     """SIGKILL everything inside the given namespaces until nothing is left; returns who was killed."""
     killed: list[int] = []
     deadline = time.monotonic() + timeout
-    while pids := [p for p in pids_in_netns(inodes) if alive(p)]:
-        _kill_all(pids)
+    # An exiting process leaves its namespaces before it is a zombie, so it vanishes from the namespace
+    # scan while still running: wait for the killed ones by pid as well.
+    while pids := [p for p in pids_in_netns(inodes) if alive(p)] + [p for p in killed if alive(p)]:
+        _kill_all(p for p in pids if p not in killed)
         killed.extend(p for p in pids if p not in killed)
         if time.monotonic() > deadline:
             raise LabError(f"processes survive SIGKILL in the lab namespaces: {pids}")
-        time.sleep(0.01)
+        time.sleep(0.005)
     return killed
 
 
@@ -463,7 +465,7 @@ class Proc:
                 return None
         # Children outliving the main process (a crashed parent) must not survive a stop either.
         with contextlib.suppress(AssertionError):
-            wait_for(f"{self.name}'s children to exit", lambda: not self._ours(fam), 2.0)
+            wait_for(f"{self.name}'s children to exit", lambda: not any(alive(p) for p in fam), 2.0)
         self._kill_rest(fam)
         return self.popen.returncode
 
@@ -483,7 +485,9 @@ class Proc:
     def _kill_rest(self, fam: set[int]) -> None:
         rest = self._ours(fam | self.seen)
         _kill_all(rest)
-        wait_for(f"{self.name} to die", lambda: not self._ours(rest), 5.0)
+        # Waited for by pid, not by namespace: an exiting process leaves its namespace before it becomes a
+        # zombie, and a killed keepalived child can spend a while like that (state D, adopted by init).
+        wait_for(f"{self.name} to die", lambda: not any(alive(p) for p in rest | fam), 5.0)
 
     def log_text(self) -> str:
         try:
