@@ -1,0 +1,244 @@
+"""vrrp_child.instance on simulated time with fake edges: what an instance asks of the
+socket, the address batcher, the ARP sender and the notify runner, in which order."""
+
+from __future__ import annotations
+
+import ipaddress
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conf import load
+from conf.values import Script
+from conf.vrrp import VrrpInstance
+from vrrp_child import fsm, packet
+from vrrp_child.instance import Instance, Item
+from vrrp_child.sockets import Received
+
+GROUP = ipaddress.IPv4Address("224.0.0.18")
+LOCAL = ipaddress.IPv4Address("192.0.2.11")
+PEER = ipaddress.IPv4Address("192.0.2.12")
+
+
+@dataclass
+class Handle:
+    when: float
+    fn: Callable[..., None]
+    args: tuple[Any, ...]
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@dataclass
+class FakeLoop:
+    now: float = 100.0
+    handles: list[Handle] = field(default_factory=list)
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, fn: Callable[..., None], *args: Any) -> Handle:
+        h = Handle(when, fn, args)
+        self.handles.append(h)
+        return h
+
+    def call_later(self, delay: float, fn: Callable[..., None], *args: Any) -> Handle:
+        return self.call_at(self.now + delay, fn, *args)
+
+    def advance(self, seconds: float) -> None:
+        """Run every timer due within `seconds`, in time order."""
+        end = self.now + seconds
+        while True:
+            due = sorted((h for h in self.handles if not h.cancelled and h.when <= end), key=lambda h: h.when)
+            if not due:
+                break
+            h = due[0]
+            self.handles.remove(h)
+            self.now = max(self.now, h.when)
+            h.fn(*h.args)
+        self.now = end
+
+
+@dataclass
+class FakeSocket:
+    unicast: bool = False
+    family: int = 4
+    group: ipaddress.IPv4Address | None = GROUP
+    ifname: str = "eth0"
+    sent: list[tuple[bytes, Any]] = field(default_factory=list)
+
+    def send(self, payload: bytes, dst: Any, *, ttl: int | None = None) -> bool:
+        self.sent.append((payload, dst))
+        return True
+
+    def send_each(self, make: Callable[[Any], bytes], dsts: list[Any]) -> int:
+        for d in dsts:
+            self.send(make(d), d)
+        return len(dsts)
+
+
+@dataclass
+class FakeEdges:
+    loop: FakeLoop = field(default_factory=FakeLoop)
+    dont_release: bool = False
+    log: list[tuple[str, Any]] = field(default_factory=list)
+
+    def add_vips(self, items: list[Item], then: Callable[[], None] | None = None) -> None:
+        self.log.append(("add", [str(e.address) for e, _ in items]))
+        if then is not None:
+            then()  # the batch is flushed at once here
+
+    def remove_vips(self, items: list[Item]) -> None:
+        self.log.append(("remove", [str(e.address) for e, _ in items]))
+
+    def send_frames(self, ifname: str, frames: list[bytes]) -> None:
+        self.log.append(("frames", (ifname, len(frames))))
+
+    def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None:
+        self.log.append(("notify", (script.argv, args)))
+
+    def state_changed(self, inst: Instance) -> None:
+        self.log.append(("state", inst.state.value))
+
+
+CONF = """
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 1
+    garp_master_delay 0
+    notify_master "/bin/m arg"
+    notify "/bin/n"
+    virtual_ipaddress {
+        192.0.2.100/24
+        192.0.2.101/24
+    }
+}
+"""
+
+
+def instance_conf(tmp_path: Path, text: str = CONF) -> VrrpInstance:
+    path = tmp_path / "k.conf"
+    path.write_text(textwrap.dedent(text))
+    result = load(str(path), config_id="x", interfaces=frozenset({"eth0"}))
+    assert result.config is not None
+    return result.config.vrrp_instance["VI_1"]
+
+
+def make(tmp_path: Path, text: str = CONF, **kw: Any) -> tuple[Instance, FakeEdges, FakeSocket]:
+    edges = FakeEdges(**kw)
+    sock = FakeSocket()
+    inst = Instance(
+        conf=instance_conf(tmp_path, text),
+        socket=sock,  # type: ignore[arg-type]
+        local_ip=LOCAL,
+        ifname="eth0",
+        mac="02:00:00:00:00:11",
+        edges=edges,  # type: ignore[arg-type]
+    )
+    return inst, edges, sock
+
+
+def decoded(sock: FakeSocket, i: int = -1) -> packet.Advert:
+    payload, dst = sock.sent[i]
+    return packet.decode(payload, LOCAL, dst, 255, multicast=True)
+
+
+def test_backup_becomes_master_in_keepalived_order(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start()
+    assert inst.state.value == "BACKUP" and not sock.sent
+    edges.loop.advance(3.5)  # Master_Down_Interval for priority 150: 3 + 106/256 s
+    assert inst.state.value == "MASTER"
+    advert = decoded(sock, 0)
+    assert (advert.vrid, advert.priority, advert.version) == (51, 150, 2)
+    assert [str(a) for a in advert.addresses] == ["192.0.2.100", "192.0.2.101"]
+    kinds = [k for k, _ in edges.log]
+    assert kinds.index("add") < kinds.index("frames")  # GARPs once the VIPs are on the interface
+    assert ("add", ["192.0.2.100/24", "192.0.2.101/24"]) in edges.log
+    assert ("frames", ("eth0", 2 * 5)) in edges.log  # garp_master_repeat 5 per VIP
+    notifies = [v for k, v in edges.log if k == "notify"]
+    # keepalived notifies the initial BACKUP state too, then MASTER
+    assert notifies == [
+        (("/bin/n",), ("INSTANCE", "VI_1", "BACKUP", "150")),
+        (("/bin/m", "arg"), ()),
+        (("/bin/n",), ("INSTANCE", "VI_1", "MASTER", "150")),
+    ]
+    assert inst.stats.become_master == 1 and inst.stats.advert_sent == 1
+
+
+def test_master_sends_an_advert_every_interval_from_a_cached_payload(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start()
+    edges.loop.advance(3.5)
+    first = len(sock.sent)
+    edges.loop.advance(3.0)
+    assert len(sock.sent) - first == 3
+    assert sock.sent[-1][0] is sock.sent[-2][0]  # encoded once, sent many times
+
+
+def test_higher_priority_advert_sends_master_back_to_backup(tmp_path: Path) -> None:
+    inst, edges, _ = make(tmp_path)
+    inst.start()
+    edges.loop.advance(3.5)
+    other = packet.encode(packet.Advert(2, 51, 200, inst.expect.addresses, 100), PEER, GROUP)
+    inst.on_packet(Received(other, PEER, GROUP, 255, 2))
+    assert inst.state is fsm.State.BACKUP
+    assert ("remove", ["192.0.2.100/24", "192.0.2.101/24"]) in edges.log
+    assert inst.stats.advert_rcvd == 1 and inst.stats.release_master == 1
+
+
+def test_bad_packets_are_counted_never_raised(tmp_path: Path) -> None:
+    inst, _, _ = make(tmp_path)
+    inst.start()
+    inst.on_packet(Received(b"\x21\x33", PEER, GROUP, 255, 2))
+    inst.on_packet(Received(packet.encode(packet.Advert(2, 51, 100, (), 100), PEER, GROUP), PEER, GROUP, 64, 2))
+    wrong_auth = packet.encode(packet.Advert(2, 51, 100, inst.expect.addresses, 100, 1, b"nope"), PEER, GROUP)
+    inst.on_packet(Received(wrong_auth, PEER, GROUP, 255, 2))
+    s = inst.stats
+    assert s.packet_len_err == 1 and s.ip_ttl_err == 1 and s.invalid_authtype + s.authtype_mismatch == 1
+    assert s.advert_rcvd == 0 and inst.state is fsm.State.BACKUP
+
+
+def test_shutdown_of_a_master_sends_priority_zero_and_releases(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start()
+    edges.loop.advance(3.5)
+    inst.shutdown()
+    assert decoded(sock).priority == 0 and inst.stats.pri_zero_sent == 1
+    assert edges.log[-1][0] in ("remove", "state", "notify") and any(k == "remove" for k, _ in edges.log)
+
+
+def test_dont_release_keeps_the_vips(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path, dont_release=True)
+    inst.start()
+    edges.loop.advance(3.5)
+    inst.shutdown()
+    assert decoded(sock).priority == 0
+    assert not any(k == "remove" for k, _ in edges.log)
+
+
+def test_reconfigure_applies_vip_differences_without_election(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start()
+    edges.loop.advance(3.5)
+    edges.log.clear()
+    inst.reconfigure(instance_conf(tmp_path, CONF.replace("192.0.2.101/24", "192.0.2.102/24")))
+    assert inst.state is fsm.State.MASTER
+    assert ("remove", ["192.0.2.101/24"]) in edges.log and ("add", ["192.0.2.102/24"]) in edges.log
+    assert not any(k == "state" for k, _ in edges.log)  # no transition
+    edges.loop.advance(1.0)
+    assert [str(a) for a in decoded(sock).addresses] == ["192.0.2.100", "192.0.2.102"]
+
+
+def test_resume_as_master_keeps_vips_and_sends_at_once(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start(resume_master=True)
+    assert inst.state is fsm.State.MASTER and len(sock.sent) == 1
+    assert inst.stats.become_master == 0  # not a new transition
+    assert not any(k == "remove" for k, _ in edges.log)
