@@ -30,6 +30,7 @@ from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.instance import Instance, Item
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
+from vrrp_child.pacing import Intervals, Pacer
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec
 from watchdog.protocol import DumpKind, Json
@@ -82,6 +83,8 @@ class VrrpWorkload:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[object]] = set()
         self._report: Report = lambda changes: None
+        self.pacer = Pacer()
+        self._pacing: dict[str, asyncio.TimerHandle] = {}
 
     # ---- Workload ----------------------------------------------------------------------
 
@@ -98,6 +101,7 @@ class VrrpWorkload:
         gdefs = config.global_defs
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
+        self._configure_pacing(config)
         created = [self._create(inst) for inst in config.vrrp_instance.values()]
         instances = [i for i in created if i is not None]
         self._remove_stale([i for i in instances if not self._resumes_master(i)])
@@ -117,6 +121,7 @@ class VrrpWorkload:
                 log.info("(%s) removed by the reload", name)
                 self._retire(inst)
         self.config = config
+        self._configure_pacing(config)
         for name, conf in config.vrrp_instance.items():
             if name not in kept:
                 new = self._create(conf)
@@ -142,6 +147,8 @@ class VrrpWorkload:
         if pending:
             await asyncio.wait(pending, timeout=STOP_SCRIPTS_WAIT)
         self.links.close()
+        for handle in self._pacing.values():
+            handle.cancel()
         for sock in self.sockets.values():
             sock.close()
         self.sockets.clear()
@@ -312,7 +319,33 @@ class VrrpWorkload:
             then()
 
     def send_frames(self, ifname: str, frames: list[bytes]) -> None:
-        self.frames.send_many(ifname, frames)
+        now = self.loop.time()
+        ready, wake = self.pacer.offer(ifname, frames, now)
+        self._send_paced(ifname, ready, wake)
+
+    def _send_paced(self, ifname: str, ready: list[bytes], wake: float | None) -> None:
+        if ready:
+            self.frames.send_many(ifname, ready)
+        if wake is not None and ifname not in self._pacing:
+            self._pacing[ifname] = self.loop.call_at(wake, self._pace, ifname)
+
+    def _pace(self, ifname: str) -> None:
+        self._pacing.pop(ifname, None)
+        ready, wake = self.pacer.due(ifname, self.loop.time())
+        self._send_paced(ifname, ready, wake)
+
+    def _configure_pacing(self, config: Config) -> None:
+        """vrrp_garp_interval / vrrp_gna_interval, and garp_group per interface."""
+        g = config.global_defs
+        self.pacer.default = Intervals(g.vrrp_garp_interval, g.vrrp_gna_interval)
+        self.pacer.intervals = {
+            ifname: Intervals(
+                group.garp_interval if group.garp_interval is not None else g.vrrp_garp_interval,
+                group.gna_interval if group.gna_interval is not None else g.vrrp_gna_interval,
+            )
+            for group in config.garp_group
+            for ifname in group.all_interfaces
+        }
 
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None:
         task = self.loop.create_task(
