@@ -711,7 +711,6 @@ class Lab:
         self.nodes = [Node(self, i) for i in range(1, n + 1)]
         self.captures: list[Capture] = []
         self.samplers: list[Sampler] = []
-        self.procs: list[Proc] = []
         self.inodes: set[int] = set()
         self.closed = False
         self.setup_seconds = 0.0
@@ -788,13 +787,13 @@ class Lab:
         self.closed = True
         errors: list[str] = []
         for s in self.samplers:
-            s.stop()
+            with contextlib.suppress(Exception):
+                s.stop()
         for c in self.captures:
             with contextlib.suppress(Exception):
                 c.stop()
-        for p in self.procs:
             with contextlib.suppress(Exception):
-                p.kill()
+                c.proc.kill()
         for node in self.nodes:
             node.close()
         try:
