@@ -458,7 +458,12 @@ class Supervisor:
         else:
             self.reloading = False
             self.reloads += 1
-            log.info("Reload complete (%.3f s)", self.system.monotonic() - self.reload_started)
+            took = self.system.monotonic() - self.reload_started
+            if self.last_reload_error:
+                # a child kept its running configuration: say so, not "complete"
+                log.error("Reload finished with errors (%.3f s): %s", took, self.last_reload_error)
+            else:
+                log.info("Reload complete (%.3f s)", took)
         self.notifier.ready(self.status_text())
         self.last_status = self.status_text()
         if self.reload_queued:

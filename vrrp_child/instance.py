@@ -25,6 +25,7 @@ from vrrp_child.arp import announcement
 from vrrp_child.packet import Advert, DropReason, PacketError
 from vrrp_child.receive import Expect, check
 from vrrp_child.sockets import Received, VrrpSocket
+from vrrp_child.ticks import Ticks, Timer
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -120,12 +121,17 @@ class Instance:
     detail: bool = False  # -D: keepalived's detail lines
     v3_checksum_as_v2: bool = False
     router_flag: bool = False  # unsolicited NAs carry R when the interface forwards IPv6
+    # The protocol timers; the workload shares one among its instances (None: a private one).
+    ticks: Ticks | None = field(default=None, repr=False)
     machine: fsm.Machine = field(default_factory=fsm.initial)
     stats: Stats = field(default_factory=Stats)
     params: fsm.Params = field(init=False)
     expect: Expect = field(init=False)
     _payloads: dict[tuple[int, IPAddress], bytes] = field(default_factory=dict, repr=False)
-    _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    # The multicast adverts by priority alone: hashing an address key costs as much as the rest
+    # of a master's advert tick in Python.
+    _group_payloads: dict[int, bytes] = field(default_factory=dict, repr=False)
+    _timer: Timer | None = field(default=None, repr=False)
     _timer_at: float | None = field(default=None, repr=False)
     _garp_timers: list[asyncio.TimerHandle] = field(default_factory=list, repr=False)
     _limit: _RateLimit = field(default_factory=_RateLimit, repr=False)
@@ -134,6 +140,8 @@ class Instance:
     def __post_init__(self) -> None:
         self.params = fsm.Params.from_instance(self.conf, self.local_ip)
         self.expect = Expect.from_instance(self.conf)
+        if self.ticks is None:
+            self.ticks = Ticks(self.edges.loop)
 
     # ---- identity and addresses -------------------------------------------------------
 
@@ -176,6 +184,7 @@ class Instance:
         self.conf = conf
         self.expect = Expect.from_instance(conf)
         self._payloads.clear()
+        self._group_payloads.clear()
         params = fsm.Params.from_instance(conf, self.local_ip)
         if params != self.params:
             self._step(fsm.Reconfigure(params))
@@ -234,7 +243,8 @@ class Instance:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = None if deadline is None else self.edges.loop.call_at(deadline, self.on_tick)
+        assert self.ticks is not None
+        self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick)
 
     def cancel_timers(self) -> None:
         if self._timer is not None:
@@ -272,7 +282,10 @@ class Instance:
         else:
             group = self.socket.group
             assert group is not None
-            sent = self.socket.send(self._payload(priority, group), group)
+            data = self._group_payloads.get(priority)
+            if data is None:
+                data = self._group_payloads[priority] = self._payload(priority, group)
+            sent = self.socket.send(data, group)
         if sent:
             self.stats.advert_sent += 1
             if priority == PRIO_STOP:

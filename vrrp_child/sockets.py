@@ -165,6 +165,9 @@ class VrrpSocket:
         except BaseException:
             self.sock.close()
             raise
+        # The group's sockaddr is built once: str() of the address cost more than the rest of
+        # send(), which a master calls for every advert.
+        self._group_addr = self._sockaddr(self.group) if self.group is not None else None
         # IPv6 multicast: the source (link-local, or mcast_src_ip) is chosen per packet.
         self._send_anc: list[tuple[int, int, bytes]] = (
             [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, _IN6_PKTINFO.pack(src.packed, self.ifindex))]
@@ -250,12 +253,7 @@ class VrrpSocket:
         if ttl is not None:
             cmsg = (socket.IPPROTO_IP, socket.IP_TTL) if self.family == 4 else _V6_HOPS
             anc = [*anc, (*cmsg, _INT.pack(ttl))]
-        addr: tuple[str, int] | tuple[str, int, int, int]
-        if self.family == 4:
-            addr = (str(dst), 0)
-        else:
-            assert isinstance(dst, IPv6Address)
-            addr = (str(dst), 0, 0, self.ifindex if (dst.is_link_local or dst.is_multicast) else 0)
+        addr = self._group_addr if dst is self.group and self._group_addr is not None else self._sockaddr(dst)
         try:
             if anc:
                 self.sock.sendmsg([payload], anc, 0, addr)
@@ -267,6 +265,12 @@ class VrrpSocket:
             return False
         self.stats.sent += 1
         return True
+
+    def _sockaddr(self, dst: IPAddress) -> tuple[str, int] | tuple[str, int, int, int]:
+        if self.family == 4:
+            return (str(dst), 0)
+        assert isinstance(dst, IPv6Address)
+        return (str(dst), 0, 0, self.ifindex if (dst.is_link_local or dst.is_multicast) else 0)
 
     def send_each(self, make: Callable[[IPAddress], bytes], dsts: Iterable[IPAddress]) -> int:
         """Unicast: one copy per peer, each built for its destination (the v3 IPv4

@@ -26,12 +26,14 @@ from dataclasses import dataclass, field
 from conf.model import Config
 from conf.values import Script
 from conf.vrrp import VrrpInstance
+from vrrp_child import fsm
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.instance import Instance, Item
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
 from vrrp_child.pacing import Intervals, Pacer
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
+from vrrp_child.ticks import Ticks
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import Report
@@ -39,6 +41,8 @@ from watchdog.scripts import ScriptRunner
 
 log = logging.getLogger("pykeepalived_vrrp")
 
+PENDING_RETRY_EVERY = 0.5  # s between attempts to build an instance waiting for its interface
+PENDING_RETRIES = 60
 NOTIFY_TIMEOUT = 30.0  # a notify script that runs longer is terminated (keepalived has none)
 STOP_SCRIPTS_WAIT = 2.0  # at shutdown, how long notify_stop scripts may delay the exit
 
@@ -84,6 +88,8 @@ class VrrpWorkload:
         self._tasks: set[asyncio.Task[object]] = set()
         self._report: Report = lambda changes: None
         self.pacer = Pacer()
+        self.pending: dict[str, VrrpInstance] = {}  # waiting for their interface (FAULT)
+        self._retry: asyncio.TimerHandle | None = None
         self._pacing: dict[str, asyncio.TimerHandle] = {}
 
     # ---- Workload ----------------------------------------------------------------------
@@ -96,6 +102,7 @@ class VrrpWorkload:
         self._report = report
         self.config = config
         self.rtnl = Rtnl()
+        self.ticks = Ticks(self.loop)  # one loop timer for every instance's protocol timers
         self.frames = FrameSender()
         self.vmacs = VmacManager(self.rtnl)
         gdefs = config.global_defs
@@ -109,7 +116,8 @@ class VrrpWorkload:
             self._start(inst)
 
     async def reload(self, config: Config) -> None:
-        old = self.instances
+        # A copy: _retire() pops from self.instances while the loop below walks the old set.
+        old = dict(self.instances)
         kept: dict[str, Instance] = {}
         for name, conf in config.vrrp_instance.items():
             inst = old.get(name)
@@ -120,6 +128,10 @@ class VrrpWorkload:
             if name not in kept:
                 log.info("(%s) removed by the reload", name)
                 self._retire(inst)
+        for name in list(self.pending):
+            if name not in config.vrrp_instance:
+                del self.pending[name]
+                self._report({name: None})
         self.config = config
         self._configure_pacing(config)
         for name, conf in config.vrrp_instance.items():
@@ -142,10 +154,13 @@ class VrrpWorkload:
         for inst in list(self.instances.values()):
             inst.shutdown()  # a MASTER sends priority 0 and releases its VIPs (unless -V)
             inst.cancel_timers()
+        self.ticks.close()
         self._flush()
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=STOP_SCRIPTS_WAIT)
+        if self._retry is not None:
+            self._retry.cancel()
         self.links.close()
         for handle in self._pacing.values():
             handle.cancel()
@@ -178,12 +193,13 @@ class VrrpWorkload:
             return None
         base = self.rtnl.interface(conf.interface or advert_if)
         if base is None:
-            log.error("(%s) interface %s does not exist", name, conf.interface)
+            self._wait_for_interface(conf, conf.interface or advert_if, "interface does not exist")
             return None
         local = conf.src_ip or (base.primary_ipv4 if conf.family == 4 else base.link_local_ipv6)
         if local is None:
-            log.error("(%s) no IPv%d source address on %s", name, conf.family, base.name)
+            self._wait_for_interface(conf, base.name, f"no IPv{conf.family} address for interface")
             return None
+        self.pending.pop(name, None)
         try:
             sock = self._socket(conf, advert_if, local)
         except OSError as e:
@@ -198,6 +214,7 @@ class VrrpWorkload:
             edges=self,
             detail=self.detail,
             router_flag=conf.family == 6 and ipv6_forwarding(vip_if or advert_if),
+            ticks=self.ticks,
         )
         key = (sock.key, inst.vrid)
         if key in self.by_vrid:
@@ -210,6 +227,31 @@ class VrrpWorkload:
         if not up:
             inst.set_fault(f"interface {base.name} down")
         return inst
+
+    def _wait_for_interface(self, conf: VrrpInstance, ifname: str, reason: str) -> None:
+        """An instance that cannot run yet (its interface is missing, or has no address of
+        the family, as an IPv6 link-local address is gone while the link is down): FAULT,
+        as keepalived's "entering FAULT state (no IPv6 address for interface)"; it is
+        built when the interface comes up (and its address appears)."""
+        if conf.name not in self.pending:
+            log.info("(%s) entering FAULT state (%s)", conf.name, reason)
+            self._report({conf.name: {"state": fsm.State.FAULT.value, "id": _id_text(conf)}})
+        self.pending[conf.name] = conf
+        self.links.watch(ifname, False)
+
+    def _retry_pending(self, tries: int = 0) -> None:
+        """Build the instances that waited for an interface. An IPv6 link-local address
+        appears a moment after the link (duplicate address detection), so retry a while."""
+        self._retry = None
+        for name, conf in list(self.pending.items()):
+            inst = self._create(conf)
+            if inst is not None:
+                log.info("(%s) leaving FAULT state: interface ready", name)
+                self._remove_stale([inst])
+                self._start(inst)
+        self._flush()
+        if self.pending and tries < PENDING_RETRIES:
+            self._retry = self.loop.call_later(PENDING_RETRY_EVERY, self._retry_pending, tries + 1)
 
     def _socket(self, conf: VrrpInstance, ifname: str, local: object) -> VrrpSocket:
         unicast = conf.is_unicast
@@ -285,6 +327,10 @@ class VrrpWorkload:
             if ifname in (inst.conf.interface, inst.socket.ifname):
                 inst.set_fault(None if up else f"interface {ifname} down")
         self._flush()
+        if up and self.pending:
+            if self._retry is not None:
+                self._retry.cancel()
+            self._retry_pending()
 
     # ---- Edges (for the instances) ---------------------------------------------------------
 

@@ -6,16 +6,17 @@ window of the sampler's record.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import signal
 import subprocess
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from tests.lab.lab import Daemon, LabError, Sample, VrrpPacket, decode_vrrp, wait_for
+from tests.lab.lab import Daemon, Lab, LabError, Sample, VrrpPacket, decode_vrrp, wait_for
 
 # keepalived 2.2.7's receive-side complaints (vrrp_check_packet and friends, `strings keepalived`): any of
 # them in a log means the other side's adverts were not what it expects. "Setting unicast VRRPv3 checksum
@@ -150,8 +151,8 @@ class WirePacket:
     header: WireHeader
 
     def signature(self) -> tuple[object, ...]:
-        """Everything two correct senders of one virtual router put on the wire alike: all but the
-        source, destination, priority and checksum."""
+        """Everything two correct senders of one virtual router put on the wire alike (but the interval,
+        where they are configured differently): all but the source, destination, priority and checksum."""
         p, h = self.vrrp, self.header
         return (
             p["family"],
@@ -161,7 +162,7 @@ class WirePacket:
             h["tos"],
             p["vrid"],
             p["count"],
-            tuple(p["addresses"]),
+            tuple(str(ipaddress.ip_address(a)) for a in p["addresses"]),
             p["adver_int"],
             p["auth_type"],
             p["auth_string"],
@@ -185,6 +186,39 @@ def holders_between(
         for s in samples
         if s.t >= since and (until is None or s.t <= until)
     }
+
+
+def longest_spell(
+    samples: Sequence[Sample], bad: Callable[[tuple[int, ...]], bool], since: float, until: float | None = None
+) -> float:
+    """The longest time the holders were `bad`, from the first such sample to the next good one (0.0 if
+    never seen; a spell still running at `until` ends there)."""
+    longest = 0.0
+    start: float | None = None
+    last = since
+    for s in samples:
+        if s.t < since or (until is not None and s.t > until):
+            continue
+        last = s.t
+        if bad(s.holders):
+            start = s.t if start is None else start
+        elif start is not None:
+            longest = max(longest, s.t - start)
+            start = None
+    if start is not None:
+        longest = max(longest, last - start)
+    return longest
+
+
+def isolate(lab: Lab, isolated: bool) -> None:
+    """Partition the LAN without touching a link: isolated bridge ports forward to no other isolated port,
+    so every node keeps its carrier (no FAULT) but hears nobody (a split brain)."""
+    state = "on" if isolated else "off"
+    for node in lab.nodes:
+        argv = ["ip", "netns", "exec", lab.switch, "bridge", "link", "set", "dev", node.port, "isolated", state]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        if res.returncode != 0:
+            raise LabError(f"{' '.join(argv)} failed: {res.stderr.strip()}")
 
 
 def sleep_until(deadline: float) -> None:

@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.lab
 VIP = "192.0.2.100"
 VIP2 = "192.0.2.101"
 VIP3 = "192.0.2.102"
+VIP4 = "192.0.2.103"
 VIP6 = "2001:db8::100"
 VIP6_LL = "fe80::100"
 
@@ -101,6 +103,23 @@ def config(node: int, *instances: str) -> str:
     return f"global_defs {{\n    router_id node{node}\n    script_user root\n}}\n" + "".join(instances)
 
 
+NOTIFY_SH = """#!/bin/sh
+printf '%s\\n' "$*" >> {out}
+"""
+
+
+def recorder(directory: Path, name: str) -> tuple[Path, Path]:
+    """A script that appends its arguments as one line to an output file: (script, output)."""
+    script, out = directory / f"{name}.sh", directory / f"{name}.out"
+    script.write_text(NOTIFY_SH.format(out=out))
+    script.chmod(0o755)
+    return script, out
+
+
+def lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def start(lab: Lab, configs: dict[int, str]) -> dict[int, Daemon]:
     """Start pykeepalived on several nodes at once (each start only forks: they come up in parallel)."""
     return {i: lab.node(i).pykeepalived(text) for i, text in configs.items()}
@@ -137,9 +156,9 @@ def isolate(lab: Lab, on: bool) -> None:
         )
 
 
-# A preemption (RFC 5798 section 6.4.3): the new master sends its advert, then adds the VIP; the old one
-# removes its VIP when that advert arrives. Both hold it for the advert's transit and processing (about a
-# millisecond), which a 10 ms sampler catches now and then.
+# A preemption (RFC 5798 sections 6.4.2/6.4.3): the new master sends its advert, then adds the VIP; the
+# old one removes its VIP when that advert arrives. Depending on which of the two is quicker, both hold
+# it or neither does for a few milliseconds, which a 10 ms sampler catches now and then.
 PREEMPT_OVERLAP = 0.1
 
 
@@ -153,14 +172,14 @@ def check_holders(
     ignore: Collection[int] = (),
 ) -> None:
     """Exactly one holder at every sample in [since, until] once a first holder appeared, except that
-    nobody may hold the address inside a takeover gap (start, end), and that two may in the
+    nobody may hold the address inside a takeover gap (start, end), and that two or none may in the
     PREEMPT_OVERLAP before a preemption's first clean sample; no overlap anywhere lasts that long."""
 
     def excused(x: Sample) -> bool:
         n = len([h for h in x.holders if h not in ignore])
-        if n == 0:
-            return any(a <= x.t <= b for a, b in gaps)
-        return n == 2 and any(p - PREEMPT_OVERLAP <= x.t <= p for p in preemptions)
+        if n == 0 and any(a <= x.t <= b for a, b in gaps):
+            return True
+        return n in (0, 2) and any(p - PREEMPT_OVERLAP <= x.t <= p for p in preemptions)
 
     window = [x for x in samples if (since is None or x.t >= since) and (until is None or x.t <= until)]
     assert_single_holder([x for x in window if not excused(x)], ignore=ignore)
@@ -209,13 +228,14 @@ def test_election_graceful_stop_and_preemption(lab3: Lab) -> None:
 
     # Node 1 comes back: it starts as BACKUP, discards node 2's lower-priority adverts and preempts when
     # its own Master_Down_Interval runs out.
+    m2 = mark(d[2])
     restarted = time.monotonic()
     d[1].start()
     back = s.wait_holders([1], timeout=8.0, since=restarted)
     print(f"preemption back to node 1: {back.t - restarted:.3f} s after the restart (its MDI {mdi(150):.2f} s)")
     assert mdi(150) - 0.5 < back.t - restarted < mdi(150) + 2.0
     hold_steady(s, 1, 1.0)
-    d[2].wait_state("VI_1", "BACKUP", timeout=1.0, since=0)
+    d[2].wait_state("VI_1", "BACKUP", timeout=1.0, since=m2)
     assert re.search(r"received lower priority \(100\) advert from 192\.0\.2\.12 - discarding", d[1].log_text())
 
     check_holders(s.samples, gaps=[(stopped, stopped + took)], preemptions=[back.t])
@@ -262,15 +282,22 @@ def test_sigkill_of_the_master_daemon(lab2: Lab) -> None:
 
 
 @pytest.mark.parametrize("side", ["node", "switch"])
-def test_link_down_on_the_master(lab2: Lab, side: str) -> None:
-    d = start(lab2, {1: config(1, instance(prio=150, state="MASTER")), 2: config(2, instance(prio=100))})
+def test_link_down_on_the_master(lab2: Lab, side: Literal["node", "switch"], tmp_path: Path) -> None:
+    script, out = recorder(tmp_path, "notify")
+    d = start(
+        lab2,
+        {
+            1: config(1, instance(prio=150, state="MASTER", extra=(f"notify {script}",))),
+            2: config(2, instance(prio=100)),
+        },
+    )
     s = lab2.sampler(VIP)
     s.wait_holders([1], timeout=10.0)
     hold_steady(s, 1, 1.2)
 
     m1 = mark(d[1])
     down = time.monotonic()
-    lab2.node(1).link_down(side)  # type: ignore[arg-type]
+    lab2.node(1).link_down(side)
     d[1].wait_state("VI_1", "FAULT", timeout=2.0, since=m1)
     released = s.wait_holders([], timeout=2.0, since=down)
     print(f"\nlink down ({side}): node 1 in FAULT and released the VIP after {released.t - down:.3f} s")
@@ -281,16 +308,42 @@ def test_link_down_on_the_master(lab2: Lab, side: str) -> None:
     assert mdi(100) - 1.2 < took < mdi(100) + 1.0
     hold_steady(s, 2, 0.5)
     assert entered(d[1], "MASTER", since=m1) == 0
+    assert lines_of(out) == ["INSTANCE VI_1 BACKUP 150", "INSTANCE VI_1 MASTER 150", "INSTANCE VI_1 FAULT 150"]
 
     m1 = mark(d[1])
     up = time.monotonic()
-    lab2.node(1).link_up(side)  # type: ignore[arg-type]
+    lab2.node(1).link_up(side)
     d[1].wait_state("VI_1", "BACKUP", timeout=3.0, since=m1)
     back = s.wait_holders([1], timeout=8.0, since=up)
     print(f"link up ({side}): node 1 holds the VIP again after {back.t - up:.3f} s")
     assert back.t - up < mdi(150) + 2.0
     hold_steady(s, 1, 1.0)
+    assert lines_of(out)[3:] == ["INSTANCE VI_1 BACKUP 150", "INSTANCE VI_1 MASTER 150"]
     check_holders(s.samples, gaps=[(down, down + took)], preemptions=[back.t])
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_start_with_the_link_down(make_lab: Callable[[int], Lab], family: int) -> None:
+    lab = make_lab(1)
+    node = lab.node(1)
+    node.link_down()
+    vip, text = (
+        (VIP, instance(prio=150)) if family == 4 else (VIP6, instance("VI_6", vrid=52, prio=150, vips=(f"{VIP6}/64",)))
+    )
+    name = "VI_1" if family == 4 else "VI_6"
+    d = node.pykeepalived(config(1, text))
+    d.wait_log(r"Startup complete", timeout=5.0)
+    time.sleep(0.5)
+    # Down at start-up: FAULT (keepalived: "entering FAULT state"), nothing held.
+    assert not node.has(vip)
+    up = time.monotonic()
+    node.link_up()
+    lab.wait_who_has(vip, [1], timeout=mdi(150) + 1.5)
+    print(f"\nIPv{family} instance started with the link down: VIP held {time.monotonic() - up:.3f} s after link up")
+    # keepalived's words: "Entering FAULT STATE", or for an instance that has no address
+    # of its family yet, "entering FAULT state (no IPv6 address for interface)".
+    d.wait_log(rf"\({name}\) (Entering FAULT STATE|entering FAULT state)", timeout=0.1)
+    d.wait_state(name, "MASTER", timeout=0.1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -427,7 +480,7 @@ def test_v3_ipv4_fast_adverts_failover(lab2: Lab) -> None:
     times = [p["time"] for p in packets]
     worst = max(b - a for a, b in itertools.pairwise(times))
     print(f"\nv3 advert_int 0.1: {len(packets)} adverts in 1 s, longest gap {worst * 1e3:.0f} ms")
-    assert worst < 0.2
+    assert worst < 0.25
 
     killed = time.monotonic()
     d[1].kill()
@@ -485,36 +538,60 @@ def test_unicast_peers(lab2: Lab, family: int) -> None:
     assert before and after, packets
     assert {(p["dst"], p["priority"], p["version"], p["checksum_ok"]) for p in before} == {(ip2, 150, version, True)}
     assert {(p["dst"], p["priority"], p["version"], p["checksum_ok"]) for p in after} == {(ip1, 100, version, True)}
-    assert all(p["ttl"] == 255 and p["family"] == family and p["addresses"] == [vip] for p in packets)
+    # TTL 255 over IPv4; over IPv6 keepalived 2.2.7 leaves unicast adverts at the kernel's default hop
+    # limit (checked with tcpdump: 64), not RFC 5798's 255, and pykeepalived does the same (no unicast_ttl).
+    ttl = 255 if family == 4 else int(lab2.node(1).run(["cat", "/proc/sys/net/ipv6/conf/eth0/hop_limit"]).stdout)
+    assert {(p["ttl"], p["family"], tuple(p["addresses"])) for p in packets} == {(ttl, family, (vip,))}
     check_holders(s.samples, until=killed)
     check_holders(s.samples, since=killed, gaps=[(killed, killed + took)], ignore={1})
+
+
+def test_v2_auth_pass(lab2: Lab) -> None:
+    auth = ("authentication {", "    auth_type PASS", "    auth_pass secret1", "}")
+    d = start(
+        lab2,
+        {
+            1: config(1, instance(prio=150, state="MASTER", extra=auth)),
+            2: config(2, instance(prio=100, extra=auth)),
+        },
+    )
+    s = lab2.sampler(VIP)
+    s.wait_holders([1], timeout=10.0)
+    cap = lab2.capture()
+    hold_steady(s, 1, 1.5)
+    packets = cap.packets()
+    assert packets
+    # RFC 3768 section 5.3.6.1: type 1, the password in the 8 authentication bytes.
+    assert {(p["version"], p["auth_type"], p["auth_string"], p["checksum_ok"]) for p in packets} == {
+        (2, 1, "secret1", True)
+    }
+    d[2].signal(signal.SIGRTMIN + 2)
+    path = d[2].workdir / "pykeepalived.json"
+    text = wait_for("node 2's JSON dump", lambda: path.read_text() if path.exists() else None, 3.0)
+    dumped = json.loads(text)
+    stats = dumped[0]["stats"]
+    assert stats["advert_rcvd"] >= 1 and stats["auth_failure"] == stats["authtype_mismatch"] == 0, stats
+    assert entered(d[2], "MASTER") == 0
+    check_holders(s.samples)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Notify scripts
 
 
-NOTIFY_SH = """#!/bin/sh
-printf '%s\\n' "$*" >> {out}
-"""
-
-
 def test_notify_scripts(lab2: Lab, tmp_path: Path) -> None:
     files: dict[int, dict[str, Path]] = {}
     configs: dict[int, str] = {}
     for node, prio, state in ((1, 150, "MASTER"), (2, 100, "BACKUP")):
+        scripts: dict[str, Path] = {}
         files[node] = {}
         for kind in ("notify", "master", "backup", "stop"):
-            out = tmp_path / f"n{node}-{kind}.out"
-            script = tmp_path / f"n{node}-{kind}.sh"
-            script.write_text(NOTIFY_SH.format(out=out))
-            script.chmod(0o755)
-            files[node][kind] = out
+            scripts[kind], files[node][kind] = recorder(tmp_path, f"n{node}-{kind}")
         extra = (
-            f"notify {tmp_path}/n{node}-notify.sh",
-            f'notify_master "{tmp_path}/n{node}-master.sh became master"',
-            f'notify_backup "{tmp_path}/n{node}-backup.sh now backup"',
-            f"notify_stop {tmp_path}/n{node}-stop.sh",
+            f"notify {scripts['notify']}",
+            f'notify_master "{scripts["master"]} became master"',
+            f'notify_backup "{scripts["backup"]} now backup"',
+            f"notify_stop {scripts['stop']}",
         )
         configs[node] = config(node, instance(prio=prio, state=state, extra=extra))
     d = start(lab2, configs)
@@ -522,8 +599,7 @@ def test_notify_scripts(lab2: Lab, tmp_path: Path) -> None:
     s.wait_holders([1], timeout=10.0)
 
     def lines(node: int, kind: str) -> list[str]:
-        path = files[node][kind]
-        return path.read_text().splitlines() if path.exists() else []
+        return lines_of(files[node][kind])
 
     wait_for("node 1's notify MASTER", lambda: len(lines(1, "notify")) >= 2, 3.0)
     # `notify` gets keepalived's four arguments; notify_master & co. exactly their configured argv.
@@ -600,17 +676,23 @@ def reload(d: Daemon, text: str) -> int:
     m = mark(d)
     d.reconfigure(text)
     d.wait_log(r"Reload complete", timeout=5.0, since=m)
+    # The parent says "Reload complete" even when the child's reload raised: look at the child's word.
+    assert not re.search(r"could not reload|Reload failed", d.log_text()[m:]), d.log_text()[m:]
     return m
 
 
 def test_reload(lab2: Lab) -> None:
     vi2 = (f"{VIP2}/24",)
 
-    def conf(node: int, *, vi1_vips: tuple[str, ...] = (f"{VIP}/24",), with_vi2: bool = True) -> str:
+    def conf(
+        node: int, *, vi1_vips: tuple[str, ...] = (f"{VIP}/24",), with_vi2: bool = True, with_vi3: bool = False
+    ) -> str:
         prio = 150 if node == 1 else 100
         parts = [instance("VI_1", vrid=51, prio=prio, vips=vi1_vips)]
         if with_vi2:
             parts.append(instance("VI_2", vrid=52, prio=prio, vips=vi2))
+        if with_vi3:
+            parts.append(instance("VI_3", vrid=53, prio=prio, vips=(f"{VIP4}/24",)))
         return config(node, *parts)
 
     d = start(lab2, {1: conf(1), 2: conf(2)})
@@ -640,20 +722,29 @@ def test_reload(lab2: Lab) -> None:
     assert not re.search(r"Entering \w+ STATE", d[1].log_text()[m1:])
 
     # A reload that removes VI_2 on the master: it resigns with priority 0, node 2 takes over fast.
+    # The same reload adds VI_3 on both nodes (it starts as BACKUP and node 1 wins it by priority) and
+    # takes the added VIP out of VI_1 again.
     m2 = mark(d[2])
+    s4 = lab2.sampler(VIP4)
     removed = time.monotonic()
-    reload(d[1], conf(1, vi1_vips=(f"{VIP}/24", f"{VIP3}/24"), with_vi2=False))
+    reload(d[1], conf(1, with_vi2=False, with_vi3=True))
+    reload(d[2], conf(2, with_vi3=True))
+    lab2.wait_who_has(VIP3, [], timeout=1.0)
     s2.wait_holders([2], timeout=3.0, since=removed)
     took = takeover_seconds(s2.samples, 2, removed)
     print(f"reload removing VI_2: node 2 holds its VIP after {took:.3f} s (Skew_Time {skew(100):.2f} s)")
     assert took < 1.5
     d[2].wait_log(r"\(VI_2\) Backup received priority 0 advertisement", timeout=1.0, since=m2)
-    time.sleep(1.0)
+    elected = s4.wait_holders([1], timeout=mdi(150) + 2.0, since=removed)
+    print(f"reload adding VI_3: node 1 holds its VIP after {elected.t - removed:.3f} s")
+    hold_steady(s4, 1, 0.5)
     assert not re.search(r"\(VI_1\) Entering", d[2].log_text()[m2:])
+    assert entered(d[2], "MASTER", "VI_3") == 0
     assert all(x.holders == (1,) for x in s1.samples if x.t >= since)
-    assert lab2.who_has(VIP3) == [1]
+    assert lab2.who_has(VIP3) == []
     check_holders(s1.samples)
     check_holders(s2.samples, gaps=[(removed, removed + took)])
+    check_holders(s4.samples)
 
 
 # ---------------------------------------------------------------------------------------------------------
