@@ -310,44 +310,38 @@ class Bench:
         )
         time.sleep(1.2)
 
-    def run(self, kind: Kind) -> Results:
-        res = Results()
-        self.say(f"{kind}: starting the keepalived master on node 1 and the {kind} backup on node 2")
+    def round(self, kind: Kind, r: int, res: Results) -> None:
+        """One round for one backup: start both, hard kill, steady CPU, preemption back, graceful
+        stop, then stop everything (so the next backup starts from the same state)."""
+        self.say(f"{kind} round {r}: keepalived master on node 1, {kind} backup on node 2")
         master = self.start_master()
-        backup = (
-            self.b_node.keepalived(self.backup_conf)
-            if kind == "keepalived"
-            else self.b_node.pykeepalived(self.backup_conf)
-        )
-        self.wait_backup(backup, 0)
-        for r in range(1, self.args.rounds + 1):
+        start = self.b_node.keepalived if kind == "keepalived" else self.b_node.pykeepalived
+        backup = start(self.backup_conf)
+        try:
+            self.wait_backup(backup, 0)
             t = self.takeover(master, hard=True)
             res.hard.append(t)
             self.say(f"{kind} round {r}: hard kill -> first VIP {t.first:.3f} s, last {t.last:.3f} s")
-            settle = max(0.0, GARP_MASTER_DELAY + 1.0 - (time.monotonic() - self._done_at))
-            time.sleep(settle)
+            # Steady state: after garp_master_delay's second GARP burst.
+            time.sleep(max(0.0, GARP_MASTER_DELAY + 1.0 - (time.monotonic() - self._done_at)))
             pct, pct_ticks, by_proc = self.cpu(backup)
             res.cpu.append(pct)
             res.cpu_ticks.append(pct_ticks)
             res.cpu_by_process.append(by_proc)
-            self.say(f"{kind} round {r}: master CPU {pct:.2f} % of a core ({self._fmt_procs(by_proc)})")
+            self.say(f"{kind} round {r}: master CPU {pct:.3f} % of a core ({self._fmt_procs(by_proc)})")
             offset = len(backup.log_text())
-            master = self.start_master()
+            master = self.start_master()  # preempts the backup (priority 200 over 100)
             self.wait_backup(backup, offset)
             t = self.takeover(master, hard=False)
             res.graceful.append(t)
             self.say(f"{kind} round {r}: graceful stop -> first VIP {t.first:.3f} s, last {t.last:.3f} s")
-            offset = len(backup.log_text())
-            master = self.start_master()
-            self.wait_backup(backup, offset)
-        self.say(f"{kind}: stopping")
-        backup.stop()
-        master.stop()
-        if self.args.logs:
-            dest = Path(self.args.logs) / kind
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copy(backup.log, dest / "backup.log")
-        return res
+        finally:
+            backup.stop()
+            master.stop()
+            if self.args.logs:
+                dest = Path(self.args.logs) / kind
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copy(backup.log, dest / f"backup-{r}.log")
 
     @staticmethod
     def _fmt_procs(by_proc: dict[str, float]) -> str:
@@ -531,8 +525,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with sigterm_as_interrupt(), Lab(n=2) as lab:
         bench = Bench(lab, args)
         try:
-            for kind in kinds:
-                results[kind] = bench.run(kind)
+            # Rounds alternate between the backups, so that other load on the machine (it has two
+            # cores) weighs on both alike.
+            for r in range(1, args.rounds + 1):
+                for kind in kinds:
+                    bench.round(kind, r, results.setdefault(kind, Results()))
         finally:
             bench.close()
     print()
