@@ -56,7 +56,7 @@ log = logging.getLogger("pykeepalived")
 
 SIGJSON = signal.SIGRTMIN + 2  # keepalived's SIGJSON
 DEFAULT_CHILD_WAIT_TIME = 5.0  # global_defs child_wait_time default (keepalived.conf(5))
-MAX_WAIT = 1.0  # the loop wakes at least this often
+MAX_WAIT = 10.0  # a safety net: signals (wakeup pipe), child messages and deadlines wake the loop sooner
 STATUS_MAX = 400  # systemctl status shows one line; keep STATUS= readable
 
 

@@ -203,6 +203,14 @@ class Instance:
     def on_tick(self) -> None:
         self._timer = None
         self._timer_at = None
+        # A steady master's advert: the state machine's own Adver_Timer rule, without the
+        # general event path (this runs for every advert of every master).
+        fired = fsm.advert_timer(self.machine, self.params, self.edges.loop.time())
+        if fired is not None:
+            self.machine = fired
+            self.send_advert(fsm.effective_priority(fired, self.params))
+            self._arm()
+            return
         self._step(fsm.Tick())
 
     def on_packet(self, rx: Received) -> None:
@@ -244,7 +252,8 @@ class Instance:
             self._timer.cancel()
         self._timer_at = deadline
         assert self.ticks is not None
-        self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick)
+        early = fsm.advert_early(self.params) if self.machine.state is fsm.State.MASTER else 0.0
+        self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick, early)
 
     def cancel_timers(self) -> None:
         if self._timer is not None:

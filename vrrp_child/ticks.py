@@ -41,10 +41,11 @@ class Loop(Protocol):
 class Timer:
     """One scheduled callback; cancel() before it ran keeps it from running."""
 
-    __slots__ = ("callback", "when")
+    __slots__ = ("callback", "early", "when")
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+    def __init__(self, when: float, callback: Callable[[], None], early: float = 0.0) -> None:
         self.when = when
+        self.early = early  # it may run this much before `when` if the loop is awake anyway
         self.callback: Callable[[], None] | None = callback
 
     def cancel(self) -> None:
@@ -66,8 +67,10 @@ class Ticks:
         self._armed_at: float | None = None
         self._running = False
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(when, callback)
+    def call_at(self, when: float, callback: Callable[[], None], early: float = 0.0) -> Timer:
+        """Run `callback` at `when`; with `early`, up to that much sooner when a wakeup for
+        another timer comes first (masters' adverts then share wakeups)."""
+        timer = Timer(when, callback, early)
         heapq.heappush(self._heap, (when, next(self._seq), timer))
         if not self._running and (self._armed_at is None or when < self._armed_at):
             self._arm()
@@ -103,7 +106,7 @@ class Ticks:
         heap = self._heap
         time = self.loop.time
         try:
-            while heap and heap[0][0] <= time() + SLACK:
+            while heap and heap[0][0] - heap[0][2].early <= time() + SLACK:
                 timer = heapq.heappop(heap)[2]
                 callback = timer.callback
                 if callback is not None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import vrrp_child.fsm as fsm_mod
 from tests.conf.util import clean, parse
 from vrrp_child.fsm import (
     Action,
@@ -978,3 +979,18 @@ def test_ipv6_addresses_work_on_the_wire() -> None:
     w.at(0.0, 1, "boot")
     w.run(20.0)
     assert w.masters() == [1]  # equal priority: the higher link-local address wins
+
+
+def test_a_master_may_send_a_little_early_but_keeps_its_cadence() -> None:
+    """fsm_mod.advert_timer accepts a tick up to 2% of the interval (20 ms at most) early, so the
+    adverts of many masters share loop wakeups; the next deadline stays on the cadence."""
+    p = fsm_mod.Params(
+        name="VI_1", version=2, priority=255, advert_int=1.0, local_ip=ip_address("10.0.0.1"), start_master=True
+    )
+    m, _ = fsm_mod.step(fsm_mod.initial(), p, fsm_mod.Start(), 0.0)
+    assert m.state is fsm_mod.State.MASTER and m.advert_deadline == pytest.approx(1.0)
+    assert fsm_mod.advert_timer(m, p, 0.97) is None  # 30 ms early: too early
+    fired = fsm_mod.advert_timer(m, p, 0.985)
+    assert fired is not None and fired.advert_deadline == pytest.approx(2.0)
+    assert fsm_mod.advert_early(p) == pytest.approx(0.02)
+    assert fsm_mod.advert_early(replace(p, advert_int=0.1)) == pytest.approx(0.002)

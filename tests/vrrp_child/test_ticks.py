@@ -142,3 +142,17 @@ def test_close_cancels_everything() -> None:
     ticks.call_at(11.0, lambda: None)
     ticks.close()
     assert loop.armed() == [] and len(ticks) == 0
+
+
+def test_early_timers_share_the_wakeup_of_an_earlier_one() -> None:
+    loop = Loop()
+    ticks = Ticks(loop)
+    ran: list[str] = []
+    ticks.call_at(11.000, lambda: ran.append("a"))
+    ticks.call_at(11.015, lambda: ran.append("b"), early=0.02)  # may go 20 ms early
+    ticks.call_at(11.015, lambda: ran.append("c"))  # may not
+    ticks.call_at(11.050, lambda: ran.append("d"), early=0.02)  # too far
+    loop.fire()
+    assert ran == ["a", "b"] and loop.armed() == [11.015]
+    loop.fire()
+    assert ran == ["a", "b", "c"] and loop.armed() == [11.05]
