@@ -224,7 +224,7 @@ class VrrpWorkload:
         self.instances[name] = inst
         up = base.running and base.up
         self.links.watch(base.name, up)
-        if not up:
+        if not up and not conf.dont_track_primary:
             inst.set_fault(f"interface {base.name} down")
         return inst
 
@@ -324,7 +324,8 @@ class VrrpWorkload:
 
     def _link_changed(self, ifname: str, up: bool) -> None:
         for inst in self.instances.values():
-            if ifname in (inst.conf.interface, inst.socket.ifname):
+            # dont_track_primary: keepalived ignores the instance's own interface faults
+            if ifname in (inst.conf.interface, inst.socket.ifname) and not inst.conf.dont_track_primary:
                 inst.set_fault(None if up else f"interface {ifname} down")
         self._flush()
         if up and self.pending:
