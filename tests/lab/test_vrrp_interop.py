@@ -26,8 +26,9 @@ checked:
   (invalid TTL, version, auth, checksum, interval, address list) on either side; both daemons' SIGUSR2
   statistics: adverts received, no error counter above zero;
 - the bridge capture decoded by tshark: our adverts and keepalived's have the same version, type, TTL 255
-  (unicast IPv6: the kernel's 64, as keepalived sends), TOS 0xc0, VRID, addresses, interval, authentication, DF bit and Ethernet destination, a good checksum,
-  the right source and destination, the priorities each side should send, and one advert per interval.
+  (unicast IPv6: the kernel's 64, as keepalived sends), TOS 0xc0, VRID, addresses, interval,
+  authentication, DF bit and Ethernet destination, a good checksum, the right source and destination,
+  the priorities each side should send, and one advert per interval.
 
 Then the equal-priority tie-break after a split brain, both ways round, and a negative control: with
 different passwords both daemons report and count the failure, so the detectors above can fail.
