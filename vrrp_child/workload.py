@@ -66,6 +66,7 @@ def identity(inst: VrrpInstance) -> tuple[object, ...]:
         inst.interface,
         inst.is_unicast,
         inst.unicast_src_ip if inst.is_unicast else None,
+        None if inst.is_unicast else inst.mcast_dst_ip,  # the multicast group joined
         (vmac.ifname, vmac.mac) if vmac is not None else None,
         inst.vmac_xmit_base,
     )
@@ -151,6 +152,8 @@ class VrrpWorkload:
         return "".join(self._data_text(i) for i in self.instances.values())
 
     async def stop(self) -> None:
+        if not hasattr(self, "rtnl"):
+            return  # stopped before start() got going: nothing is held
         for inst in list(self.instances.values()):
             inst.shutdown()  # a MASTER sends priority 0 and releases its VIPs (unless -V)
             inst.cancel_timers()
