@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from tests.lab.lab import Daemon, Lab, LabError, Sample, VrrpPacket, decode_vrrp, wait_for
+from tests.lab.lab import Daemon, LabError, Sample, VrrpPacket, decode_vrrp, wait_for
 
 # keepalived 2.2.7's receive-side complaints (vrrp_check_packet and friends, `strings keepalived`): any of
 # them in a log means the other side's adverts were not what it expects. "Setting unicast VRRPv3 checksum
@@ -208,17 +208,6 @@ def longest_spell(
     if start is not None:
         longest = max(longest, last - start)
     return longest
-
-
-def isolate(lab: Lab, isolated: bool) -> None:
-    """Partition the LAN without touching a link: isolated bridge ports forward to no other isolated port,
-    so every node keeps its carrier (no FAULT) but hears nobody (a split brain)."""
-    state = "on" if isolated else "off"
-    for node in lab.nodes:
-        argv = ["ip", "netns", "exec", lab.switch, "bridge", "link", "set", "dev", node.port, "isolated", state]
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        if res.returncode != 0:
-            raise LabError(f"{' '.join(argv)} failed: {res.stderr.strip()}")
 
 
 def sleep_until(deadline: float) -> None:

@@ -2,8 +2,11 @@
 
 One "switch" namespace holds a bridge (br0); each node namespace holds eth0, one end of a veth pair whose
 other end (p<i>) is a port of that bridge. Node i (1-based) has 192.0.2.(10+i)/24, 2001:db8::(10+i)/64 and
-a link-local IPv6 address. Namespace names carry the test process's pid and a counter, so concurrent runs
-never collide; interface names live inside those private namespaces and can be fixed (eth0, br0, p1, ...).
+the link-local fe80::ff:fe00:i (EUI-64 of its MAC 02:00:00:00:00:i). `Lab.pair()` builds the other layout the
+tests use: two nodes whose interfaces are va and vb, with 192.0.2.1 / .2, 2001:db8::1 / ::2 and fixed link-local
+addresses fe80::1 / fe80::2 (no EUI-64 address at all). Namespace names carry the test process's pid and a
+counter, so concurrent runs never collide; interface names live inside those private namespaces and can be fixed
+(eth0, br0, p1, ...).
 
 Everything a lab starts is killed when it closes (also when the test failed or was interrupted): the
 processes it launched, their process groups, and then any process at all whose network namespace is one of
@@ -20,8 +23,10 @@ import contextlib
 import ctypes
 import ipaddress
 import itertools
+import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -32,11 +37,11 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, TypedDict, TypeVar
+from typing import Any, Literal, Self, TypedDict, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 NETNS_DIR = Path("/run/netns")
@@ -53,6 +58,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _counter = itertools.count(1)
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
+ETH_P_ALL = 0x0003
 
 # Debian packages that provide the tools the lab runs.
 TOOL_PACKAGES = {"ip": "iproute2", "keepalived": "keepalived", "tcpdump": "tcpdump", "tshark": "tshark"}
@@ -110,9 +116,7 @@ def in_netns(netns: str, fn: Callable[[], T]) -> T:
         try:
             fd = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"setns({netns}): {os.strerror(e)}")
+                _setns(fd, netns)
             finally:
                 os.close(fd)
             out.append(fn())
@@ -125,6 +129,32 @@ def in_netns(netns: str, fn: Callable[[], T]) -> T:
     if err:
         raise err[0]
     return out[0]
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns({what}): {os.strerror(e)}")
+
+
+@contextlib.contextmanager
+def inside(netns: str) -> Iterator[None]:
+    """Run the block with this thread in `netns` and come back, also on failure. Sockets opened in the block
+    stay in `netns`; processes started in it too (unless they enter a namespace of their own). For a single
+    call, `in_netns` leaves the calling thread alone."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(NETNS_DIR / netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target, netns)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home, "the thread's own namespace")
+    finally:
+        os.close(home)
 
 
 def _write_sysctls(netns: str, values: dict[str, str]) -> None:
@@ -414,6 +444,14 @@ class Proc:
         self.seen.add(self.popen.pid)
         return self
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
     @property
     def pid(self) -> int:
         if self.popen is None:
@@ -569,17 +607,59 @@ class Daemon(Proc):
 # Nodes and the lab
 
 
+@dataclass(frozen=True)
+class NodeSpec:
+    """How node i is wired and addressed."""
+
+    ifname: str
+    mac: str
+    ipv4: ipaddress.IPv4Interface
+    ipv6: ipaddress.IPv6Interface
+    link_local: ipaddress.IPv6Address
+    # True: addrgenmode none and `link_local`/64 added by hand; False: the kernel's EUI-64 address of `mac`.
+    fixed_link_local: bool = False
+
+
+def lan_node(index: int) -> NodeSpec:
+    """The default layout: eth0, 192.0.2.(10+i)/24, 2001:db8::(10+i)/64, EUI-64 link-local fe80::ff:fe00:i."""
+    return NodeSpec(
+        ifname=NODE_IF,
+        mac=f"02:00:00:00:00:{index:02x}",
+        ipv4=ipaddress.IPv4Interface(f"192.0.2.{10 + index}/24"),
+        ipv6=ipaddress.IPv6Interface(f"2001:db8::{10 + index:x}/64"),
+        # EUI-64 of 02:00:00:00:00:ii: the universal/local bit flipped, ff:fe in the middle.
+        link_local=ipaddress.IPv6Address(f"fe80::ff:fe00:{index:x}"),
+    )
+
+
+def pair_node(index: int) -> NodeSpec:
+    """The `Lab.pair()` layout: va / vb, 192.0.2.i/24, 2001:db8::i/64 and a fixed fe80::i/64."""
+    if not 1 <= index <= 2:
+        raise ValueError("a pair has nodes 1 and 2")
+    return NodeSpec(
+        ifname="va" if index == 1 else "vb",
+        mac=f"02:00:00:00:00:{index:02x}",
+        ipv4=ipaddress.IPv4Interface(f"192.0.2.{index}/24"),
+        ipv6=ipaddress.IPv6Interface(f"2001:db8::{index}/64"),
+        link_local=ipaddress.IPv6Address(f"fe80::{index}"),
+        fixed_link_local=True,
+    )
+
+
 class Node:
-    def __init__(self, lab: Lab, index: int) -> None:
+    def __init__(self, lab: Lab, index: int, spec: NodeSpec | None = None) -> None:
+        spec = spec or lan_node(index)
         self.lab = lab
         self.index = index
+        self.spec = spec
         self.netns = f"{lab.tag}-n{index}"
-        self.ifname = NODE_IF
+        self.ifname = spec.ifname
         self.port = f"p{index}"  # the bridge side of the veth, in the switch namespace
-        self.mac = f"02:00:00:00:00:{index:02x}"
-        self.ipv4 = ipaddress.IPv4Interface(f"192.0.2.{10 + index}/24")
-        self.ipv6 = ipaddress.IPv6Interface(f"2001:db8::{10 + index:x}/64")
+        self.mac = spec.mac
+        self.ipv4 = spec.ipv4
+        self.ipv6 = spec.ipv6
         self.procs: list[Proc] = []
+        self.sniffers: list[FrameCapture] = []
         self._reader: AddressReader | None = None
         self._ran = itertools.count(1)
 
@@ -594,15 +674,52 @@ class Node:
 
     @property
     def link_local(self) -> ipaddress.IPv6Address:
-        for a in self.reader.addresses(socket.AF_INET6):
-            ip = a.address.ip
-            if a.ifname == self.ifname and isinstance(ip, ipaddress.IPv6Address) and ip.is_link_local:
-                return ip
-        raise LabError(f"{self.ifname} in {self.netns} has no link-local address")
+        """The node's own link-local address on its interface (checked when the lab was built): not any
+        link-local address found there, which may be a daemon's VIP."""
+        return self.spec.link_local
 
     def open_socket(self, family: int, type: int, proto: int = 0) -> socket.socket:
         """A socket opened inside the node's namespace (to inject or receive crafted packets)."""
         return in_netns(self.netns, lambda: socket.socket(family, type, proto))
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """`fn()` run in the node's namespace (in a thread of its own: this one stays where it is)."""
+        return in_netns(self.netns, fn)
+
+    def inside(self) -> contextlib.AbstractContextManager[None]:
+        """`with node.inside():` this thread in the node's namespace for the block (see `inside`)."""
+        return inside(self.netns)
+
+    def ifindex(self, ifname: str | None = None) -> int:
+        name = ifname or self.ifname
+        return self.call(lambda: socket.if_nametoindex(name))
+
+    def ip(self, *args: str) -> None:
+        """`ip -n NETNS args...`; LabError when it fails."""
+        _ip(args, netns=self.netns)
+
+    def ip_json(self, *args: str) -> Any:
+        """`ip -n NETNS -j args...`, parsed ([] for no output)."""
+        argv = ["ip", "-n", self.netns, "-j", *args]
+        res = subprocess.run(argv, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise LabError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
+        return json.loads(res.stdout) if res.stdout.strip() else []
+
+    def sysctl(self, path: str) -> str:
+        """A network sysctl of the node, by its path under /proc/sys/net ("ipv4/conf/all/rp_filter": slashes,
+        since interface names may hold dots). OSError when there is no such key."""
+        return self.call(lambda: Path("/proc/sys/net", path).read_text().strip())
+
+    def write_sysctl(self, path: str, value: str | int) -> None:
+        self.call(lambda: Path("/proc/sys/net", path).write_text(str(value)))
+
+    def sniff(self, ifname: str | None = None) -> FrameCapture:
+        """Every frame arriving on the node's interface (or `ifname`) from now on, through an AF_PACKET
+        socket: for byte-exact frames without tcpdump. Closed by the lab's teardown if not before."""
+        f = FrameCapture(self.netns, ifname or self.ifname)
+        self.sniffers.append(f)
+        return f
 
     def run(
         self, argv: Sequence[str], *, check: bool = True, timeout: float = 30.0, input: str | None = None
@@ -684,6 +801,8 @@ class Node:
         for p in self.procs:
             with contextlib.suppress(Exception):
                 p.kill()
+        for f in self.sniffers:
+            f.close()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -699,7 +818,7 @@ def _open_namespaces() -> set[str]:
 class Lab:
     """`with Lab(n=2) as lab:` a bridge and n nodes; everything is torn down on exit."""
 
-    def __init__(self, n: int = 2, *, workdir: Path | None = None) -> None:
+    def __init__(self, n: int = 2, *, workdir: Path | None = None, spec: Callable[[int], NodeSpec] = lan_node) -> None:
         if not 1 <= n <= 50:
             raise ValueError("a lab has 1 to 50 nodes")
         self.tag = f"{PREFIX}{os.getpid()}-{next(_counter)}"
@@ -708,7 +827,7 @@ class Lab:
         self._own_workdir = workdir is None
         self.workdir = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="pklab-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.nodes = [Node(self, i) for i in range(1, n + 1)]
+        self.nodes = [Node(self, i, spec(i)) for i in range(1, n + 1)]
         self.captures: list[Capture] = []
         self.samplers: list[Sampler] = []
         self.inodes: set[int] = set()
@@ -717,6 +836,12 @@ class Lab:
 
     def __repr__(self) -> str:
         return f"<Lab {self.tag} {len(self.nodes)} nodes>"
+
+    @classmethod
+    def pair(cls, *, workdir: Path | None = None) -> Lab:
+        """Two nodes on the switch with the `pair_node` layout: node 1 on va (192.0.2.1, 2001:db8::1,
+        fe80::1), node 2 on vb (.2, ::2, fe80::2). Not opened yet: `with Lab.pair() as lab:`."""
+        return cls(2, workdir=workdir, spec=pair_node)
 
     # -- life cycle
 
@@ -764,21 +889,38 @@ class Lab:
             sw.append(f"link set {node.port} master {BRIDGE} up")
         _ip([], netns=self.switch, batch=sw)
         for node in self.nodes:
+            fixed = node.spec.fixed_link_local
             _ip(
                 [],
                 netns=node.netns,
                 batch=[
                     "link set lo up",
+                    *([f"link set {node.ifname} addrgenmode none"] if fixed else []),
                     f"addr add {node.ipv4} dev {node.ifname}",
                     f"addr add {node.ipv6} dev {node.ifname} nodad",
+                    *([f"addr add {node.link_local}/64 dev {node.ifname} nodad"] if fixed else []),
                     f"link set {node.ifname} up",
                 ],
             )
+        # A fixed link-local address is there before the link is: wait for carrier on both ends as well (the
+        # bridge forwards on a port only once it saw the carrier come up).
+        wait_for("links up", self._links_up, 5.0)
         wait_for("link-local addresses", lambda: all(self._has_link_local(n) for n in self.nodes), 5.0)
+
+    def _links_up(self) -> bool:
+        def up(netns: str, names: Collection[str]) -> bool:
+            res = subprocess.run(["ip", "-n", netns, "-j", "link", "show"], capture_output=True, text=True)
+            state = {link["ifname"]: link.get("operstate") for link in json.loads(res.stdout or "[]")}
+            return all(state.get(name) == "UP" for name in names)
+
+        return up(self.switch, [n.port for n in self.nodes]) and all(up(n.netns, [n.ifname]) for n in self.nodes)
 
     @staticmethod
     def _has_link_local(node: Node) -> bool:
-        return any(a.address.ip.is_link_local for a in node.reader.addresses(socket.AF_INET6))
+        """The node's recorded link-local address is on its interface (EUI-64 ones come with the link)."""
+        return any(
+            a.ifname == node.ifname and a.address.ip == node.link_local for a in node.reader.addresses(socket.AF_INET6)
+        )
 
     def close(self) -> None:
         """Stop samplers and captures, kill every process, delete the namespaces. Idempotent."""
@@ -817,6 +959,16 @@ class Lab:
         if not 1 <= index <= len(self.nodes):
             raise IndexError(f"node {index}: this lab has nodes 1..{len(self.nodes)}")
         return self.nodes[index - 1]
+
+    def isolate(self, index: int, on: bool = True) -> None:
+        """Mark node `index`'s bridge port isolated (or not): isolated ports forward to no other isolated
+        port, so isolating every node partitions the LAN without touching a link (no carrier loss, no
+        FAULT; a split brain)."""
+        port = self.node(index).port
+        argv = ["bridge", "-n", self.switch, "link", "set", "dev", port, "isolated", "on" if on else "off"]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        if res.returncode != 0:
+            raise LabError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()}")
 
     def who_has(self, address: str | IPAddress | IPInterface) -> list[int]:
         """The indices of the nodes holding `address` right now."""
@@ -1197,3 +1349,59 @@ class Capture:
     def packets(self, *, v3_checksum_as_v2: bool = False) -> list[VrrpPacket]:
         self.stop()
         return decode_vrrp(self.path, v3_checksum_as_v2=v3_checksum_as_v2)
+
+
+class FrameCapture:
+    """Every frame arriving on an interface of a namespace from the moment it is made (an AF_PACKET socket
+    opened there; frames the namespace sends are left out)."""
+
+    def __init__(self, netns: str, ifname: str) -> None:
+        def open_socket() -> socket.socket:
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            try:
+                s.bind((ifname, 0))
+            except BaseException:
+                s.close()
+                raise
+            return s
+
+        self.netns = netns
+        self.ifname = ifname
+        self.sock = in_netns(netns, open_socket)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        self.sock.setblocking(False)
+
+    def frames(
+        self, want: Callable[[bytes], bool], count: int, timeout: float = 5.0, settle: float = 0.0
+    ) -> list[bytes]:
+        """The frames that `want`, until `count` came (then `settle` seconds more for extras) or `timeout`
+        passed."""
+        got: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            if len(got) >= count:
+                if settle <= 0:
+                    return got
+                deadline, settle = now + settle, 0.0
+            if now >= deadline:
+                return got
+            ready, _, _ = select.select([self.sock], [], [], deadline - now)
+            while ready:
+                try:
+                    frame, addr = self.sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                if addr[2] != socket.PACKET_OUTGOING and want(frame):
+                    got.append(frame)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> FrameCapture:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -8,6 +8,7 @@ Master_Down_Interval = 3 * 1 + Skew_Time = 3.61 s (RFC 3768 section 6.1).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from tests.lab.lab import (
     PREFIX,
     Daemon,
     Lab,
+    Node,
     Sample,
     alive,
     assert_single_holder,
@@ -320,3 +322,48 @@ def test_pykeepalived_runs_in_the_node(lab2: Lab) -> None:
     d.wait_log(r"pykeepalived", timeout=10.0)
     assert d.stop() == 0
     assert lab2.processes() == []
+
+
+def _probe(sender: Node, receiver: Node) -> list[bytes]:
+    """One broadcast frame (local experimental ethertype) from `sender`; what `receiver` got of it."""
+    frame = b"\xff" * 6 + bytes.fromhex(sender.mac.replace(":", "")) + b"\x88\xb5" + b"lab probe".ljust(46, b"\0")
+    with receiver.sniff() as cap, sender.open_socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+        s.sendto(frame, (sender.ifname, 0))
+        got = cap.frames(lambda f: f[12:14] == b"\x88\xb5", 1, timeout=1.0)
+    assert got in ([], [frame])
+    return got
+
+
+def test_isolate_and_own_link_local(lab2: Lab) -> None:
+    """isolate() partitions the LAN with every link still up; link_local stays the node's own address when
+    a link-local VIP sits beside it."""
+    n1, n2 = lab2.nodes
+    n1.add_address("fe80::99/64")
+    assert n1.link_local == ipaddress.IPv6Address("fe80::ff:fe00:1")
+    assert n2.link_local == ipaddress.IPv6Address("fe80::ff:fe00:2")
+    assert _probe(n1, n2)
+    for n in lab2.nodes:
+        lab2.isolate(n.index, True)
+    assert not _probe(n1, n2) and not _probe(n2, n1)
+    assert n1.ip_json("link", "show", "dev", "eth0")[0]["operstate"] == "UP"
+    for n in lab2.nodes:
+        lab2.isolate(n.index, False)
+    assert _probe(n1, n2) and _probe(n2, n1)
+
+
+def test_pair_layout(lab_tools: None, tmp_path: Path) -> None:
+    with Lab.pair(workdir=tmp_path) as lab:
+        a, b = lab.nodes
+        assert (a.ifname, b.ifname) == ("va", "vb")
+        assert (a.link_local, b.link_local) == (ipaddress.IPv6Address("fe80::1"), ipaddress.IPv6Address("fe80::2"))
+        assert {str(x.address) for x in b.addresses() if x.ifname == "vb"} == {
+            "192.0.2.2/24",
+            "2001:db8::2/64",
+            "fe80::2/64",
+        }
+        assert a.sysctl("ipv6/conf/va/accept_dad") == "0"
+        with a.inside():
+            assert socket.if_nametoindex("va") == a.ifindex()
+        assert a.call(lambda: socket.if_nametoindex("lo")) == 1
+        assert _probe(a, b)
+    assert not any((NETNS_DIR / ns).exists() for ns in lab.namespaces())

@@ -48,7 +48,6 @@ from tests.lab.interop_checks import (
     capture_packets,
     dump_stats,
     holders_between,
-    isolate,
     longest_spell,
     rx_problems,
     sleep_until,
@@ -431,12 +430,14 @@ def test_equal_priority_tie_break(lab2: Lab, higher_ip: Kind) -> None:
     time.sleep(1.0)  # 10 adverts, nearly 3 Master_Down_Intervals: the higher address does not preempt
     assert holders_between(s.samples, steady) == {(low,)}
 
-    isolate(lab2, True)
+    for n in lab2.nodes:
+        lab2.isolate(n.index, True)
     split = time.monotonic()
     s.wait_holders([low, high], timeout=2.0, since=split)
     time.sleep(0.3)
     mark_low, mark_high = log_offset(d_low), log_offset(d_high)
-    isolate(lab2, False)
+    for n in lab2.nodes:
+        lab2.isolate(n.index, False)
     healed = time.monotonic()
     alone = s.wait_holders([high], timeout=2.0, since=healed)
     print(f"\n[tie-break] {lower_ip} (lower address) yielded to {higher_ip} {alone.t - healed:.3f} s after the heal")

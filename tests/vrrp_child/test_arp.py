@@ -1,18 +1,18 @@
 """vrrp_child.arp: frames compared byte for byte with keepalived 2.2.7's (golden captures
-below, and live in a namespace), and sent for real with AF_PACKET."""
+below, and live in a namespace), and sent for real with AF_PACKET (on `pair`, a `Lab.pair()`
+of tests/lab/lab.py: see conftest.py)."""
 
 from __future__ import annotations
 
 import shutil
 import struct
 import time
-from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 
-from tests.vrrp_child.keepalived_lab import Lab, keepalived, lab
-from tests.vrrp_child.netns_edge import Capture, inside, ip, ip_json, is_arp, is_na, needs_root
+from tests.lab.lab import Lab, Node
+from tests.vrrp_child.conftest import needs_root
 from vrrp_child.arp import (
     FrameSender,
     announcement,
@@ -85,22 +85,25 @@ def test_mac_parsing_and_announcement() -> None:
 # ---------------------------------------------------------------- on the wire
 
 
-@pytest.fixture
-def ns() -> Iterator[Lab]:
-    with lab() as the_lab:
-        yield the_lab
+def is_arp(frame: bytes) -> bool:
+    return frame[12:14] == b"\x08\x06"
 
 
-def mac_of(ns: str, dev: str) -> str:
-    return str(ip_json(ns, "link", "show", "dev", dev)[0]["address"])
+def is_na(frame: bytes) -> bool:
+    return frame[12:14] == b"\x86\xdd" and frame[20] == 58 and frame[54] == 136
+
+
+def mac_of(node: Node, dev: str) -> str:
+    return str(node.ip_json("link", "show", "dev", dev)[0]["address"])
 
 
 @pytest.mark.lab
 @needs_root
-def test_sender_puts_exact_frames_on_the_wire(ns: Lab) -> None:
-    mac = mac_of(ns.ns_a, "va")
+def test_sender_puts_exact_frames_on_the_wire(pair: Lab) -> None:
+    a, b = pair.nodes
+    mac = mac_of(a, "va")
     frames = [gratuitous_arp(mac, IPv4Address("192.0.2.100")), unsolicited_na(mac, IPv6Address("2001:db8::100"))]
-    with Capture(ns.ns_b, "vb") as cap, inside(ns.ns_a), FrameSender() as sender:
+    with b.sniff("vb") as cap, a.inside(), FrameSender() as sender:
         assert sender.send_many("va", frames) == 2
         got = cap.frames(lambda f: is_arp(f) or is_na(f), 2, settle=0.2)
         # Unknown interface: nothing sent, nothing raised.
@@ -111,26 +114,28 @@ def test_sender_puts_exact_frames_on_the_wire(ns: Lab) -> None:
 
 @pytest.mark.lab
 @needs_root
-def test_sender_recovers_when_the_interface_is_recreated(ns: Lab) -> None:
-    ip(ns.ns_a, "link", "add", "vx", "type", "veth", "peer", "name", "vy")
-    ip(ns.ns_a, "link", "set", "vx", "up")
+def test_sender_recovers_when_the_interface_is_recreated(pair: Lab) -> None:
+    a = pair.node(1)
+    a.ip("link", "add", "vx", "type", "veth", "peer", "name", "vy")
+    a.ip("link", "set", "vx", "up")
     frame = gratuitous_arp("02:00:00:00:00:01", IPv4Address("192.0.2.5"))
-    with inside(ns.ns_a), FrameSender() as sender:
+    with a.inside(), FrameSender() as sender:
         assert sender.send("vx", frame)
-        ip(ns.ns_a, "link", "del", "vx")
+        a.ip("link", "del", "vx")
         assert not sender.send("vx", frame)
-        ip(ns.ns_a, "link", "add", "vx", "type", "veth", "peer", "name", "vy")
-        ip(ns.ns_a, "link", "set", "vx", "up")
+        a.ip("link", "add", "vx", "type", "veth", "peer", "name", "vy")
+        a.ip("link", "set", "vx", "up")
         assert sender.send("vx", frame)
 
 
 @pytest.mark.lab
 @needs_root
-def test_measure_garp_burst_for_250_vips(ns: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+def test_measure_garp_burst_for_250_vips(pair: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     """garp_master_repeat 5 (keepalived's default) for 250 VIPs: 1250 frames."""
-    mac = mac_of(ns.ns_a, "va")
+    a, b = pair.nodes
+    mac = mac_of(a, "va")
     vips = [IPv4Address(f"198.51.100.{i + 1}") for i in range(250)]
-    with Capture(ns.ns_b, "vb") as cap, inside(ns.ns_a), FrameSender() as sender:
+    with b.sniff("vb") as cap, a.inside(), FrameSender() as sender:
         t = time.perf_counter()
         frames = [gratuitous_arp(mac, v) for v in vips]
         build = time.perf_counter() - t
@@ -146,7 +151,8 @@ def test_measure_garp_burst_for_250_vips(ns: Lab, capsys: pytest.CaptureFixture[
 
 
 def _keepalived_frames(the_lab: Lab, config: str, count: int) -> list[bytes]:
-    with Capture(the_lab.ns_b, "vb") as cap, keepalived(the_lab, config):
+    """keepalived 2.2.7 (VRRP only) in node 1, the GARP/NA frames it sends as seen on vb in node 2."""
+    with the_lab.node(2).sniff("vb") as cap, the_lab.node(1).keepalived(config, args=["-P"]):
         return cap.frames(lambda f: is_arp(f) or is_na(f), count, timeout=15, settle=0.5)
 
 
@@ -187,19 +193,18 @@ vrrp_instance V6 {{
 @pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
 @pytest.mark.parametrize("vmac", [False, True], ids=["interface-mac", "use_vmac"])
 @pytest.mark.parametrize("forwarding", [0, 1])
-def test_frames_equal_keepalived_live(ns: Lab, vmac: bool, forwarding: int) -> None:
+def test_frames_equal_keepalived_live(pair: Lab, vmac: bool, forwarding: int) -> None:
     """keepalived 2.2.7 becoming master; every GARP/NA it sends equals ours for that VIP."""
-    with inside(ns.ns_a):
-        for path in ("all", "default", "va"):
-            with open(f"/proc/sys/net/ipv6/conf/{path}/forwarding", "w") as f:
-                f.write(str(forwarding))
+    a = pair.node(1)
+    for path in ("all", "default", "va"):
+        a.write_sysctl(f"ipv6/conf/{path}/forwarding", forwarding)
     config = KEEPALIVED_CONF.format(vmac4="use_vmac" if vmac else "", vmac6="use_vmac" if vmac else "")
-    frames = _keepalived_frames(ns, config, 8)
+    frames = _keepalived_frames(pair, config, 8)
     # keepalived takes R from the interface's IPv6 forwarding; so does our sender's caller.
-    with inside(ns.ns_a):
+    with a.inside():
         assert ipv6_forwarding("va") is bool(forwarding)
         assert not ipv6_forwarding("nosuch0")
-    mac = mac_of(ns.ns_a, "va")
+    mac = mac_of(a, "va")
     mac4, mac6 = ("00:00:5e:00:01:3d", "00:00:5e:00:02:3e") if vmac else (mac, mac)
     expected = {
         gratuitous_arp(mac4, IPv4Address("192.0.2.61")),

@@ -1,5 +1,5 @@
 """vrrp_child.netlink: request encoding (pure), then interfaces and VIPs for real in a
-namespace of the lab, asserted with `ip -j`."""
+namespace (node 1 of `pair`, a `Lab.pair()` of tests/lab/lab.py), asserted with `ip -j`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_NEWADDR
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
 from conf.addresses import PREFERRED_LFT_FOREVER, IpAddressEntry
-from tests.vrrp_child.keepalived_lab import Lab, lab
-from tests.vrrp_child.netns_edge import inside, ip, ip_json, needs_root
+from tests.lab.lab import Lab, Node
+from tests.vrrp_child.conftest import needs_root
 from vrrp_child import netlink
 from vrrp_child.netlink import (
     IFA_F_HOMEADDRESS,
@@ -86,34 +86,33 @@ def test_removal_request_names_the_address_only() -> None:
 
 
 @pytest.fixture
-def ns() -> Iterator[Lab]:
-    with lab() as the_lab:
-        yield the_lab
+def ns(pair: Lab) -> Node:
+    """Node 1: va, 192.0.2.1/24, 2001:db8::1/64, fe80::1/64."""
+    return pair.node(1)
 
 
 @pytest.fixture
-def rtnl(ns: Lab) -> Iterator[Rtnl]:
-    with inside(ns.ns_a):
-        r = Rtnl()
+def rtnl(ns: Node) -> Iterator[Rtnl]:
+    r = ns.call(Rtnl)
     try:
         yield r
     finally:
         r.close()
 
 
-def addrs(ns: str, dev: str = "va") -> dict[str, dict[str, Any]]:
+def addrs(ns: Node, dev: str = "va") -> dict[str, dict[str, Any]]:
     return {
         f"{a['local']}/{a['prefixlen']}": a
-        for link in ip_json(ns, "addr", "show", "dev", dev)
+        for link in ns.ip_json("addr", "show", "dev", dev)
         for a in link["addr_info"]
     }
 
 
 @pytest.mark.lab
 @needs_root
-def test_interface_lookup(ns: Lab, rtnl: Rtnl) -> None:
-    (link,) = ip_json(ns.ns_a, "link", "show", "dev", "va")
-    with inside(ns.ns_a):
+def test_interface_lookup(ns: Node, rtnl: Rtnl) -> None:
+    (link,) = ns.ip_json("link", "show", "dev", "va")
+    with ns.inside():
         i = rtnl.interface("va")
         assert rtnl.interface("nosuch0") is None
         # A VIP alone in its subnet is a primary address too: `exclude` skips addresses.
@@ -127,15 +126,15 @@ def test_interface_lookup(ns: Lab, rtnl: Rtnl) -> None:
     assert i.up and i.running
     assert i.primary_ipv4 == ipaddress.ip_address("192.0.2.1")
     assert i.link_local_ipv6 == ipaddress.ip_address("fe80::1")
-    ip(ns.ns_a, "link", "set", "va", "down")
-    with inside(ns.ns_a):
+    ns.ip("link", "set", "va", "down")
+    with ns.inside():
         down = rtnl.interface("va")
     assert down is not None and not down.up and not down.running
 
 
 @pytest.mark.lab
 @needs_root
-def test_add_and_remove_with_options(ns: Lab, rtnl: Rtnl) -> None:
+def test_add_and_remove_with_options(ns: Node, rtnl: Rtnl) -> None:
     items: list[Item] = [
         (vip("192.0.2.100/24", brd="+", label="va:1"), "va"),
         (vip("198.51.100.1/32", peer=ipaddress.ip_address("198.51.100.2"), scope=253), "va"),
@@ -143,13 +142,13 @@ def test_add_and_remove_with_options(ns: Lab, rtnl: Rtnl) -> None:
         (vip("fe80::100/64"), "va"),
         (vip("192.0.2.200/24", preferred_lft=0), "va"),
     ]
-    with inside(ns.ns_a):
+    with ns.inside():
         added = rtnl.add_addresses(items)
         protos = {
             a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS"): a.get_attr("IFA_PROTO") for a in rtnl.addresses(2)
         }
     assert added.ok and added.changed == tuple(items)
-    got = addrs(ns.ns_a)
+    got = addrs(ns)
     v4 = got["192.0.2.100/24"]
     assert (v4["broadcast"], v4["label"], v4["scope"], v4.get("secondary")) == ("192.0.2.255", "va:1", "global", True)
     p2p = got["198.51.100.1/32"]
@@ -162,24 +161,24 @@ def test_add_and_remove_with_options(ns: Lab, rtnl: Rtnl) -> None:
     assert protos["192.0.2.100"] == protos["2001:db8::100"] == RTPROT_KEEPALIVED
     assert protos["192.0.2.1"] in (None, 0)
 
-    with inside(ns.ns_a):
+    with ns.inside():
         removed = rtnl.remove_addresses(items)
     assert removed.ok and removed.changed == tuple(items)
-    left = addrs(ns.ns_a)
+    left = addrs(ns)
     assert set(left) == {"192.0.2.1/24", "2001:db8::1/64", "fe80::1/64"}
 
 
 @pytest.mark.lab
 @needs_root
-def test_idempotent_and_errors_per_item(ns: Lab, rtnl: Rtnl) -> None:
+def test_idempotent_and_errors_per_item(ns: Node, rtnl: Rtnl) -> None:
     a, b = (vip("192.0.2.101/24"), "va"), (vip("2001:db8::101/64"), "va")
-    ip(ns.ns_a, "addr", "add", "192.0.2.101/24", "dev", "va")
+    ns.ip("addr", "add", "192.0.2.101/24", "dev", "va")
     # IPv6 disabled on lo: the kernel refuses that one; the rest of the batch goes on.
-    with inside(ns.ns_a), open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", "w") as f:
+    with ns.inside(), open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", "w") as f:
         f.write("1")
     bad = (vip("2001:db8::102/128"), "lo")
     missing = (vip("192.0.2.103/32"), "nosuch0")
-    with inside(ns.ns_a):
+    with ns.inside():
         first = rtnl.add_addresses([a, bad, b, missing])
         again = rtnl.add_addresses([a, b])
         gone = rtnl.remove_addresses([a, b])
@@ -194,32 +193,32 @@ def test_idempotent_and_errors_per_item(ns: Lab, rtnl: Rtnl) -> None:
     assert again.ok and again.unchanged == (a, b) and not again.changed
     assert gone.changed == (a, b)
     assert gone_again.ok and gone_again.unchanged == (a, b) and not gone_again.changed
-    assert "192.0.2.101/24" not in addrs(ns.ns_a)
+    assert "192.0.2.101/24" not in addrs(ns)
 
 
 @pytest.mark.lab
 @needs_root
-def test_batches_larger_than_a_chunk_map_answers_to_items(ns: Lab, rtnl: Rtnl) -> None:
+def test_batches_larger_than_a_chunk_map_answers_to_items(ns: Node, rtnl: Rtnl) -> None:
     items: list[Item] = [
         (vip(f"198.51.100.{i % 250 + 1}/32" if i < 250 else f"2001:db8::{i:x}/128"), "va") for i in range(300)
     ]
     # Already present at the chunk boundaries: the answers must land on the right items.
     pre = [netlink.CHUNK - 1, netlink.CHUNK, 2 * netlink.CHUNK, 299]
     for i in pre:
-        ip(ns.ns_a, "addr", "add", str(items[i][0].address), "dev", "va", "nodad")
-    with inside(ns.ns_a):
+        ns.ip("addr", "add", str(items[i][0].address), "dev", "va", "nodad")
+    with ns.inside():
         result = rtnl.add_addresses(items)
         present = rtnl.which_present(items)
     assert result.ok
     assert result.unchanged == tuple(items[i] for i in pre)
     assert len(result.changed) == 300 - len(pre)
     assert len(present) == 300
-    assert len(addrs(ns.ns_a)) == 300 + 3
+    assert len(addrs(ns)) == 300 + 3
 
 
 @pytest.mark.lab
 @needs_root
-def test_remove_stale_removes_only_what_is_left(ns: Lab, rtnl: Rtnl) -> None:
+def test_remove_stale_removes_only_what_is_left(ns: Node, rtnl: Rtnl) -> None:
     configured: list[Item] = [
         (vip("192.0.2.110/24"), "va"),
         (vip("192.0.2.111/24"), "va"),  # not left behind
@@ -228,8 +227,8 @@ def test_remove_stale_removes_only_what_is_left(ns: Lab, rtnl: Rtnl) -> None:
     ]
     # What a crashed run left, and an address somebody else owns.
     for text in ("192.0.2.110/24", "2001:db8::110/64", "192.0.2.112/24", "192.0.2.120/24"):
-        ip(ns.ns_a, "addr", "add", text, "dev", "va", *(["nodad"] if ":" in text else []))
-    with inside(ns.ns_a):
+        ns.ip("addr", "add", text, "dev", "va", *(["nodad"] if ":" in text else []))
+    with ns.inside():
         assert rtnl.which_present(configured) == [configured[0], configured[2]]
         result = netlink.remove_stale(configured, rtnl)
         assert netlink.present_addresses("va") == frozenset(
@@ -241,7 +240,7 @@ def test_remove_stale_removes_only_what_is_left(ns: Lab, rtnl: Rtnl) -> None:
 
 @pytest.mark.lab
 @needs_root
-def test_works_inside_a_running_asyncio_loop(ns: Lab) -> None:
+def test_works_inside_a_running_asyncio_loop(ns: Node) -> None:
     """pyroute2 0.9's synchronous IPRoute refuses to run under a running loop; ours is
     what the child uses from its loop."""
 
@@ -249,24 +248,24 @@ def test_works_inside_a_running_asyncio_loop(ns: Lab) -> None:
         with Rtnl() as r:
             return r.add_addresses([(vip("192.0.2.130/24"), "va")]), r.remove_addresses([(vip("192.0.2.130/24"), "va")])
 
-    with inside(ns.ns_a):
+    with ns.inside():
         added, removed = asyncio.run(main())
     assert added.changed and removed.changed
 
 
 @pytest.mark.lab
 @needs_root
-def test_measure_250_vips_batch_against_one_by_one(ns: Lab, rtnl: Rtnl, capsys: pytest.CaptureFixture[str]) -> None:
+def test_measure_250_vips_batch_against_one_by_one(ns: Node, rtnl: Rtnl, capsys: pytest.CaptureFixture[str]) -> None:
     items: list[Item] = [(vip(f"198.51.{100 + i // 250}.{i % 250 + 1}/32"), "va") for i in range(250)]
     timings: dict[str, float] = {}
-    with inside(ns.ns_a):
+    with ns.inside():
         t = time.perf_counter()
         rtnl.prepare(items)
         timings["encode 250 (once per instance)"] = time.perf_counter() - t
         t = time.perf_counter()
         added = rtnl.add_addresses(items)
         timings["batch add"] = time.perf_counter() - t
-        assert len(ip_json(ns.ns_a, "-4", "addr", "show", "dev", "va")[0]["addr_info"]) == 251
+        assert len(ns.ip_json("-4", "addr", "show", "dev", "va")[0]["addr_info"]) == 251
         t = time.perf_counter()
         removed = rtnl.remove_addresses(items)
         timings["batch remove"] = time.perf_counter() - t
@@ -280,7 +279,7 @@ def test_measure_250_vips_batch_against_one_by_one(ns: Lab, rtnl: Rtnl, capsys: 
         timings["one by one remove"] = time.perf_counter() - t
     assert added.ok and len(added.changed) == 250
     assert removed.ok and len(removed.changed) == 250
-    assert len(addrs(ns.ns_a)) == 3
+    assert len(addrs(ns)) == 3
     with capsys.disabled():
         print("\n250 VIPs: " + ", ".join(f"{k} {v * 1000:.2f} ms" for k, v in timings.items()))
     # Generous bounds: a loaded CI machine must not fail this, a regression to one

@@ -1,39 +1,26 @@
-"""vrrp_child.sockets with real packets between two network namespaces joined by a veth
-pair (A: va, 192.0.2.1 / 2001:db8::1 / fe80::1; B: vb, .2 / ::2 / fe80::2).
+"""vrrp_child.sockets with real packets between the two nodes of `pair`, a `Lab.pair()` of
+tests/lab/lab.py (A: va, 192.0.2.1 / 2001:db8::1 / fe80::1; B: vb, .2 / ::2 / fe80::2).
 
-Sockets are opened inside a namespace by switching this thread into it (setns) and back;
-a socket keeps the namespace it was created in, so one test process drives both nodes."""
+Sockets are opened inside a node's namespace (`Node.call`); a socket keeps the namespace it
+was created in, so one test process drives both nodes."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
-import itertools
-import json
 import os
 import select
 import shutil
 import socket
 import struct
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from conf.vrrp import UnicastPeer
+from tests.lab.lab import Lab, Node
 from vrrp_child.packet import MCAST_V4, MCAST_V6
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
-
-T = TypeVar("T")
-
-CLONE_NEWNET = 0x40000000
-_counter = itertools.count()
 
 needs_lab = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2 for network namespaces"
@@ -49,76 +36,14 @@ V6_CHECKSUM = bytes.fromhex("dc05")
 V4_ADVERT = bytes.fromhex("21016401 0001 ba52 c0a80001 00000000 00000000")
 
 
-def sh(*args: str) -> str:
-    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-
-@contextlib.contextmanager
-def netns(name: str) -> Iterator[None]:
-    """Run the body with this thread in namespace `name`; always come back."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        try:
-            yield
-        finally:
-            if libc.setns(home, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns back home")
-    finally:
-        os.close(target)
-        os.close(home)
-
-
-@dataclass
-class Lab:
-    a: str
-    b: str
-
-    def on(self, ns: str, make: Callable[[], T]) -> T:
-        with netns(ns):
-            return make()
-
-    def ifindex(self, ns: str, ifname: str) -> int:
-        return self.on(ns, lambda: socket.if_nametoindex(ifname))
-
-
-def _wait_up(ns: str, ifname: str) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        info = json.loads(sh("ip", "-n", ns, "-j", "link", "show", ifname))
-        if info and info[0].get("operstate") == "UP":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{ns}/{ifname} did not come up")
+@pytest.fixture
+def a(pair: Lab) -> Node:
+    return pair.node(1)
 
 
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    n = next(_counter)
-    a, b = f"pksk{os.getpid()}x{n}a", f"pksk{os.getpid()}x{n}b"
-    made: list[str] = []
-    try:
-        for ns in (a, b):
-            sh("ip", "netns", "add", ns)
-            made.append(ns)
-        sh("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b)
-        for ns, dev, host in ((a, "va", 1), (b, "vb", 2)):
-            # Fixed link-local addresses, no DAD: usable at once and known to the test.
-            sh("ip", "-n", ns, "link", "set", dev, "addrgenmode", "none")
-            sh("ip", "-n", ns, "addr", "add", f"192.0.2.{host}/24", "dev", dev)
-            sh("ip", "-n", ns, "addr", "add", f"2001:db8::{host}/64", "dev", dev, "nodad")
-            sh("ip", "-n", ns, "addr", "add", f"fe80::{host}/64", "dev", dev, "nodad")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        _wait_up(a, "va")
-        _wait_up(b, "vb")
-        yield Lab(a, b)
-    finally:
-        for ns in made:
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+def b(pair: Lab) -> Node:
+    return pair.node(2)
 
 
 def readable(fd: int | VrrpSocket | socket.socket, timeout: float) -> bool:
@@ -176,14 +101,14 @@ def test_multicast_group_must_match_family() -> None:
 
 
 @needs_lab
-def test_v4_multicast_between_nodes_not_to_self(lab: Lab) -> None:
+def test_v4_multicast_between_nodes_not_to_self(a: Node, b: Node) -> None:
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
     ):
         assert sa.key == ("va", 4, None)
         assert sa.send(V4_ADVERT, MCAST_V4)
-        assert receive(sb) == Received(V4_ADVERT, IPv4Address("192.0.2.1"), MCAST_V4, 255, lab.ifindex(lab.b, "vb"))
+        assert receive(sb) == Received(V4_ADVERT, IPv4Address("192.0.2.1"), MCAST_V4, 255, b.ifindex("vb"))
         # and back: both nodes hear each other, neither hears itself
         assert sb.send(V4_ADVERT[:-1] + b"\x01", MCAST_V4)
         rx = receive(sa)
@@ -191,7 +116,7 @@ def test_v4_multicast_between_nodes_not_to_self(lab: Lab) -> None:
             IPv4Address("192.0.2.2"),
             MCAST_V4,
             255,
-            lab.ifindex(lab.a, "va"),
+            a.ifindex("va"),
         )
         assert nothing_for(sa)
         assert nothing_for(sb)
@@ -200,7 +125,7 @@ def test_v4_multicast_between_nodes_not_to_self(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v4_header_is_keepalived_s(lab: Lab) -> None:
+def test_v4_header_is_keepalived_s(a: Node, b: Node) -> None:
     """TOS 0xc0, TTL 255, DF clear, protocol 112, our source: what keepalived 2.2.7 sends."""
 
     def plain() -> socket.socket:
@@ -211,8 +136,8 @@ def test_v4_header_is_keepalived_s(lab: Lab) -> None:
         return s
 
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
-        lab.on(lab.b, plain) as raw,
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
+        b.call(plain) as raw,
     ):
         sa.send(V4_ADVERT, MCAST_V4)
         assert readable(raw, 2)
@@ -224,12 +149,12 @@ def test_v4_header_is_keepalived_s(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v6_multicast_kernel_fills_checksum(lab: Lab) -> None:
+def test_v6_multicast_kernel_fills_checksum(a: Node, b: Node) -> None:
     """The kernel computes the RFC 5798 pseudo-header checksum (worked packet 4: 0xdc05)
     from a zeroed field, and the receiver gets it intact, from the link-local source."""
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv6Address("fe80::1"))) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv6Address("fe80::2"))) as sb,
+        a.call(lambda: VrrpSocket("va", IPv6Address("fe80::1"))) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv6Address("fe80::2"))) as sb,
     ):
         assert sa.send(V6_ADVERT, MCAST_V6)
         rx = receive(sb)
@@ -238,7 +163,7 @@ def test_v6_multicast_kernel_fills_checksum(lab: Lab) -> None:
             IPv6Address("fe80::1"),
             MCAST_V6,
             255,
-            lab.ifindex(lab.b, "vb"),
+            b.ifindex("vb"),
         )
         # A payload that already carries a (wrong) checksum goes out corrected.
         assert sa.send(V6_ADVERT[:6] + b"\x12\x34" + V6_ADVERT[8:], MCAST_V6)
@@ -251,7 +176,7 @@ def test_v6_multicast_kernel_fills_checksum(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v6_bad_checksum_never_reaches_us(lab: Lab) -> None:
+def test_v6_bad_checksum_never_reaches_us(a: Node, b: Node) -> None:
     def plain() -> socket.socket:
         s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 112)  # no IPV6_CHECKSUM: sends as given
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"va")
@@ -259,8 +184,8 @@ def test_v6_bad_checksum_never_reaches_us(lab: Lab) -> None:
         s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
         return s
 
-    ifa = lab.ifindex(lab.a, "va")
-    with lab.on(lab.a, plain) as raw, lab.on(lab.b, lambda: VrrpSocket("vb", IPv6Address("fe80::2"))) as sb:
+    ifa = a.ifindex("va")
+    with a.call(plain) as raw, b.call(lambda: VrrpSocket("vb", IPv6Address("fe80::2"))) as sb:
         raw.sendto(V6_ADVERT[:6] + b"\xde\xad" + V6_ADVERT[8:], ("ff02::12", 0, 0, ifa))
         assert nothing_for(sb, 0.3)
         good = V6_ADVERT[:6] + V6_CHECKSUM + V6_ADVERT[8:]
@@ -269,7 +194,7 @@ def test_v6_bad_checksum_never_reaches_us(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v6_traffic_class_and_mcast_src_ip(lab: Lab) -> None:
+def test_v6_traffic_class_and_mcast_src_ip(a: Node, b: Node) -> None:
     """mcast_src_ip: a global source instead of the link-local one; TC 0xc0."""
 
     def plain() -> socket.socket:
@@ -281,9 +206,9 @@ def test_v6_traffic_class_and_mcast_src_ip(lab: Lab) -> None:
         return s
 
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv6Address("2001:db8::1"))) as sa,
-        lab.on(lab.b, plain) as raw,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv6Address("fe80::2"))) as sb,
+        a.call(lambda: VrrpSocket("va", IPv6Address("2001:db8::1"))) as sa,
+        b.call(plain) as raw,
+        b.call(lambda: VrrpSocket("vb", IPv6Address("fe80::2"))) as sb,
     ):
         sa.send(V6_ADVERT, MCAST_V6)
         assert receive(sb).src == IPv6Address("2001:db8::1")
@@ -294,14 +219,14 @@ def test_v6_traffic_class_and_mcast_src_ip(lab: Lab) -> None:
 
 
 @needs_lab
-def test_custom_multicast_group(lab: Lab) -> None:
+def test_custom_multicast_group(a: Node, b: Node) -> None:
     """vrrp_mcast_group4: both ends on 224.0.0.19 hear each other; a default-group socket
     does not get those adverts."""
     group = IPv4Address("224.0.0.19")
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv4Address("192.0.2.1"), group=group)) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"), group=group)) as sb,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb_default,
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"), group=group)) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"), group=group)) as sb,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb_default,
     ):
         sa.send(V4_ADVERT, group)
         assert receive(sb).dst == group
@@ -312,16 +237,16 @@ def test_custom_multicast_group(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v4_unicast(lab: Lab) -> None:
+def test_v4_unicast(a: Node, b: Node) -> None:
     a_src, b_src = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", a_src, unicast=True)) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b_src, unicast=True)) as sb,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b_src)) as sb_multicast,
+        a.call(lambda: VrrpSocket("va", a_src, unicast=True)) as sa,
+        b.call(lambda: VrrpSocket("vb", b_src, unicast=True)) as sb,
+        b.call(lambda: VrrpSocket("vb", b_src)) as sb_multicast,
     ):
         assert sa.key == ("va", 4, a_src)
         assert sa.send(V4_ADVERT, b_src)
-        assert receive(sb) == Received(V4_ADVERT, a_src, b_src, 255, lab.ifindex(lab.b, "vb"))
+        assert receive(sb) == Received(V4_ADVERT, a_src, b_src, 255, b.ifindex("vb"))
         # The multicast socket on the same interface is handed the unicast packet by the
         # kernel (it is unbound) and drops it.
         assert nothing_for(sb_multicast)
@@ -335,14 +260,14 @@ def test_v4_unicast(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v4_unicast_ttl_and_one_copy_per_peer(lab: Lab) -> None:
+def test_v4_unicast_ttl_and_one_copy_per_peer(a: Node, b: Node) -> None:
     a_src = IPv4Address("192.0.2.1")
     peers = [IPv4Address("192.0.2.2"), IPv4Address("192.0.2.3")]
-    sh("ip", "-n", lab.b, "addr", "add", "192.0.2.3/24", "dev", "vb")
+    b.ip("addr", "add", "192.0.2.3/24", "dev", "vb")
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", a_src, unicast=True, unicast_ttl=64)) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", peers[0], unicast=True)) as sb2,
-        lab.on(lab.b, lambda: VrrpSocket("vb", peers[1], unicast=True)) as sb3,
+        a.call(lambda: VrrpSocket("va", a_src, unicast=True, unicast_ttl=64)) as sa,
+        b.call(lambda: VrrpSocket("vb", peers[0], unicast=True)) as sb2,
+        b.call(lambda: VrrpSocket("vb", peers[1], unicast=True)) as sb3,
     ):
         # Each copy is built for its destination (as the v3 IPv4 checksum must be).
         assert sa.send_each(lambda dst: V4_ADVERT + dst.packed, peers) == 2
@@ -353,20 +278,20 @@ def test_v4_unicast_ttl_and_one_copy_per_peer(lab: Lab) -> None:
 
 
 @needs_lab
-def test_v6_unicast_hop_limit(lab: Lab) -> None:
+def test_v6_unicast_hop_limit(a: Node, b: Node) -> None:
     """keepalived 2.2.7 sends IPv6 unicast with the kernel's hop limit (64 here) unless
     unicast_ttl is set."""
     a_src, b_src = IPv6Address("2001:db8::1"), IPv6Address("2001:db8::2")
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", a_src, unicast=True)) as sa,
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv6Address("fe80::1"), unicast=True, unicast_ttl=255)) as sa_ll,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b_src, unicast=True)) as sb,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv6Address("fe80::2"), unicast=True)) as sb_ll,
+        a.call(lambda: VrrpSocket("va", a_src, unicast=True)) as sa,
+        a.call(lambda: VrrpSocket("va", IPv6Address("fe80::1"), unicast=True, unicast_ttl=255)) as sa_ll,
+        b.call(lambda: VrrpSocket("vb", b_src, unicast=True)) as sb,
+        b.call(lambda: VrrpSocket("vb", IPv6Address("fe80::2"), unicast=True)) as sb_ll,
     ):
-        default_hops = int(sh("ip", "netns", "exec", lab.a, "cat", "/proc/sys/net/ipv6/conf/va/hop_limit"))
+        default_hops = int(a.sysctl("ipv6/conf/va/hop_limit"))
         assert sa.send(V6_ADVERT, b_src)
         rx = receive(sb)
-        assert (rx.src, rx.dst, rx.ttl, rx.ifindex) == (a_src, b_src, default_hops, lab.ifindex(lab.b, "vb"))
+        assert (rx.src, rx.dst, rx.ttl, rx.ifindex) == (a_src, b_src, default_hops, b.ifindex("vb"))
         assert rx.payload[6:8] != b"\0\0"  # checksummed by the kernel for this pair
         assert sa_ll.send(V6_ADVERT, IPv6Address("fe80::2"))
         rx = receive(sb_ll)
@@ -376,13 +301,13 @@ def test_v6_unicast_hop_limit(lab: Lab) -> None:
 
 
 @needs_lab
-def test_unicast_peer_table_on_the_socket(lab: Lab) -> None:
+def test_unicast_peer_table_on_the_socket(a: Node, b: Node) -> None:
     a_src, b_src = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
     only_other = PeerTable.of([UnicastPeer(IPv4Address("192.0.2.99"))], check_unicast_src=True)
     ttl_window = PeerTable.of([UnicastPeer(a_src, min_ttl=200, max_ttl=254)], check_unicast_src=False)
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", a_src, unicast=True)) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b_src, unicast=True, peers=only_other)) as sb,
+        a.call(lambda: VrrpSocket("va", a_src, unicast=True)) as sa,
+        b.call(lambda: VrrpSocket("vb", b_src, unicast=True, peers=only_other)) as sb,
     ):
         sa.send(V4_ADVERT, b_src)
         assert nothing_for(sb)
@@ -396,11 +321,11 @@ def test_unicast_peer_table_on_the_socket(lab: Lab) -> None:
 
 
 @needs_lab
-def test_unicast_to_ourselves_is_dropped(lab: Lab) -> None:
+def test_unicast_to_ourselves_is_dropped(a: Node, b: Node) -> None:
     """A peer list copied to every node names the node itself: its own copy comes back
     over loopback and must not count as a peer's advert."""
     a_src = IPv4Address("192.0.2.1")
-    with lab.on(lab.a, lambda: VrrpSocket("va", a_src, unicast=True)) as sa:
+    with a.call(lambda: VrrpSocket("va", a_src, unicast=True)) as sa:
         sa.send(V4_ADVERT, a_src)
         assert nothing_for(sa)
         assert sa.stats.dropped["own"] == 1
@@ -411,7 +336,7 @@ def test_unicast_to_ourselves_is_dropped(lab: Lab) -> None:
 
 @needs_lab
 @pytest.mark.parametrize("family", [4, 6])
-def test_burst_of_250_all_received_on_the_loop(lab: Lab, family: int) -> None:
+def test_burst_of_250_all_received_on_the_loop(a: Node, b: Node, family: int) -> None:
     """250 instances sending at once: every advert arrives, in order, through add_reader."""
     a_src, b_src, group, base = (
         (ip_address("192.0.2.1"), ip_address("192.0.2.2"), MCAST_V4, V4_ADVERT)
@@ -420,8 +345,8 @@ def test_burst_of_250_all_received_on_the_loop(lab: Lab, family: int) -> None:
     )
     adverts = [base[:1] + bytes([i]) + base[2:] for i in range(1, 251)]
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", a_src)) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b_src)) as sb,
+        a.call(lambda: VrrpSocket("va", a_src)) as sa,
+        b.call(lambda: VrrpSocket("vb", b_src)) as sb,
     ):
 
         async def run() -> list[Received]:
@@ -448,10 +373,10 @@ def test_burst_of_250_all_received_on_the_loop(lab: Lab, family: int) -> None:
 
 
 @needs_lab
-def test_drain_is_bounded_and_resumes(lab: Lab) -> None:
+def test_drain_is_bounded_and_resumes(a: Node, b: Node) -> None:
     with (
-        lab.on(lab.a, lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
-        lab.on(lab.b, lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
     ):
         for i in range(20):
             sa.send(V4_ADVERT[:1] + bytes([i + 1]) + V4_ADVERT[2:], MCAST_V4)
@@ -503,7 +428,7 @@ vrrp_instance M6 {{
 
 @needs_lab
 @pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
-def test_keepalived_hears_us_and_we_hear_it(lab: Lab, tmp_path: Path) -> None:
+def test_keepalived_hears_us_and_we_hear_it(a: Node, b: Node) -> None:
     """keepalived 2.2.7 in A becomes master of a v3 IPv4 multicast, an IPv4 unicast and an
     IPv6 multicast router; B's sockets receive its adverts (and packet.decode takes them),
     then B's priority-200 adverts, sent through the same sockets, make it back off: the
@@ -511,44 +436,31 @@ def test_keepalived_hears_us_and_we_hear_it(lab: Lab, tmp_path: Path) -> None:
     pseudo-header checksum included."""
     from vrrp_child.packet import Advert, decode, encode
 
-    conf = os.path.join(tmp_path, "keepalived.conf")
-    with open(conf, "w") as f:
-        f.write(KEEPALIVED_CONF.format())
-    log_path = os.path.join(tmp_path, "keepalived.log")
-    pids = [os.path.join(tmp_path, n) for n in ("k.pid", "v.pid", "c.pid")]
-    argv = ["ip", "netns", "exec", lab.a, "keepalived", "-n", "-l", "-D", "-f", conf]
-    argv += ["-p", pids[0], "-r", pids[1], "-c", pids[2]]
     b4, b6, a4 = ip_address("192.0.2.2"), ip_address("fe80::2"), ip_address("192.0.2.1")
     with (
-        lab.on(lab.b, lambda: VrrpSocket("vb", b4)) as m4,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b4, unicast=True)) as u4,
-        lab.on(lab.b, lambda: VrrpSocket("vb", b6)) as m6,
-        open(log_path, "w") as log,
+        b.call(lambda: VrrpSocket("vb", b4)) as m4,
+        b.call(lambda: VrrpSocket("vb", b4, unicast=True)) as u4,
+        b.call(lambda: VrrpSocket("vb", b6)) as m6,
+        a.keepalived(KEEPALIVED_CONF.format()) as keepalived,  # SIGTERM at the end of the block
     ):
-        keepalived = subprocess.Popen(argv, stdout=log, stderr=log)
-        try:
-            heard: dict[int, tuple[object, ...]] = {}
-            deadline = time.monotonic() + 8
-            while len(heard) < 3 and time.monotonic() < deadline:
-                for s in select.select([m4, u4, m6], [], [], 0.2)[0]:
-                    while (rx := s.recv()) is not None:
-                        adv = decode(rx.payload, rx.src, rx.dst, rx.ttl, multicast=not s.unicast)
-                        heard[adv.vrid] = (rx.src, rx.dst, rx.ttl, adv.priority)
-            assert heard == {
-                61: (a4, MCAST_V4, 255, 100),
-                62: (a4, b4, 255, 100),
-                63: (ip_address("fe80::1"), MCAST_V6, 255, 100),
-            }
-            vips6 = (ip_address("fe80::63"), ip_address("2001:db8::63"))
-            for _ in range(10):
-                m4.send(encode(Advert(3, 61, 200, (ip_address("192.0.2.61"),), 10), b4, MCAST_V4), MCAST_V4)
-                u4.send(encode(Advert(3, 62, 200, (ip_address("192.0.2.62"),), 10), b4, a4), a4)
-                m6.send(encode(Advert(3, 63, 200, vips6, 10), b6, MCAST_V6), MCAST_V6)
-                time.sleep(0.05)
-        finally:
-            keepalived.terminate()
-            keepalived.wait(10)
-    with open(log_path) as f:
-        text = f.read()
+        heard: dict[int, tuple[object, ...]] = {}
+        deadline = time.monotonic() + 8
+        while len(heard) < 3 and time.monotonic() < deadline:
+            for s in select.select([m4, u4, m6], [], [], 0.2)[0]:
+                while (rx := s.recv()) is not None:
+                    adv = decode(rx.payload, rx.src, rx.dst, rx.ttl, multicast=not s.unicast)
+                    heard[adv.vrid] = (rx.src, rx.dst, rx.ttl, adv.priority)
+        assert heard == {
+            61: (a4, MCAST_V4, 255, 100),
+            62: (a4, b4, 255, 100),
+            63: (ip_address("fe80::1"), MCAST_V6, 255, 100),
+        }
+        vips6 = (ip_address("fe80::63"), ip_address("2001:db8::63"))
+        for _ in range(10):
+            m4.send(encode(Advert(3, 61, 200, (ip_address("192.0.2.61"),), 10), b4, MCAST_V4), MCAST_V4)
+            u4.send(encode(Advert(3, 62, 200, (ip_address("192.0.2.62"),), 10), b4, a4), a4)
+            m6.send(encode(Advert(3, 63, 200, vips6, 10), b6, MCAST_V6), MCAST_V6)
+            time.sleep(0.05)
+    text = keepalived.log_text()
     for name, src in (("M4", b4), ("U4", b4), ("M6", b6)):
         assert f"({name}) Master received advert from {src} with higher priority 200, ours 100" in text

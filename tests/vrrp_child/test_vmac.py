@@ -1,5 +1,6 @@
 """vrrp_child.vmac: names and MACs (pure), then the macvlan and its sysctls for real,
-compared with what keepalived 2.2.7 does in the same namespace."""
+compared with what keepalived 2.2.7 does in the same namespace (node 1 of a `Lab.pair()` of
+tests/lab/lab.py, interface va)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pytest
 
 import conf
 from conf.vrrp import VrrpInstance
-from tests.vrrp_child.keepalived_lab import Lab, keepalived, lab
-from tests.vrrp_child.netns_edge import inside, ip, ip_json, needs_root, sysctl
+from tests.lab.lab import Lab, Node
+from tests.vrrp_child.conftest import needs_root
 from vrrp_child.netlink import Rtnl
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec, eui64_link_local, vmac_address, vmac_name
 
@@ -71,15 +72,14 @@ vrrp_instance C {
 
 
 @pytest.fixture
-def ns() -> Iterator[Lab]:
-    with lab() as the_lab:
-        yield the_lab
+def ns(pair: Lab) -> Node:
+    """Node 1: va, 192.0.2.1/24, 2001:db8::1/64, fe80::1/64."""
+    return pair.node(1)
 
 
 @pytest.fixture
-def manager(ns: Lab) -> Iterator[VmacManager]:
-    with inside(ns.ns_a):
-        rtnl = Rtnl()
+def manager(ns: Node) -> Iterator[VmacManager]:
+    rtnl = ns.call(Rtnl)
     try:
         yield VmacManager(rtnl)
     finally:
@@ -92,15 +92,15 @@ SPEC6 = VmacSpec("vrrp.52", "va", "00:00:5e:00:02:34", 6, 52)
 V4_KEYS = ("arp_ignore", "arp_filter", "rp_filter", "accept_local", "promote_secondaries")
 
 
-def snapshot(ns: str) -> dict[str, Any]:
+def snapshot(ns: Node) -> dict[str, Any]:
     """The VMACs and sysctls keepalived's behaviour is about."""
     out: dict[str, Any] = {}
-    for link in ip_json(ns, "-d", "link", "show"):
+    for link in ns.ip_json("-d", "link", "show"):
         name = link["ifname"]
         if not name.startswith("vrrp."):
             continue
         info = link["linkinfo"]
-        (addrs,) = ip_json(ns, "addr", "show", "dev", name)
+        (addrs,) = ns.ip_json("addr", "show", "dev", name)
         out[name] = {
             "kind": info["info_kind"],
             "mode": info["info_data"]["mode"],
@@ -124,87 +124,87 @@ def snapshot(ns: str) -> dict[str, Any]:
     return out
 
 
-def _sysctl_or_none(ns: str, path: str) -> str | None:
+def _sysctl_or_none(ns: Node, path: str) -> str | None:
     try:
-        return sysctl(ns, path)
+        return ns.sysctl(path)
     except OSError:
         return None
 
 
 @pytest.mark.lab
 @needs_root
-def test_ipv4_vmac_created_configured_and_deleted(ns: Lab, manager: VmacManager) -> None:
-    before = snapshot(ns.ns_a)
-    with inside(ns.ns_a):
+def test_ipv4_vmac_created_configured_and_deleted(ns: Node, manager: VmacManager) -> None:
+    before = snapshot(ns)
+    with ns.inside():
         vmac = manager.ensure(SPEC4)
     assert vmac.created and vmac.advert_ifname == vmac.garp_ifname == "vrrp.51"
-    (link,) = ip_json(ns.ns_a, "-d", "link", "show", "dev", "vrrp.51")
+    (link,) = ns.ip_json("-d", "link", "show", "dev", "vrrp.51")
     assert link["ifindex"] == vmac.index and link["link"] == "va"
     assert link["address"] == "00:00:5e:00:01:33"
     assert link["linkinfo"]["info_kind"] == "macvlan"
     assert link["linkinfo"]["info_data"]["mode"] == "private"
     assert link["operstate"] in ("UP", "UNKNOWN") and "UP" in link["flags"]
-    during = snapshot(ns.ns_a)
+    during = snapshot(ns)
     assert during["vrrp.51"]["addresses"] == []  # no EUI-64 link-local, IPv6 is off
     for key, value in {"arp_ignore": "1", "accept_local": "1", "rp_filter": "0", "promote_secondaries": "1"}.items():
         assert during[f"vrrp.51.{key}"] == value
     assert during["vrrp.51.v6.disable_ipv6"] == "1" and during["vrrp.51.v6.addr_gen_mode"] == "1"
     assert during["va.arp_ignore"] == during["va.arp_filter"] == "1"
 
-    with inside(ns.ns_a):
+    with ns.inside():
         assert manager.delete("vrrp.51")
         assert not manager.delete("vrrp.51")
-    assert not [link for link in ip_json(ns.ns_a, "link", "show") if link["ifname"] == "vrrp.51"]
-    assert snapshot(ns.ns_a) == before
+    assert not [link for link in ns.ip_json("link", "show") if link["ifname"] == "vrrp.51"]
+    assert snapshot(ns) == before
 
 
 @pytest.mark.lab
 @needs_root
-def test_rp_filter_is_cleared_and_restored(ns: Lab, manager: VmacManager) -> None:
-    with inside(ns.ns_a):
+def test_rp_filter_is_cleared_and_restored(ns: Node, manager: VmacManager) -> None:
+    with ns.inside():
         for path, value in (("all", 1), ("va", 0), ("default", 2)):
             Path(f"/proc/sys/net/ipv4/conf/{path}/rp_filter").write_text(str(value))
         manager.ensure(SPEC4)
-    assert sysctl(ns.ns_a, "ipv4/conf/all/rp_filter") == "0"
-    assert sysctl(ns.ns_a, "ipv4/conf/va/rp_filter") == "1"  # raised to all's 1
-    assert sysctl(ns.ns_a, "ipv4/conf/default/rp_filter") == "2"  # already stricter
-    assert sysctl(ns.ns_a, "ipv4/conf/lo/rp_filter") == "0"
-    assert sysctl(ns.ns_a, "ipv4/conf/vrrp.51/rp_filter") == "0"
-    with inside(ns.ns_a):
+    assert ns.sysctl("ipv4/conf/all/rp_filter") == "0"
+    assert ns.sysctl("ipv4/conf/va/rp_filter") == "1"  # raised to all's 1
+    assert ns.sysctl("ipv4/conf/default/rp_filter") == "2"  # already stricter
+    assert ns.sysctl("ipv4/conf/lo/rp_filter") == "0"
+    assert ns.sysctl("ipv4/conf/vrrp.51/rp_filter") == "0"
+    with ns.inside():
         manager.delete_all()
-    assert [sysctl(ns.ns_a, f"ipv4/conf/{p}/rp_filter") for p in ("all", "va", "default")] == ["1", "0", "2"]
+    assert [ns.sysctl(f"ipv4/conf/{p}/rp_filter") for p in ("all", "va", "default")] == ["1", "0", "2"]
 
 
 @pytest.mark.lab
 @needs_root
-def test_ipv6_vmac_gets_the_base_link_local(ns: Lab, manager: VmacManager) -> None:
-    with inside(ns.ns_a):
+def test_ipv6_vmac_gets_the_base_link_local(ns: Node, manager: VmacManager) -> None:
+    with ns.inside():
         vmac = manager.ensure(VmacSpec("vrrp.52", "va", "00:00:5e:00:02:34", 6, 52, xmit_base=True))
     assert vmac.advert_ifname == "va" and vmac.garp_ifname == "vrrp.52"
-    state = snapshot(ns.ns_a)["vrrp.52"]
+    state = snapshot(ns)["vrrp.52"]
     assert state["mac"] == "00:00:5e:00:02:34" and state["mode"] == "private"
     # The base's fe80::1, without DAD and deprecated; nothing generated from the VMAC.
     assert state["addresses"] == [("fe80::1", 64, True, 0)]
-    assert sysctl(ns.ns_a, "ipv4/conf/va/arp_ignore") == "0"  # IPv4 ARP is not its business
+    assert ns.sysctl("ipv4/conf/va/arp_ignore") == "0"  # IPv4 ARP is not its business
 
 
 @pytest.mark.lab
 @needs_root
-def test_existing_macvlan_is_reused_and_foreign_name_refused(ns: Lab, manager: VmacManager) -> None:
-    ip(ns.ns_a, "link", "add", "link", "va", "name", "vrrp.51", "address", "02:00:00:00:00:51", "type", "macvlan")
-    ip(ns.ns_a, "link", "add", "vrrp.9", "type", "veth", "peer", "name", "vrrp.9p")
-    with inside(ns.ns_a):
+def test_existing_macvlan_is_reused_and_foreign_name_refused(ns: Node, manager: VmacManager) -> None:
+    ns.ip("link", "add", "link", "va", "name", "vrrp.51", "address", "02:00:00:00:00:51", "type", "macvlan")
+    ns.ip("link", "add", "vrrp.9", "type", "veth", "peer", "name", "vrrp.9p")
+    with ns.inside():
         vmac = manager.ensure(SPEC4)
         with pytest.raises(VmacError, match="not a macvlan"):
             manager.ensure(VmacSpec("vrrp.9", "va", "00:00:5e:00:01:09", 4, 9))
         with pytest.raises(VmacError, match="no interface"):
             manager.ensure(VmacSpec("vrrp.8", "nosuch0", "00:00:5e:00:01:08", 4, 8))
     assert not vmac.created
-    (link,) = ip_json(ns.ns_a, "link", "show", "dev", "vrrp.51")
+    (link,) = ns.ip_json("link", "show", "dev", "vrrp.51")
     assert link["address"] == "00:00:5e:00:01:33" and "UP" in link["flags"]
-    with inside(ns.ns_a):
+    with ns.inside():
         manager.delete_all()
-    names = {link["ifname"] for link in ip_json(ns.ns_a, "link", "show")}
+    names = {link["ifname"] for link in ns.ip_json("link", "show")}
     assert "vrrp.51" not in names and "vrrp.9" in names  # the foreign one is left alone
 
 
@@ -234,10 +234,10 @@ vrrp_instance V6 {
 """
 
 
-def _wait_for(ns: str, names: set[str], timeout: float = 10.0) -> None:
+def _wait_for(ns: Node, names: set[str], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if names <= {link["ifname"] for link in ip_json(ns, "link", "show")}:
+        if names <= {link["ifname"] for link in ns.ip_json("link", "show")}:
             time.sleep(1.0)  # keepalived sets its sysctls right after creating them
             return
         time.sleep(0.1)
@@ -250,24 +250,25 @@ def _wait_for(ns: str, names: set[str], timeout: float = 10.0) -> None:
 def test_same_vmacs_and_sysctls_as_keepalived() -> None:
     """keepalived 2.2.7 and we, each in a fresh lab with all.rp_filter 1: the VMACs, their
     own addresses and every sysctl keepalived touches are the same."""
-    with lab() as theirs:
-        with inside(theirs.ns_a):
-            Path("/proc/sys/net/ipv4/conf/all/rp_filter").write_text("1")
-        with keepalived(theirs, KEEPALIVED_VMAC):
-            _wait_for(theirs.ns_a, {"vrrp.51", "vrrp.52"})
-            expected = snapshot(theirs.ns_a)
+    with Lab.pair() as theirs:
+        a = theirs.node(1)
+        a.write_sysctl("ipv4/conf/all/rp_filter", 1)
+        with a.keepalived(KEEPALIVED_VMAC, args=["-P"]):
+            _wait_for(a, {"vrrp.51", "vrrp.52"})
+            expected = snapshot(a)
     for name in ("vrrp.51", "vrrp.52"):  # keepalived is master by now: its VIPs are not the VMAC's
         vmac = expected[name]
         vmac["addresses"] = [a for a in vmac["addresses"] if a[0] not in ("192.0.2.51", "2001:db8::52")]
-    with lab() as ours:
-        with inside(ours.ns_a):
+    with Lab.pair() as ours:
+        a = ours.node(1)
+        with a.inside():
             Path("/proc/sys/net/ipv4/conf/all/rp_filter").write_text("1")
             rtnl = Rtnl()
             mine = VmacManager(rtnl)
             mine.ensure(SPEC4)
             mine.ensure(SPEC6)
-        got = snapshot(ours.ns_a)
-        with inside(ours.ns_a):
+        got = snapshot(a)
+        with a.inside():
             mine.delete_all()
             rtnl.close()
     assert got == expected
