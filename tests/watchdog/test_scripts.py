@@ -364,7 +364,9 @@ def test_200_scripts_at_once_do_not_block_the_loop(capsys: pytest.CaptureFixture
         print(f"\n200 x /bin/true at once: {total * 1000:.0f} ms in all, worst loop lag {worst * 1000:.1f} ms")
     assert all(r.ok for r in results)
     assert len({r.pid for r in results}) == 200
-    assert worst < 0.050
+    # typically ~1 ms; spawning all 200 from one loop pass blocks it for 0.3 s or more.
+    # Generous, as timing bounds in tests must be: the real figure is printed above.
+    assert worst < 0.2
     assert total < 5
     assert runner.running == 0
     assert zombie_children() == []
