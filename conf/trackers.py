@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Self
 from conf.diagnostics import Location
 from conf.schema import Block, ConfigValueError, Context, kw, replace
 from conf.syntax import Stmt
-from conf.values import Flag, Float, Int, Script, ScriptCmd, Words
+from conf.values import Flag, Float, Int, Script, ScriptCmd, Str, Words
 
 # Weight ranges of keepalived 2.2.7 (man page and its messages).
 SCRIPT_WEIGHT = (-253, 253)
@@ -111,18 +111,6 @@ class InitFileConv:
         return InitFile(value, overwrite)
 
 
-class FilePath:
-    """A file path (track_file `file`): one word, quotes removed."""
-
-    takes_block = False
-    syntax = "<QUOTED_STRING>"
-
-    def __call__(self, stmt: Stmt, ctx: Context) -> str:
-        if len(stmt.args) != 1:
-            raise ConfigValueError("expected one path (quote it if it has spaces)")
-        return stmt.args[0]
-
-
 @dataclass(frozen=True)
 class TrackFile(Block):
     """`track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`.
@@ -131,7 +119,7 @@ class TrackFile(Block):
     label: ClassVar[str] = "track_file"
 
     name: str = ""
-    file: str | None = kw(FilePath())
+    file: str | None = kw(Str())  # one word: quote a path with spaces
     weight: Weight = kw(WeightConv(*FILE_DEF_WEIGHT), Weight(1))
     init_file: InitFile | None = kw(InitFileConv())
 
