@@ -125,10 +125,15 @@ class TrackFile(Block):
 
 
 class ParamMatch:
+    """`param_match [initial|partial]`; alone it means "exactly the parameters given", so
+    with no parameters after `process NAME` the command must have none (keepalived.conf(5))."""
+
     takes_block = False
-    syntax = "initial|partial"
+    syntax = "[initial|partial]"
 
     def __call__(self, stmt: Stmt, ctx: Context) -> str:
+        if not stmt.args:
+            return "exact"
         if len(stmt.args) != 1 or stmt.args[0] not in ("initial", "partial"):
             raise ConfigValueError(f"'{' '.join(stmt.args)}' is not initial|partial")
         return stmt.args[0]
@@ -155,7 +160,7 @@ class TrackProcess(Block):
 
     name: str = ""
     process: tuple[str, ...] = kw(ProcessArgs(), ())  # name, then the parameters to match
-    param_match: str | None = kw(ParamMatch())  # None: all parameters given must match exactly
+    param_match: str | None = kw(ParamMatch())  # None: the parameters given (if any) exactly; "exact": alone
     weight: Weight = kw(WeightConv(*PROCESS_WEIGHT), Weight(1))
     quorum: int = kw(Int(1, 65535), 1)
     quorum_max: int | None = kw(Int(0, 65535))  # None: no upper limit
@@ -174,6 +179,9 @@ class TrackProcess(Block):
 
     def finish(self, ctx: Context) -> Self:
         block = self
+        if block.quorum_max == 0 and "quorum" not in block.locations:
+            # `quorum_max 0` alone: up only while no matching process runs (keepalived sets quorum 0).
+            return replace(block, quorum=0)
         if block.quorum_max is not None and block.quorum_max < block.quorum:
             ctx.diags.reset(
                 f"vrrp_track_process {self.name}: quorum_max {block.quorum_max} is less than quorum "

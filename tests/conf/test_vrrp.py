@@ -588,3 +588,15 @@ def test_garp_defaults_come_from_global_defs(tmp_path: Path, globals_: str, expe
     vi = clean(parse(tmp_path, text)).vrrp_instance["VI_1"]
     got = (vi.garp_master_delay, vi.garp_master_repeat, vi.garp_lower_prio_delay, vi.garp_lower_prio_repeat)
     assert got == expected
+
+
+def test_track_process_bare_param_match_and_quorum_max_zero(tmp_path: Path) -> None:
+    # keepalived.conf(5): bare param_match = the command has exactly the parameters given (here
+    # none); quorum_max 0 alone = up only while no matching process runs.
+    r = parse(
+        tmp_path,
+        "vrrp_track_process tp {\n  process haproxy\n  param_match\n  quorum_max 0\n}\n",
+    )
+    clean(r)
+    tp = config_of(r).vrrp_track_process["tp"]
+    assert tp.param_match == "exact" and tp.quorum == 0 and tp.quorum_max == 0
