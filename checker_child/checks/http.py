@@ -460,7 +460,6 @@ def probe(checker: HttpGet, env: ProbeEnv, *, virtualhost: str | None = None) ->
         except re.error as e:
             patterns.append(None)
             setup_error = setup_error or f"url({url.path}): regex [{url.regex}] does not compile: {e}"
-    sni_name: str | None = getattr(checker, "sni_name", None)
 
     async def run(target: Target) -> Result:
         if setup_error:
@@ -468,7 +467,7 @@ def probe(checker: HttpGet, env: ProbeEnv, *, virtualhost: str | None = None) ->
         passed = ""
         for url, pattern in zip(urls, patterns, strict=True):
             vhost = url.virtualhost or default_vhost
-            sni = (sni_name or vhost) if checker.enable_sni else None
+            sni = vhost if checker.enable_sni else None  # enable_sni: the virtualhost is the SNI name
             path = url.path or "/"
             try:
                 got = await fetch(
