@@ -17,7 +17,7 @@ keepalived 2.2.7 behaviour kept here, where it differs from or adds to the RFC:
 - A non-owner configured `state MASTER` starts as BACKUP with the full Master_Down_Interval,
   exactly as `state BACKUP` does (measured: 3.55 s for priority 110 either way). keepalived's
   shorter "one interval plus minimum skew" start applies only to a sync group member whose
-  group is BACKUP; sync groups are not handled by this module.
+  group is BACKUP; that shortcut is not implemented (members start like any instance).
 - An owner (priority 255) with `state MASTER` sends an advert and becomes MASTER at once.
 - `down_timer_adverts` replaces the 3 in Master_Down_Interval; v3 Skew_Time is computed in
   microseconds from the centisecond interval (keepalived's `pri * adv_cs * 625 / 16`).
@@ -32,6 +32,11 @@ keepalived 2.2.7 behaviour kept here, where it differs from or adds to the RFC:
   a BACKUP whose priority rises preempts by letting its down timer expire.
 - Going to FAULT from MASTER sends a priority 0 advert and removes the VIPs; leaving FAULT goes
   to BACKUP, or straight to MASTER for an owner configured `state MASTER`.
+- Sync groups (vrrp_sync_group): a member (`Params.in_sync_group`) whose Master_Down_Timer fires
+  does not go MASTER by itself. It emits `WantMaster`, remembers it (`Machine.want_master`) and
+  re-arms the timer, as keepalived's vrrp_sync_can_goto_master does while another member is not
+  ready; the coordinator (syncgroup.py) sends `SyncMaster` to every member once all of them want
+  MASTER, and `SyncBackup` to the masters when one member has given way to a better master.
 - `Start(resume_master=True)` (a respawned child whose predecessor was MASTER) goes straight to
   MASTER with an advert at once and the VIPs kept; keepalived itself would drop them.
 """
@@ -86,6 +91,7 @@ class Params:
     down_timer_adverts: int = DOWN_TIMER_ADVERTS
     lower_prio_no_advert: bool = False
     higher_prio_send_advert: bool = False
+    in_sync_group: bool = False
 
     def __post_init__(self) -> None:
         if self.version not in (2, 3):
@@ -104,7 +110,9 @@ class Params:
         return self.priority == PRIO_OWNER
 
     @classmethod
-    def from_instance(cls, inst: VrrpInstance, local_ip: IPAddress, *, priority: int | None = None) -> Params:
+    def from_instance(
+        cls, inst: VrrpInstance, local_ip: IPAddress, *, priority: int | None = None, in_sync_group: bool = False
+    ) -> Params:
         """Params of a completed `conf.vrrp.VrrpInstance`; `priority` overrides the configured one
         (the effective priority once trackers have spoken)."""
         prio = priority if priority is not None else inst.effective_priority
@@ -121,6 +129,7 @@ class Params:
             down_timer_adverts=inst.down_timer_adverts or DOWN_TIMER_ADVERTS,
             lower_prio_no_advert=bool(inst.lower_prio_no_advert),
             higher_prio_send_advert=bool(inst.higher_prio_send_advert),
+            in_sync_group=in_sync_group,
         )
 
 
@@ -134,6 +143,7 @@ class Machine:
     preempt_deadline: end of the running `preempt_delay` (BACKUP only); not a timer to tick on.
     master_ip/master_priority: the master last heard (ourselves while MASTER).
     owner_conflict: another owner was seen; we run at 254 until reconfigured (keepalived).
+    want_master: a sync group member's down timer fired; it waits for the rest of its group.
     """
 
     state: State = State.INIT
@@ -145,6 +155,7 @@ class Machine:
     master_priority: int | None = None
     fault_reason: str | None = None
     owner_conflict: bool = False
+    want_master: bool = False
     last_transition: float | None = None
 
 
@@ -196,7 +207,17 @@ class Reconfigure:
     params: Params
 
 
-Event: TypeAlias = Start | AdvertIn | Tick | Shutdown | FaultOn | FaultOff | Reconfigure
+@dataclass(frozen=True)
+class SyncMaster:
+    """The sync group goes MASTER (every member wants to): a BACKUP member goes MASTER now."""
+
+
+@dataclass(frozen=True)
+class SyncBackup:
+    """Another member of the sync group gave way to a better master: a MASTER member follows."""
+
+
+Event: TypeAlias = Start | AdvertIn | Tick | Shutdown | FaultOn | FaultOff | Reconfigure | SyncMaster | SyncBackup
 
 
 # ---------------------------------------------------------------- actions
@@ -248,7 +269,12 @@ class Log:
     detail: bool = False
 
 
-Action: TypeAlias = SendAdvert | BecomeMaster | LeaveMaster | Entered | MasterRxLowerPri | Log
+@dataclass(frozen=True)
+class WantMaster:
+    """A sync group member's Master_Down_Timer fired: the coordinator decides whether the group goes."""
+
+
+Action: TypeAlias = SendAdvert | BecomeMaster | LeaveMaster | Entered | MasterRxLowerPri | WantMaster | Log
 
 
 # ---------------------------------------------------------------- timers
@@ -346,6 +372,10 @@ def step(m: Machine, p: Params, event: Event, now: float) -> tuple[Machine, tupl
             _on_fault_off(s, event)
         case Reconfigure():
             _on_reconfigure(s, event)
+        case SyncMaster():
+            _on_sync_master(s, event)
+        case SyncBackup():
+            _on_sync_backup(s, event)
     return s.m, tuple(s.acts)
 
 
@@ -372,7 +402,7 @@ def _change_state(s: _Step, new: State, *, init: bool = False, resumed: bool = F
         s.log(f"Entering {new.value} STATE" + (" (init)" if init else ""))
     if old is State.MASTER:
         _exit_master(s, new)
-    s.m = replace(s.m, state=new, last_transition=s.now)
+    s.m = replace(s.m, state=new, last_transition=s.now, want_master=False)
     _ENTRY[new](s, resumed)
     s.acts.append(Entered(new, old, resumed))
 
@@ -504,7 +534,9 @@ def _backup_rx(s: _Step, ev: AdvertIn) -> None:
     )
     if not s.p.preempt or ev.priority >= ours or preempt_delay_running:
         _adopt_interval(s, ev)
-        s.m = _evolve(s.m, down_deadline=s.now + s.mdi(), master_ip=ev.src, master_priority=ev.priority)
+        s.m = _evolve(
+            s.m, down_deadline=s.now + s.mdi(), master_ip=ev.src, master_priority=ev.priority, want_master=False
+        )
         if s.p.preempt and s.p.preempt_delay > 0:
             _track_preempt_delay(s, ev.priority >= ours)
         return
@@ -574,7 +606,13 @@ def _on_tick(s: _Step, ev: Tick) -> None:
     if s.m.state is State.BACKUP and _due(s.m.down_deadline, s.now):
         # RFC 5798 section 6.4.2 "If the Master_Down_Timer fires".
         s.log("Receive advertisement timeout", detail=True)
-        _goto_master(s)
+        if s.p.in_sync_group:
+            # keepalived vrrp_sync_can_goto_master: wait for the rest of the group, trying
+            # again after another Master_Down_Interval; the coordinator may send SyncMaster first.
+            s.m = replace(s.m, want_master=True, down_deadline=s.now + s.mdi())
+            s.acts.append(WantMaster())
+        else:
+            _goto_master(s)
     else:
         fired = advert_timer(s.m, s.p, s.now)
         if fired is not None:
@@ -639,6 +677,19 @@ def _on_fault_off(s: _Step, ev: FaultOff) -> None:
         _change_state(s, State.BACKUP)
 
 
+def _on_sync_master(s: _Step, ev: SyncMaster) -> None:
+    # keepalived vrrp_sync_master: the members not yet MASTER go MASTER with the group.
+    if s.m.state is State.BACKUP:
+        _goto_master(s)
+
+
+def _on_sync_backup(s: _Step, ev: SyncBackup) -> None:
+    # keepalived vrrp_sync_backup: a MASTER member leaves master with its group; the better
+    # master of the member that gave way is taking the group over, so no priority 0 advert.
+    if s.m.state is State.MASTER:
+        _change_state(s, State.BACKUP)
+
+
 def _on_reconfigure(s: _Step, ev: Reconfigure) -> None:
     old_prio = s.priority
     old_mdi = s.mdi()
@@ -687,7 +738,10 @@ __all__ = [
     "Shutdown",
     "Start",
     "State",
+    "SyncBackup",
+    "SyncMaster",
     "Tick",
+    "WantMaster",
     "initial",
     "master_down_interval",
     "next_deadline",

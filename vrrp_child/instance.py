@@ -3,8 +3,13 @@ the workload owns (the shared socket, the address batcher, the ARP/NA sender, sc
 
 Everything here runs on the child's loop. The state machine decides; `_perform` carries
 out its actions in the order it gives them, which is keepalived's: on becoming master the
-advert goes first, then the VIPs, then the gratuitous ARPs (keepalived
-vrrp_state_master_tx / vrrp_state_become_master).
+advert goes first, then the VIPs, the virtual routes and rules, then the gratuitous ARPs
+(keepalived vrrp_state_master_tx / vrrp_state_become_master); leaving master removes the
+routes and rules, then the VIPs (vrrp_restore_interface).
+
+An instance is in FAULT while any source reports a fault (its interface, its trackers, its
+sync group): `set_faults(source, reasons)`. Its priority is the configured one plus its
+trackers' weights (`set_priority_delta`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from conf.addresses import IpAddressEntry
+from conf.routes import RouteEntry
+from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, packet
@@ -26,6 +33,7 @@ from vrrp_child.packet import Advert, DropReason, PacketError
 from vrrp_child.receive import Expect, check
 from vrrp_child.sockets import Received, VrrpSocket
 from vrrp_child.ticks import Ticks, Timer
+from vrrp_child.tracking import effective_priority
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -33,6 +41,14 @@ PRIO_STOP = 0
 LOG_EVERY = 60.0  # a repeated receive problem is logged again at most this often (s)
 
 Item = tuple[IpAddressEntry, str]
+RouteItem = tuple[RouteEntry, str | None]
+
+# Fault sources (set_faults); the sync group's is not the member's own fault.
+FAULT_INTERFACE = "interface"
+FAULT_TRACKERS = "trackers"
+FAULT_GROUP = "group"
+# Route types that have no output device (ip-route(8) blackhole, unreachable, ...).
+_DEVLESS_ROUTE_TYPES = frozenset({"blackhole", "unreachable", "prohibit", "throw"})
 
 
 @dataclass
@@ -83,11 +99,19 @@ class Edges(Protocol):
 
     def remove_vips(self, items: list[Item]) -> None: ...
 
+    def add_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None: ...
+
+    def remove_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None: ...
+
+    def want_master(self, inst: Instance) -> None: ...
+
+    def rx_lower_pri(self, inst: Instance) -> None: ...
+
     def send_frames(self, ifname: str, frames: list[bytes]) -> None: ...
 
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None: ...
 
-    def state_changed(self, inst: Instance) -> None: ...
+    def state_changed(self, inst: Instance, old: fsm.State) -> None: ...
 
 
 class _RateLimit:
@@ -136,9 +160,12 @@ class Instance:
     _garp_timers: list[asyncio.TimerHandle] = field(default_factory=list, repr=False)
     _limit: _RateLimit = field(default_factory=_RateLimit, repr=False)
     vips_set: bool = False
+    in_sync_group: bool = False
+    priority_delta: int = 0  # the trackers' weights (tracking.Verdict.delta)
+    faults: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> reasons
 
     def __post_init__(self) -> None:
-        self.params = fsm.Params.from_instance(self.conf, self.local_ip)
+        self.params = self._params(self.conf)
         self.expect = Expect.from_instance(self.conf)
         if self.ticks is None:
             self.ticks = Ticks(self.edges.loop)
@@ -162,6 +189,19 @@ class Instance:
         c = conf or self.conf
         return [(e, e.dev or self.ifname) for e in (*c.virtual_ipaddress, *c.virtual_ipaddress_excluded)]
 
+    def route_items(self, conf: VrrpInstance | None = None) -> list[RouteItem]:
+        """virtual_routes, on the instance's interface when they name none (keepalived), except
+        the route types that have no device."""
+        c = conf or self.conf
+        return [(r, r.dev or (None if r.type in _DEVLESS_ROUTE_TYPES else self.ifname)) for r in c.virtual_routes]
+
+    def rule_items(self, conf: VrrpInstance | None = None) -> list[RuleEntry]:
+        return list((conf or self.conf).virtual_rules)
+
+    def _params(self, conf: VrrpInstance) -> fsm.Params:
+        prio = effective_priority(conf.effective_priority, self.priority_delta)
+        return fsm.Params.from_instance(conf, self.local_ip, priority=prio, in_sync_group=self.in_sync_group)
+
     def advert_addresses(self) -> tuple[IPAddress, ...]:
         return self.expect.addresses
 
@@ -174,21 +214,75 @@ class Instance:
         self._step(fsm.Shutdown())
 
     def set_fault(self, reason: str | None) -> None:
-        """FAULT while `reason` (an interface down, ...); None: the fault is over."""
-        self._step(fsm.FaultOn(reason) if reason else fsm.FaultOff())
+        """The instance's interface: FAULT while `reason`; None: that fault is over."""
+        self.set_faults(FAULT_INTERFACE, (reason,) if reason else ())
+
+    def set_faults(self, source: str, reasons: tuple[str, ...]) -> bool:
+        """The faults `source` reports now; FAULT while any source has one. True when the
+        instance's fault changed."""
+        if reasons:
+            self.faults[source] = reasons
+        else:
+            self.faults.pop(source, None)
+        reason = self.fault_reason
+        if reason is not None:
+            if self.machine.state is fsm.State.FAULT and self.machine.fault_reason == reason:
+                return False
+            self._step(fsm.FaultOn(reason))
+            return True
+        if self.machine.fault_reason is None and self.machine.state is not fsm.State.FAULT:
+            return False
+        self._step(fsm.FaultOff())
+        return True
+
+    @property
+    def fault_reason(self) -> str | None:
+        """The first of the current faults (interface, trackers, group), None without one."""
+        for source in (FAULT_INTERFACE, FAULT_TRACKERS, FAULT_GROUP):
+            reasons = self.faults.get(source)
+            if reasons:
+                return reasons[0]
+        return None
+
+    @property
+    def own_fault(self) -> bool:
+        """A fault of the instance itself, not one its sync group gave it."""
+        return any(reasons for source, reasons in self.faults.items() if source != FAULT_GROUP)
+
+    def set_priority_delta(self, delta: int) -> bool:
+        """The trackers' weights changed: the effective priority (keepalived's "Changing
+        effective priority" line comes from the fsm). True when the priority changed."""
+        self.priority_delta = delta
+        return self._apply_params(self._params(self.conf))
+
+    def set_in_sync_group(self, member: bool) -> None:
+        self.in_sync_group = member
+        self._apply_params(self._params(self.conf))
+
+    def _apply_params(self, params: fsm.Params) -> bool:
+        if params == self.params:
+            return False
+        old = self.params.priority
+        self._payloads.clear()
+        self._group_payloads.clear()
+        self._step(fsm.Reconfigure(params))
+        self.params = params
+        return params.priority != old
+
+    def sync(self, event: fsm.SyncMaster | fsm.SyncBackup) -> None:
+        """The sync group moves this member (syncgroup.ToMember)."""
+        self._step(event)
 
     def reconfigure(self, conf: VrrpInstance) -> None:
         """A reload that kept this instance (same VRID, interface, family, unicast source):
         new parameters, VIP differences applied while MASTER, no election."""
         old_items = self.vip_items()
+        old_routes, old_rules = self.route_items(), self.rule_items()
         self.conf = conf
         self.expect = Expect.from_instance(conf)
         self._payloads.clear()
         self._group_payloads.clear()
-        params = fsm.Params.from_instance(conf, self.local_ip)
-        if params != self.params:
-            self._step(fsm.Reconfigure(params))
-            self.params = params
+        self._apply_params(self._params(conf))
         if self.state is fsm.State.MASTER and self.vips_set:
             new_items = self.vip_items()
             old_keys = {_key(i) for i in old_items}
@@ -199,6 +293,15 @@ class Instance:
                 self.edges.remove_vips(gone)
             if added:
                 self.edges.add_vips(added, then=lambda: self._garp(added, self._garp_repeat()))
+            new_routes, new_rules = self.route_items(), self.rule_items()
+            gone_routes = [r for r in old_routes if r not in new_routes]
+            gone_rules = [r for r in old_rules if r not in new_rules]
+            if gone_routes or gone_rules:
+                self.edges.remove_routing(gone_routes, gone_rules)
+            added_routes = [r for r in new_routes if r not in old_routes]
+            added_rules = [r for r in new_rules if r not in old_rules]
+            if added_routes or added_rules:
+                self.edges.add_routing(added_routes, added_rules)
 
     def on_tick(self) -> None:
         self._timer = None
@@ -277,6 +380,8 @@ class Instance:
             self._entered(action)
         elif isinstance(action, fsm.MasterRxLowerPri):
             self._rx_lower_pri()
+        elif isinstance(action, fsm.WantMaster):
+            self.edges.want_master(self)
         elif isinstance(action, fsm.Log):
             if action.detail:
                 if self.detail:
@@ -326,6 +431,11 @@ class Instance:
         # The VIPs of all instances that become master in this loop pass go in as one
         # netlink batch; the GARPs follow once they are on the interface.
         self.edges.add_vips(items, then=lambda: self._garp(items, repeat))
+        routes, rules = self.route_items(), self.rule_items()
+        if routes or rules:
+            # after the VIPs (a route may use one as its src); a resumed master's are already
+            # in place, and adding them again repairs any that went missing
+            self.edges.add_routing(routes, rules)
         delay = self.conf.garp_master_delay or 0
         if delay > 0:
             self._garp_timers.append(self.edges.loop.call_later(delay, self._garp, items, repeat))
@@ -338,6 +448,9 @@ class Instance:
             t.cancel()
         self._garp_timers.clear()
         if self.vips_set and not self.edges.dont_release:
+            routes, rules = self.route_items(), self.rule_items()
+            if routes or rules:
+                self.edges.remove_routing(routes, rules)
             self.edges.remove_vips(self.vip_items())
         self.vips_set = False
 
@@ -374,13 +487,13 @@ class Instance:
             self._garp(self.vip_items(), repeat)
         if self.conf.notify_master_rx_lower_pri is not None:
             self.edges.notify(self, self.conf.notify_master_rx_lower_pri)
+        self.edges.rx_lower_pri(self)
 
     def _entered(self, action: fsm.Entered) -> None:
         if action.state is fsm.State.MASTER and not action.resumed:
             self.stats.become_master += 1
         if action.old is fsm.State.MASTER and action.state is not fsm.State.MASTER:
             self.stats.release_master += 1
-        self.edges.state_changed(self)
         script = {
             fsm.State.MASTER: self.conf.notify_master,
             fsm.State.BACKUP: self.conf.notify_backup,
@@ -393,6 +506,9 @@ class Instance:
             # keepalived.conf(5) notify: "INSTANCE|GROUP" name state priority
             args = ("INSTANCE", self.name, action.state.value, str(self.params.priority))
             self.edges.notify(self, self.conf.notify, args)
+        # FIFO, SMTP, report and the sync group after the instance's own scripts (keepalived
+        # runs the group's notify after its members')
+        self.edges.state_changed(self, action.old)
 
 
 _NOTIFY_STATES = frozenset({fsm.State.MASTER, fsm.State.BACKUP, fsm.State.FAULT, fsm.State.STOP})

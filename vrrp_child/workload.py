@@ -4,7 +4,9 @@ It owns the edges the instances share: one raw socket per (interface, family, un
 source) demultiplexed by VRID, one netlink socket whose address requests are batched per
 loop pass (so 250 instances that become master together cost one kernel round trip), one
 AF_PACKET sender for GARPs and NAs, a link watcher (an interface going down puts its
-instances in FAULT), the VMACs, and the script runner for notify scripts.
+instances in FAULT), the VMACs, the script runner for notify scripts, the trackers hub
+(track_script/file/process/interface: effective priority and FAULT), the sync group
+coordinators, the notify FIFOs and the SMTP alerter, and the static addresses, routes and rules.
 
 Start-up, reload and respawn follow keepalived where it is sound and do better where it
 drops VIPs: an instance that was MASTER before a child restart resumes as MASTER with its
@@ -22,22 +24,31 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from conf.model import Config
+from conf.rules import RuleEntry
 from conf.values import Script
-from conf.vrrp import VrrpInstance
+from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child import fsm
 from vrrp_child.arp import FrameSender, ipv6_forwarding
-from vrrp_child.instance import Instance, Item
+from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance, Item, RouteItem
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
 from vrrp_child.pacing import Intervals, Pacer
+from vrrp_child.routing import BatchResult, Routing
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
+from vrrp_child.static import apply_static, remove_static, static_diff
+from vrrp_child.syncgroup import GroupAction, GroupEntered, MemberView, SyncGroup, ToMember
 from vrrp_child.ticks import Ticks
+from vrrp_child.trackers import Trackers
+from vrrp_child.tracking import group_verdict, instance_verdict
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec
+from watchdog.fifo import Fifos, group_line, instance_line
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import Report
 from watchdog.scripts import ScriptRunner
+from watchdog.smtp import Alerter, vrrp_alert
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -53,6 +64,10 @@ SocketKey = tuple[str, int, object]
 class _Batch:
     adds: list[Item] = field(default_factory=list)
     removes: list[Item] = field(default_factory=list)
+    route_adds: list[RouteItem] = field(default_factory=list)
+    route_removes: list[RouteItem] = field(default_factory=list)
+    rule_adds: list[RuleEntry] = field(default_factory=list)
+    rule_removes: list[RuleEntry] = field(default_factory=list)
     then: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -92,6 +107,13 @@ class VrrpWorkload:
         self.pending: dict[str, VrrpInstance] = {}  # waiting for their interface (FAULT)
         self._retry: asyncio.TimerHandle | None = None
         self._pacing: dict[str, asyncio.TimerHandle] = {}
+        self.groups: dict[str, SyncGroup] = {}
+        self.group_conf: dict[str, VrrpSyncGroup] = {}
+        self.group_of: dict[str, str] = {}  # instance -> its sync group
+        self._sync_queue: list[tuple[str, fsm.SyncMaster | fsm.SyncBackup]] = []
+        self._sync_scheduled = False
+        self.holding: list[Instance] = []  # built, waiting for the first result of every script
+        self._waiting: dict[str, tuple[str, ...]] = {}  # instance -> its scripts without a result
 
     # ---- Workload ----------------------------------------------------------------------
 
@@ -109,14 +131,46 @@ class VrrpWorkload:
         gdefs = config.global_defs
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
+        self.routing = Routing(self.rtnl)
+        self.fifos = Fifos.for_vrrp(gdefs, self.scripts)
+        self.alerter = Alerter(gdefs)
+        self.trackers = Trackers(self.loop, self.scripts, self._trackers_changed)
+        self.trackers.configure(config)
+        self._watch_tracked_interfaces()
         self._configure_pacing(config)
+        self._configure_groups(config)
+        for line in apply_static(config, self.rtnl):
+            log.error("%s", line)
         created = [self._create(inst) for inst in config.vrrp_instance.values()]
         instances = [i for i in created if i is not None]
         self._remove_stale([i for i in instances if not self._resumes_master(i)])
+        self._apply_tracking()
         for inst in instances:
             self._start(inst)
 
     async def reload(self, config: Config) -> None:
+        old_config = self.config
+        if old_config is not None:
+            diff = static_diff(old_config, config)
+            if not diff.empty:
+                for line in diff.describe():
+                    log.info("%s", line)
+                for line in diff.apply(self.rtnl):
+                    log.error("%s", line)
+            if old_config.global_defs != config.global_defs:
+                # notify FIFOs and SMTP settings may have changed: reopen them
+                old_fifos, old_alerter = self.fifos, self.alerter
+                self.fifos = Fifos.for_vrrp(config.global_defs, self.scripts)
+                self.alerter = Alerter(config.global_defs)
+                # in the background: mail still queued may take the alerter's close timeout
+                for closing in (old_fifos.close(), old_alerter.close()):
+                    task: asyncio.Task[object] = self.loop.create_task(closing)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+        # The trackers keep the results of the scripts/files/processes that stay.
+        self.trackers.configure(config)
+        self._watch_tracked_interfaces()
+        self._configure_groups(config)
         # A copy: _retire() pops from self.instances while the loop below walks the old set.
         old = dict(self.instances)
         kept: dict[str, Instance] = {}
@@ -125,6 +179,8 @@ class VrrpWorkload:
             if inst is not None and identity(inst.conf) == identity(conf):
                 inst.reconfigure(conf)
                 kept[name] = inst
+        for inst in kept.values():
+            inst.set_in_sync_group(inst.name in self.group_of)
         for name, inst in old.items():
             if name not in kept:
                 log.info("(%s) removed by the reload", name)
@@ -135,13 +191,14 @@ class VrrpWorkload:
                 self._report({name: None})
         self.config = config
         self._configure_pacing(config)
-        for name, conf in config.vrrp_instance.items():
-            if name not in kept:
-                new = self._create(conf)
-                if new is not None:
-                    self._remove_stale([new])
-                    self._start(new)
+        created = [self._create(conf) for name, conf in config.vrrp_instance.items() if name not in kept]
+        added = [i for i in created if i is not None]
+        self._remove_stale(added)
+        self._apply_tracking()  # the new instances start at their effective priority
+        for new in added:
+            self._start(new)
         self._close_unused_sockets()
+        self._update_groups()
         self._flush()
 
     async def dump(self, kind: DumpKind) -> str:
@@ -149,7 +206,9 @@ class VrrpWorkload:
             return json.dumps([self._json(i) for i in self.instances.values()], indent=2) + "\n"
         if kind is DumpKind.STATS:
             return "".join(self._stats_text(i) for i in self.instances.values())
-        return "".join(self._data_text(i) for i in self.instances.values())
+        text = "".join(self._data_text(i) for i in self.instances.values())
+        text += "".join(self._group_text(name) for name in self.groups)
+        return text + self.trackers.dump()
 
     async def stop(self) -> None:
         if not hasattr(self, "rtnl"):
@@ -157,11 +216,22 @@ class VrrpWorkload:
         for inst in list(self.instances.values()):
             inst.shutdown()  # a MASTER sends priority 0 and releases its VIPs (unless -V)
             inst.cancel_timers()
+        self._drain_sync()
         self.ticks.close()
         self._flush()
+        if not self.dont_release and self.config is not None:
+            with contextlib.suppress(Exception):
+                for line in remove_static(self.config, self.rtnl):
+                    log.error("%s", line)
         pending = [t for t in self._tasks if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=STOP_SCRIPTS_WAIT)
+        with contextlib.suppress(Exception):
+            await self.trackers.stop()
+        with contextlib.suppress(Exception):
+            await self.fifos.close()
+        with contextlib.suppress(Exception):
+            await self.alerter.close()
         if self._retry is not None:
             self._retry.cancel()
         self.links.close()
@@ -218,6 +288,7 @@ class VrrpWorkload:
             detail=self.detail,
             router_flag=conf.family == 6 and ipv6_forwarding(vip_if or advert_if),
             ticks=self.ticks,
+            in_sync_group=name in self.group_of,
         )
         key = (sock.key, inst.vrid)
         if key in self.by_vrid:
@@ -252,6 +323,7 @@ class VrrpWorkload:
                 log.info("(%s) leaving FAULT state: interface ready", name)
                 self._remove_stale([inst])
                 self._start(inst)
+        self._apply_tracking()
         self._flush()
         if self.pending and tries < PENDING_RETRIES:
             self._retry = self.loop.call_later(PENDING_RETRY_EVERY, self._retry_pending, tries + 1)
@@ -286,6 +358,12 @@ class VrrpWorkload:
         return prev is not None and prev.get("state") == "MASTER" and prev.get("id") == _id_text(inst.conf)
 
     def _start(self, inst: Instance) -> None:
+        if not self.trackers.ready() or self._waiting.get(inst.name):
+            # keepalived num_script_init: an instance waits for the first result of the
+            # scripts it tracks before it takes part (it stays in INIT, or FAULT if one faults it)
+            if inst not in self.holding:
+                self.holding.append(inst)
+            return
         resume = self._resumes_master(inst)
         if resume:
             log.info("(%s) resuming as MASTER after a child restart", inst.name)
@@ -302,6 +380,9 @@ class VrrpWorkload:
 
     def _retire(self, inst: Instance) -> None:
         """An instance that a reload removed: release it properly (priority 0, VIPs)."""
+        if inst in self.holding:
+            self.holding.remove(inst)
+        self._waiting.pop(inst.name, None)
         inst.shutdown()
         inst.cancel_timers()
         self.instances.pop(inst.name, None)
@@ -330,11 +411,166 @@ class VrrpWorkload:
             # dont_track_primary: keepalived ignores the instance's own interface faults
             if ifname in (inst.conf.interface, inst.socket.ifname) and not inst.conf.dont_track_primary:
                 inst.set_fault(None if up else f"interface {ifname} down")
+        if ifname in self.trackers.interfaces():
+            self.trackers.set_interface(ifname, up)  # calls _trackers_changed when it matters
+        self._update_faults()
         self._flush()
         if up and self.pending:
             if self._retry is not None:
                 self._retry.cancel()
             self._retry_pending()
+
+    # ---- trackers: effective priority and FAULT ----------------------------------------------
+
+    def _watch_tracked_interfaces(self) -> None:
+        """track_interface: the link watcher reports them too; the trackers learn their state now."""
+        for ifname in sorted(self.trackers.interfaces()):
+            if ifname in self.links.state:
+                up = self.links.state[ifname]
+            else:
+                link = self.rtnl.interface(ifname)
+                up = link is not None and link.up and link.running
+                self.links.watch(ifname, up)
+            self.trackers.set_interface(ifname, up)
+
+    def _trackers_changed(self) -> None:
+        self._apply_tracking()
+        self._flush()
+
+    def _apply_tracking(self) -> None:
+        """Every instance's Verdict (its trackers and its sync group's): effective priority and
+        the trackers' faults; then the instances that waited for their scripts start."""
+        if self.config is None:
+            return
+        status = self.trackers.status
+        for inst in list(self.instances.values()):
+            group = self.group_conf.get(self.group_of.get(inst.name, ""))
+            verdict = instance_verdict(inst.conf, status, group)
+            if group is not None:
+                verdict = verdict + group_verdict(group, status)
+            delta, faults = verdict.delta, tuple(verdict.faults)
+            self._waiting[inst.name] = tuple(verdict.waiting)
+            old_prio = inst.params.priority
+            if inst.set_priority_delta(delta):
+                self._priority_changed(inst, old_prio)
+            inst.set_faults(FAULT_TRACKERS, faults)
+        self._update_faults()
+        if self.holding:
+            held, self.holding = self.holding, []
+            for inst in held:
+                if self.instances.get(inst.name) is inst:
+                    self._start(inst)
+
+    def _priority_changed(self, inst: Instance, old: int) -> None:
+        # notify_priority_changes (or the global vrrp_notify_priority_changes): FIFO lines
+        # MASTER_PRIORITY / BACKUP_PRIORITY with the new priority (keepalived.conf(5) notify).
+        g = self.config.global_defs if self.config is not None else None
+        wanted = inst.conf.notify_priority_changes
+        if wanted is None and g is not None:
+            wanted = g.vrrp_notify_priority_changes
+        if wanted and inst.state in (fsm.State.MASTER, fsm.State.BACKUP):
+            self.fifos.send(instance_line(inst.name, f"{inst.state.value}_PRIORITY", inst.params.priority))
+
+    # ---- sync groups ---------------------------------------------------------------------------
+
+    def _configure_groups(self, config: Config) -> None:
+        """vrrp_sync_group: a coordinator per group of two or more members (keepalived removes
+        a group left with one); a reload keeps a group's state when its name stays."""
+        groups: dict[str, SyncGroup] = {}
+        self.group_conf = {}
+        self.group_of = {}
+        for name, conf in config.vrrp_sync_group.items():
+            members = tuple(m for m in conf.group if m in config.vrrp_instance)
+            if len(members) < 2:
+                continue
+            old = self.groups.get(name)
+            group = SyncGroup(name, members)
+            if old is not None:
+                group.state = old.state
+            groups[name] = group
+            self.group_conf[name] = conf
+            for m in members:
+                self.group_of[m] = name
+        self.groups = groups
+
+    def _views(self, group: SyncGroup) -> dict[str, MemberView]:
+        views: dict[str, MemberView] = {}
+        for name in group.members:
+            inst = self.instances.get(name)
+            if inst is not None:
+                views[name] = MemberView(inst.state, inst.machine.want_master, inst.own_fault)
+            else:
+                # not built (its interface is missing, its VMAC failed): FAULT of its own
+                views[name] = MemberView(fsm.State.FAULT, faulted=True)
+        return views
+
+    def _update_faults(self) -> None:
+        """A member with a fault of its own puts the rest of its group in FAULT (keepalived
+        vrrp_sync_fault); the group leaves FAULT when no member has one."""
+        for group in self.groups.values():
+            views = self._views(group)
+            for name in group.members:
+                inst = self.instances.get(name)
+                if inst is not None:
+                    reason = group.fault_of(name, views)
+                    inst.set_faults(FAULT_GROUP, (reason,) if reason else ())
+            self._group_actions(group, group.update(self._views(group)))
+
+    def _update_groups(self) -> None:
+        for group in self.groups.values():
+            self._group_actions(group, group.update(self._views(group)))
+
+    def want_master(self, inst: Instance) -> None:
+        group = self.groups.get(self.group_of.get(inst.name, ""))
+        if group is not None:
+            self._group_actions(group, group.want_master(inst.name, self._views(group)))
+
+    def _group_actions(self, group: SyncGroup, actions: list[GroupAction]) -> None:
+        for action in actions:
+            if isinstance(action, ToMember):
+                # after the current instance has finished its own step (no re-entry into it)
+                self._sync_queue.append((action.name, action.event))
+                if not self._sync_scheduled:
+                    self._sync_scheduled = True
+                    self.loop.call_soon(self._drain_sync)
+            elif isinstance(action, GroupEntered):
+                self._group_entered(group, action)
+            else:
+                log.info("%s", action.text)
+
+    def _drain_sync(self) -> None:
+        self._sync_scheduled = False
+        while self._sync_queue:
+            name, event = self._sync_queue.pop(0)
+            inst = self.instances.get(name)
+            if inst is not None:
+                inst.sync(event)
+        self._flush()
+
+    def _group_entered(self, group: SyncGroup, action: GroupEntered) -> None:
+        """The group's notify scripts, FIFO line and SMTP alert (keepalived notify_group_exec)."""
+        conf = self.group_conf.get(group.name)
+        if conf is None or action.state is fsm.State.INIT:
+            return
+        state = action.state.value
+        # keepalived 2.2.7 sends GROUP ... STOP too (measured), whatever keepalived.conf(5) says
+        self.fifos.send(group_line(group.name, state))
+        script = {
+            fsm.State.MASTER: conf.notify_master,
+            fsm.State.BACKUP: conf.notify_backup,
+            fsm.State.FAULT: conf.notify_fault,
+            fsm.State.STOP: conf.notify_stop,
+        }.get(action.state)
+        label = f"VRRP_Group({group.name}) notify script"
+        if script is not None:
+            self._run_script(script, (), label)
+        if conf.notify is not None:
+            self._run_script(conf.notify, ("GROUP", group.name, state, "0"), label)
+        if conf.smtp_alert and action.state is not fsm.State.STOP:
+            self.alerter.alert(*vrrp_alert(self._router_id(), "GROUP", group.name, state))
+
+    def _router_id(self) -> str:
+        return self.config.global_defs.effective_router_id if self.config is not None else ""
 
     # ---- Edges (for the instances) ---------------------------------------------------------
 
@@ -348,6 +584,16 @@ class VrrpWorkload:
         self._batch.removes.extend(items)
         self._schedule_flush()
 
+    def add_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
+        self._batch.route_adds.extend(routes)
+        self._batch.rule_adds.extend(rules)
+        self._schedule_flush()
+
+    def remove_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
+        self._batch.route_removes.extend(routes)
+        self._batch.rule_removes.extend(rules)
+        self._schedule_flush()
+
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -357,6 +603,11 @@ class VrrpWorkload:
         """One netlink batch for everything the instances asked this loop pass."""
         self._flush_scheduled = False
         batch, self._batch = self._batch, _Batch()
+        # keepalived's order: routes and rules go before the VIPs they may use, and come after them
+        if batch.route_removes:
+            _log_failed(self.routing.remove_routes(batch.route_removes))
+        if batch.rule_removes:
+            _log_failed(self.routing.remove_rules(batch.rule_removes))
         if batch.removes:
             result = self.rtnl.remove_addresses(batch.removes)
             for f in result.failed:
@@ -365,6 +616,10 @@ class VrrpWorkload:
             result = self.rtnl.add_addresses(batch.adds)
             for f in result.failed:
                 log.error("Cannot add VIP %s to %s: %s", f.entry.address, f.ifname, f.message)
+        if batch.route_adds:
+            _log_failed(self.routing.add_routes(batch.route_adds))
+        if batch.rule_adds:
+            _log_failed(self.routing.add_rules(batch.rule_adds))
         for then in batch.then:
             then()
 
@@ -398,13 +653,24 @@ class VrrpWorkload:
         }
 
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None:
-        task = self.loop.create_task(
-            self.scripts.run(script, args=args, timeout=NOTIFY_TIMEOUT, label=f"({inst.name}) notify script")
-        )
+        self._run_script(script, args, f"({inst.name}) notify script")
+
+    def _run_script(self, script: Script, args: tuple[str, ...], label: str) -> None:
+        task = self.loop.create_task(self.scripts.run(script, args=args, timeout=NOTIFY_TIMEOUT, label=label))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def state_changed(self, inst: Instance) -> None:
+    def rx_lower_pri(self, inst: Instance) -> None:
+        self.fifos.send(instance_line(inst.name, "MASTER_RX_LOWER_PRI", inst.params.priority))
+
+    def state_changed(self, inst: Instance, old: fsm.State) -> None:
+        state = inst.state.value
+        self.fifos.send(instance_line(inst.name, state, inst.params.priority))
+        if inst.conf.smtp_alert and inst.state is not fsm.State.STOP:
+            self.alerter.alert(*vrrp_alert(self._router_id(), "INSTANCE", inst.name, state))
+        group = self.groups.get(self.group_of.get(inst.name, ""))
+        if group is not None:
+            self._group_actions(group, group.entered(inst.name, inst.state, old, self._views(group)))
         self._report(
             {
                 inst.name: {
@@ -427,7 +693,7 @@ class VrrpWorkload:
             f"   Using src_ip = {inst.local_ip}\n"
             f"   Virtual Router ID = {inst.vrid}\n"
             f"   Version = {inst.params.version}\n"
-            f"   Priority = {inst.params.priority}\n"
+            f"   Priority = {c.effective_priority}\n"
             f"   Effective priority = {inst.params.priority}\n"
             f"   Advert interval = {c.advert_int} sec\n"
             f"   Master advert interval = {m.master_adver_int} sec\n"
@@ -436,8 +702,16 @@ class VrrpWorkload:
             f"   Master router = {m.master_ip}\n"
             f"   Master priority = {m.master_priority}\n"
             f"   Unicast = {'yes' if c.is_unicast else 'no'}\n"
+            f"   Sync group = {self.group_of.get(inst.name, 'none')}\n"
+            f"   Fault = {inst.fault_reason or 'none'}\n"
             f"   Virtual IP = {len(inst.vip_items())}\n{vips}"
         )
+
+    def _group_text(self, name: str) -> str:
+        group = self.groups[name]
+        members = "".join(f"     {m}\n" for m in group.members)
+        count = len(group.members)
+        return f" VRRP Sync Group = {name}, {group.state.value}\n   VRRP member instances = {count}\n{members}"
 
     def _stats_text(self, inst: Instance) -> str:
         s = inst.stats
@@ -475,6 +749,8 @@ class VrrpWorkload:
                 "master_saddr": str(m.master_ip) if m.master_ip is not None else None,
                 "src_ip": str(inst.local_ip),
                 "vipset": int(inst.vips_set),
+                "sync_group": self.group_of.get(inst.name),
+                "fault_reason": inst.fault_reason,
                 "vips": [str(e.address) for e in c.virtual_ipaddress],
                 "evips": [str(e.address) for e in c.virtual_ipaddress_excluded],
             },
@@ -484,3 +760,9 @@ class VrrpWorkload:
 
 def _id_text(conf: VrrpInstance) -> str:
     return repr(identity(conf))
+
+
+def _log_failed(result: BatchResult[Any]) -> None:
+    """A routing batch's failures in keepalived's netlink error words."""
+    for line in result.errors():
+        log.error("%s", line)

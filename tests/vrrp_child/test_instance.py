@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from conf import load
+from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, packet
-from vrrp_child.instance import Instance, Item
+from vrrp_child.instance import Instance, Item, RouteItem
 from vrrp_child.sockets import Received
 
 GROUP = ipaddress.IPv4Address("224.0.0.18")
@@ -101,8 +102,20 @@ class FakeEdges:
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None:
         self.log.append(("notify", (script.argv, args)))
 
-    def state_changed(self, inst: Instance) -> None:
+    def state_changed(self, inst: Instance, old: fsm.State) -> None:
         self.log.append(("state", inst.state.value))
+
+    def add_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
+        self.log.append(("add_routing", ([(str(r.to), dev) for r, dev in routes], len(rules))))
+
+    def remove_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
+        self.log.append(("remove_routing", ([(str(r.to), dev) for r, dev in routes], len(rules))))
+
+    def want_master(self, inst: Instance) -> None:
+        self.log.append(("want_master", inst.name))
+
+    def rx_lower_pri(self, inst: Instance) -> None:
+        self.log.append(("rx_lower_pri", inst.name))
 
 
 CONF = """
@@ -242,3 +255,99 @@ def test_resume_as_master_keeps_vips_and_sends_at_once(tmp_path: Path) -> None:
     assert inst.state is fsm.State.MASTER and len(sock.sent) == 1
     assert inst.stats.become_master == 0  # not a new transition
     assert not any(k == "remove" for k, _ in edges.log)
+
+
+ROUTES_CONF = CONF.replace(
+    "    virtual_ipaddress {",
+    """    virtual_routes {
+        198.51.100.0/24 via 192.0.2.1
+        203.0.113.0/24 dev eth9 via 192.0.2.1
+        blackhole 198.18.0.0/15
+    }
+    virtual_rules {
+        from 192.0.2.100 table 100
+    }
+    virtual_ipaddress {""",
+)
+
+
+def test_routes_and_rules_follow_the_vips_and_go_before_them(tmp_path: Path) -> None:
+    inst, edges, _ = make(tmp_path, ROUTES_CONF)
+    inst.start()
+    edges.loop.advance(3.5)
+    kinds = [k for k, _ in edges.log]
+    assert kinds.index("add") < kinds.index("add_routing")
+    # no dev: the instance's interface (keepalived), except for a route type without a device
+    routes = dict(edges.log)["add_routing"]
+    assert routes == ([("198.51.100.0/24", "eth0"), ("203.0.113.0/24", "eth9"), ("198.18.0.0/15", None)], 1)
+    other = packet.encode(packet.Advert(2, 51, 200, inst.expect.addresses, 100), PEER, GROUP)
+    edges.log.clear()
+    inst.on_packet(Received(other, PEER, GROUP, 255, 2))
+    kinds = [k for k, _ in edges.log]
+    assert kinds.index("remove_routing") < kinds.index("remove")
+
+
+def test_reload_diffs_the_routes_of_a_master(tmp_path: Path) -> None:
+    inst, edges, _ = make(tmp_path, ROUTES_CONF)
+    inst.start()
+    edges.loop.advance(3.5)
+    edges.log.clear()
+    inst.reconfigure(instance_conf(tmp_path, ROUTES_CONF.replace("198.51.100.0/24", "192.0.2.128/25")))
+    assert ("remove_routing", ([("198.51.100.0/24", "eth0")], 0)) in edges.log
+    assert ("add_routing", ([("192.0.2.128/25", "eth0")], 0)) in edges.log
+    assert inst.state is fsm.State.MASTER
+
+
+def test_dont_release_keeps_routes_too(tmp_path: Path) -> None:
+    inst, edges, _ = make(tmp_path, ROUTES_CONF, dont_release=True)
+    inst.start()
+    edges.loop.advance(3.5)
+    inst.shutdown()
+    assert not any(k in ("remove", "remove_routing") for k, _ in edges.log)
+
+
+def test_faults_from_several_sources_end_when_the_last_clears(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start()
+    edges.loop.advance(3.5)
+    assert inst.set_faults("trackers", ("track script chk",))
+    assert inst.state is fsm.State.FAULT and decoded(sock).priority == 0
+    assert inst.fault_reason == "track script chk" and inst.own_fault
+    inst.set_fault("interface eth0 down")
+    assert inst.fault_reason == "interface eth0 down"
+    assert not inst.set_faults("trackers", ())
+    assert inst.state is fsm.State.FAULT
+    inst.set_faults("group", ("sync group G1: VI_2 in FAULT",))
+    inst.set_fault(None)
+    assert inst.state is fsm.State.FAULT and not inst.own_fault
+    assert inst.set_faults("group", ())
+    assert inst.state is fsm.State.BACKUP and inst.fault_reason is None
+
+
+def test_tracker_weights_change_the_effective_priority_keeping_the_state(tmp_path: Path) -> None:
+    inst, edges, sock = make(tmp_path)
+    inst.start()
+    edges.loop.advance(3.5)
+    assert inst.set_priority_delta(-20)
+    assert inst.state is fsm.State.MASTER and inst.params.priority == 130
+    edges.loop.advance(1.0)
+    assert decoded(sock).priority == 130  # the cached advert was rebuilt
+    assert not inst.set_priority_delta(-20)
+    assert inst.set_priority_delta(200) and inst.params.priority == 254  # clamped below the owner's 255
+    notifies = [v for k, v in edges.log if k == "notify"]
+    assert notifies[-1] == (("/bin/n",), ("INSTANCE", "VI_1", "MASTER", "150"))
+    inst.set_faults("trackers", ("x",))
+    assert [v for k, v in edges.log if k == "notify"][-1] == (("/bin/n",), ("INSTANCE", "VI_1", "FAULT", "254"))
+
+
+def test_a_sync_group_member_asks_its_group_before_going_master(tmp_path: Path) -> None:
+    inst, edges, _ = make(tmp_path)
+    inst.set_in_sync_group(True)
+    inst.start()
+    edges.loop.advance(3.5)
+    assert inst.state.value == "BACKUP" and ("want_master", "VI_1") in edges.log
+    states = []
+    for event in (fsm.SyncMaster(), fsm.SyncBackup()):
+        inst.sync(event)
+        states.append(inst.state)
+    assert states == [fsm.State.MASTER, fsm.State.BACKUP]
