@@ -198,8 +198,8 @@ class _Vs:
 
 
 def _initial_weight(vs: VirtualServer, rs: RealServer) -> int:
-    # real_server weight: default the virtual server's (undocumented) `weight`.
-    return rs.weight if "weight" in rs.locations else vs.weight
+    # real_server weight (the parser already defaults it to the virtual server's `weight`).
+    return rs.weight
 
 
 class Servers:

@@ -638,6 +638,8 @@ class VirtualServer(Block):
             if rs.virtualhost is not None:
                 explicit["virtualhost"] = rs.virtualhost
             changes: dict[str, Any] = {"port": port, "lvs_method": method}
+            if "weight" not in rs.locations:
+                changes["weight"] = self.weight  # keepalived: a real server's weight defaults to the VS's `weight`
             for k in _RS_INHERITED:
                 if getattr(rs, k) is None and k != "lvs_method":
                     changes[k] = explicit.get(k, defaults.get(k))

@@ -781,3 +781,14 @@ def test_keepalived_lvs_samples_have_no_lvs_errors(name: str) -> None:
     ]  # keepalived -t fails on that one too
     assert not bad, [d.render(test_mode=True) for d in bad]
     assert config_of(result).virtual_server
+
+
+def test_real_server_weight_defaults_to_the_virtual_servers(tmp_path: Path) -> None:
+    r = parse(
+        tmp_path,
+        "virtual_server 10.0.0.1 80 {\n  protocol TCP\n  weight 3\n"
+        "  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n    }\n  }\n"
+        "  real_server 10.0.0.3 80 {\n    weight 5\n    TCP_CHECK {\n    }\n  }\n}\n",
+    )
+    vs = config_of(r).virtual_server[0]
+    assert [rs.weight for rs in vs.real_server] == [3, 5]
