@@ -140,7 +140,7 @@ class ScriptLoop:
         self.runs += 1
         try:
             result = await self.hub.runner.run(
-                self.script, timeout=self.conf.effective_timeout, label=f"VRRP_Script({self.name})"
+                self.script, timeout=self.conf.effective_timeout, label=f"VRRP_Script({self.name})", quiet=True
             )
         finally:
             self.running = False

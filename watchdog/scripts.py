@@ -132,10 +132,12 @@ class ScriptRunner:
         args: Sequence[str] = (),
         timeout: float | None = None,
         label: str | None = None,
+        quiet: bool = False,
     ) -> ScriptResult:
         """Run `script` with `args` appended and wait for it (at most `timeout` seconds,
         then it is terminated). Never raises for the script's sake: a script that cannot
-        start is a logged NOT_FOUND / NOT_EXECUTABLE / FAILED result."""
+        start is a logged NOT_FOUND / NOT_EXECUTABLE / FAILED result. `quiet`: the caller
+        logs the outcome itself (a vrrp_script logs state changes, not every timeout)."""
         argv = (*script.argv, *args)
         what = label or f"script '{script.path}'"
         started = time.monotonic()
@@ -159,7 +161,13 @@ class ScriptRunner:
         try:
             code = await asyncio.wait_for(asyncio.shield(child.exited), timeout)
         except TimeoutError:
-            log.warning("%s (pid %d) timed out after %g s; terminating it", what, proc.pid, timeout)
+            log.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "%s (pid %d) timed out after %g s; terminating it",
+                what,
+                proc.pid,
+                timeout,
+            )
             code = await self._terminate(child)
             return _finished(argv, code, proc.pid, started, Outcome.TIMED_OUT)
         except asyncio.CancelledError:
