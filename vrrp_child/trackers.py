@@ -360,19 +360,6 @@ class Trackers:
             )
         return self._status
 
-    def ready(self) -> bool:
-        """No script tracked with weight 0 is still without a result (keepalived's
-        num_script_init: only those hold an instance in INIT; a weighted script without a
-        result just adds nothing yet)."""
-        if self._config is None:
-            return True
-        for kind, ref in self._refs(self._config):
-            if kind == "script" and not ref.weight:
-                loop = self.scripts.get(ref.name)
-                if loop is not None and loop.counter.state is ScriptState.INIT:
-                    return False
-        return True
-
     async def stop(self) -> None:
         """Stop the loops (their running scripts are terminated) and the watchers."""
         loops = list(self.scripts.values())

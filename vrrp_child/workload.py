@@ -358,13 +358,15 @@ class VrrpWorkload:
         return prev is not None and prev.get("state") == "MASTER" and prev.get("id") == _id_text(inst.conf)
 
     def _start(self, inst: Instance) -> None:
-        if not self.trackers.ready() or self._waiting.get(inst.name):
-            # keepalived num_script_init: an instance waits for the first result of the
-            # scripts it tracks before it takes part (it stays in INIT, or FAULT if one faults it)
+        resume = self._resumes_master(inst)
+        if self._waiting.get(inst.name) and not resume:
+            # keepalived num_script_init: an instance waits for the first result of the weight-0
+            # scripts it tracks before it takes part (it stays in INIT, or FAULT if one faults
+            # it). One that its predecessor left MASTER goes on at once: waiting would stop its
+            # adverts and hand the VIPs to the backup.
             if inst not in self.holding:
                 self.holding.append(inst)
             return
-        resume = self._resumes_master(inst)
         if resume:
             log.info("(%s) resuming as MASTER after a child restart", inst.name)
         inst.start(resume_master=resume)  # in FAULT, the machine waits for the fault to end

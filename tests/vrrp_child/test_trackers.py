@@ -19,7 +19,7 @@ import pytest
 import conf
 from conf.model import Config
 from vrrp_child.trackers import Trackers, interface_up
-from vrrp_child.tracking import ScriptState, TrackStatus
+from vrrp_child.tracking import ScriptState, TrackStatus, instance_verdict
 from watchdog.scripts import ScriptRunner
 
 GOOD, BAD, INIT = ScriptState.GOOD, ScriptState.BAD, ScriptState.INIT
@@ -281,7 +281,7 @@ def test_interface_state_from_the_kernel() -> None:
     assert interface_up("pyk-no-such") is False
 
 
-def test_ready_waits_for_unweighted_scripts_only(tmp_path: Path) -> None:
+def test_instances_wait_for_unweighted_scripts_only(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         vrrp_script("slow", "/bin/sh -c 'sleep 1.5'", interval=5)
@@ -289,10 +289,15 @@ def test_ready_waits_for_unweighted_scripts_only(tmp_path: Path) -> None:
         track_scripts("slow", "weighted"),
     )
 
+    inst = next(iter(config.vrrp_instance.values()))
+
     async def body(hub: Hub) -> None:
+        def waiting() -> tuple[str, ...]:
+            return tuple(instance_verdict(inst, hub.trackers.status).waiting)
+
         hub.trackers.configure(config)
-        assert not hub.trackers.ready()
-        took = await hub.until(hub.trackers.ready, 5)
+        assert waiting() == ("slow",)
+        took = await hub.until(lambda: not waiting(), 5)
         assert took > 1.2
         assert hub.script("weighted") is INIT  # still running; a weighted INIT does not hold anyone
 
