@@ -15,9 +15,12 @@ this instance accepts as being for it; this module decides what the instance doe
 
 keepalived 2.2.7 behaviour kept here, where it differs from or adds to the RFC:
 - A non-owner configured `state MASTER` starts as BACKUP with the full Master_Down_Interval,
-  exactly as `state BACKUP` does (measured: 3.55 s for priority 110 either way). keepalived's
-  shorter "one interval plus minimum skew" start applies only to a sync group member whose
-  group is BACKUP; that shortcut is not implemented (members start like any instance).
+  exactly as `state BACKUP` does (measured: 3.55 s for priority 110 either way). So does a
+  sync group member: vrrp_init_state has a shorter "one advert interval plus the minimum
+  skew" timer for a member that wants MASTER in a group that is BACKUP, but keepalived 2.2.7
+  never takes it (measured, two members at priority 150, advert_int 1: `state MASTER` 3.43 s
+  to MASTER with the group, 3.42 s without, `state BACKUP` the same), so members start like
+  any instance.
 - An owner (priority 255) with `state MASTER` sends an advert and becomes MASTER at once.
 - `down_timer_adverts` replaces the 3 in Master_Down_Interval; v3 Skew_Time is computed in
   microseconds from the centisecond interval (keepalived's `pri * adv_cs * 625 / 16`).

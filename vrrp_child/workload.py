@@ -143,6 +143,7 @@ class VrrpWorkload:
             log.error("%s", line)
         created = [self._create(inst) for inst in config.vrrp_instance.values()]
         instances = [i for i in created if i is not None]
+        self._resume_groups()
         self._remove_stale([i for i in instances if not self._resumes_master(i)])
         self._apply_tracking()
         for inst in instances:
@@ -489,11 +490,35 @@ class VrrpWorkload:
             group = SyncGroup(name, members)
             if old is not None:
                 group.state = old.state
+                if old.members != members and group.state is not fsm.State.INIT:
+                    self._report_group(group)  # the parent's copy names the members
             groups[name] = group
             self.group_conf[name] = conf
             for m in members:
                 self.group_of[m] = name
+        for gone in sorted(self.groups.keys() - groups.keys()):
+            self._report({group_key(gone): None})
         self.groups = groups
+
+    def _resume_groups(self) -> None:
+        """A respawned child takes a MASTER group over as MASTER when every member resumes as
+        MASTER (same members, same identities): the group changes no state, so its notify
+        scripts, FIFO line and SMTP alert do not run again for a state it never left."""
+        for name, group in self.groups.items():
+            prev = self.resumed.get(group_key(name))
+            if prev is None or prev.get("state") != fsm.State.MASTER.value:
+                continue
+            if prev.get("members") != list(group.members):
+                continue
+            members = [self.instances.get(m) for m in group.members]
+            if all(i is not None and self._resumes_master(i) for i in members):
+                group.state = fsm.State.MASTER
+                log.info("VRRP_Group(%s) resuming as MASTER after a child restart", name)
+                self._report_group(group)
+
+    def _report_group(self, group: SyncGroup) -> None:
+        """The group's state to the parent (STATUS=, and the resume of a respawned child)."""
+        self._report({group_key(group.name): {"state": group.state.value, "members": list(group.members)}})
 
     def _views(self, group: SyncGroup) -> dict[str, MemberView]:
         views: dict[str, MemberView] = {}
@@ -554,6 +579,7 @@ class VrrpWorkload:
         conf = self.group_conf.get(group.name)
         if conf is None or action.state is fsm.State.INIT:
             return
+        self._report_group(group)
         state = action.state.value
         # keepalived 2.2.7 sends GROUP ... STOP too (measured), whatever keepalived.conf(5) says
         self.fifos.send(group_line(group.name, state))
@@ -733,6 +759,7 @@ class VrrpWorkload:
     def _json(self, inst: Instance) -> dict[str, object]:
         """keepalived's JSON dump layout: [{"data": {...}, "stats": {...}}, ...]."""
         c, m = inst.conf, inst.machine
+        group = self.groups.get(self.group_of.get(inst.name, ""))
         state_number = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3, "STOP": 98}
         return {
             "data": {
@@ -752,12 +779,20 @@ class VrrpWorkload:
                 "src_ip": str(inst.local_ip),
                 "vipset": int(inst.vips_set),
                 "sync_group": self.group_of.get(inst.name),
+                # not in keepalived's dump (it has no group entries): the group's state, next
+                # to the name keepalived gives, so the array layout stays keepalived's
+                "sync_group_state": group.state.value if group is not None else None,
                 "fault_reason": inst.fault_reason,
                 "vips": [str(e.address) for e in c.virtual_ipaddress],
                 "evips": [str(e.address) for e in c.virtual_ipaddress_excluded],
             },
             "stats": dict(vars(inst.stats)),
         }
+
+
+def group_key(name: str) -> str:
+    """A sync group's key in the state reports (instances report under their own names)."""
+    return f"group:{name}"
 
 
 def _id_text(conf: VrrpInstance) -> str:

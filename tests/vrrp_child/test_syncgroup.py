@@ -115,6 +115,24 @@ def test_a_member_not_in_a_group_still_goes_master_by_itself() -> None:
     assert m.state is State.MASTER
 
 
+def test_a_member_configured_master_starts_with_the_full_master_down_interval() -> None:
+    # keepalived 2.2.7 measured in the lab: a non-owner sync group member with `state MASTER`
+    # waits the whole Master_Down_Interval (3.43 s at priority 150, advert_int 1), not
+    # vrrp_init_state's "one advert interval plus the minimum skew" (1.004 s).
+    for version, advert_int in ((2, 1.0), (3, 1.0), (3, 0.1)):
+        for start_master in (True, False):
+            p = params(priority=150, version=version, advert_int=advert_int, start_master=start_master)
+            m, _ = step(initial(), p, Start(), 10.0)
+            assert m.state is State.BACKUP
+            assert next_deadline(m) == 10.0 + fsm.master_down_interval(version, 150, advert_int)
+
+
+def test_an_owner_member_configured_master_still_goes_master_at_once() -> None:
+    p = params(priority=255, start_master=True)
+    m, acts = step(initial(), p, Start(), 0.0)
+    assert m.state is State.MASTER and SendAdvert(255) in acts
+
+
 # ---------------------------------------------------------------- the coordinator alone
 
 
@@ -440,3 +458,19 @@ def test_coordinator_syncs_to_master_once_per_election() -> None:
     g.entered("A", State.BACKUP, State.MASTER, views(A=B, B=M))
     g.entered("B", State.BACKUP, State.MASTER, views(A=B, B=B))
     assert len(g.want_master("A", views(A=BW, B=BW))) == 3  # a later election syncs again
+
+
+def test_a_group_resumed_as_master_enters_nothing_when_its_members_resume() -> None:
+    # A respawned child sets the group MASTER (the parent's "group:G1" report) before its
+    # members resume as MASTER one by one: no GroupEntered, so no group notify runs again.
+    g = SyncGroup("G1", ("VI_1", "VI_2"))
+    g.state = State.MASTER
+    init = MemberView(State.INIT)
+    assert g.entered("VI_1", State.MASTER, State.INIT, views(VI_1=M, VI_2=init)) == []
+    assert g.entered("VI_2", State.MASTER, State.INIT, views(VI_1=M, VI_2=M)) == []
+    assert g.state is State.MASTER
+    # a group that was not resumed goes MASTER once, with its notifies
+    g2 = SyncGroup("G1", ("VI_1", "VI_2"))
+    g2.entered("VI_1", State.MASTER, State.INIT, views(VI_1=M, VI_2=init))
+    acts = g2.entered("VI_2", State.MASTER, State.INIT, views(VI_1=M, VI_2=M))
+    assert acts == [GroupEntered(State.MASTER, State.INIT)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import textwrap
 import time
@@ -51,17 +52,29 @@ vrrp_script {name} {{
 """
 
 
-def run(lab: Lab, tmp: Path, text: str, body: Callable[[VrrpWorkload], Awaitable[None]]) -> dict[str, Json]:
-    """Start the workload in node 1 with `text` as its configuration, run `body`, stop it; the
-    last state reports."""
+def run(
+    lab: Lab,
+    tmp: Path,
+    text: str,
+    body: Callable[[VrrpWorkload], Awaitable[None]],
+    *,
+    resume: dict[str, Json] | None = None,
+    reports: dict[str, Json] | None = None,
+) -> dict[str, Json]:
+    """Start the workload in node 1 with `text` as its configuration (after `resume`, a
+    predecessor's reports, as the parent hands them to a respawned child), run `body`, stop it;
+    the last state reports."""
     path = tmp / "keepalived.conf"
     path.write_text("global_defs {\n    script_user root\n}\n" + textwrap.dedent(text))
-    reports: dict[str, Json] = {}
+    if reports is None:
+        reports = {}
 
     async def main() -> None:
         result = load(str(path))
         assert result.config is not None, result.diagnostics
         w = VrrpWorkload()
+        if resume is not None:
+            await w.resume(resume)
         await w.start(result.config, reports.update)
         try:
             await body(w)
@@ -139,6 +152,46 @@ def test_a_member_fault_takes_its_sync_group_to_fault_and_back(pair: Lab, tmp_pa
         await until("VIPs back", lambda: len(pair.node(1).held(["192.0.2.100", "192.0.2.101"])) == 2, 2.0)
 
     run(pair, tmp_path, text, body)
+
+
+def test_group_state_in_reports_and_json_and_a_respawn_resumes_the_group_as_master(pair: Lab, tmp_path: Path) -> None:
+    out = tmp_path / "group-master.out"
+    script = tmp_path / "group-master.sh"
+    script.write_text(f'#!/bin/sh\necho "$*" >> {out}\n')
+    script.chmod(0o755)
+    members = "    group {\n        VI_1\n        VI_2\n    }\n"
+    group = f'vrrp_sync_group G1 {{\n{members}    notify_master "{script} up"\n}}\n'
+    text = group + instance("VI_1", 51, "192.0.2.100") + instance("VI_2", 52, "192.0.2.101")
+    live: dict[str, Json] = {}
+    seen: dict[str, Json] = {}
+
+    async def first(w: VrrpWorkload) -> None:
+        await until("group MASTER", lambda: w.groups["G1"].state is fsm.State.MASTER)
+        await until("group master script", out.exists, 3.0)
+        dumped = json.loads(await w.dump(DumpKind.JSON))
+        # keepalived's array of instances, each with its group's name and state
+        assert [(d["data"]["iname"], d["data"]["sync_group"], d["data"]["sync_group_state"]) for d in dumped] == [
+            ("VI_1", "G1", "MASTER"),
+            ("VI_2", "G1", "MASTER"),
+        ]
+        seen.update(live)
+
+    reports = run(pair, tmp_path, text, first, reports=live)
+    assert seen["group:G1"] == {"state": "MASTER", "members": ["VI_1", "VI_2"]}
+    assert reports["group:G1"] == {"state": "STOP", "members": ["VI_1", "VI_2"]}
+    assert out.read_text() == "up\n"
+
+    # A respawned child: the parent hands the MASTER reports back; the group resumes without an
+    # election (MASTER at once, not after its Master_Down_Interval of 0.35 s) and without
+    # running its notify_master again.
+    async def second(w: VrrpWorkload) -> None:
+        assert w.groups["G1"].state is fsm.State.MASTER
+        assert state(w, "VI_1") is state(w, "VI_2") is fsm.State.MASTER
+        await until("VIPs", lambda: len(pair.node(1).held(["192.0.2.100", "192.0.2.101"])) == 2, 2.0)
+        await asyncio.sleep(0.3)
+
+    run(pair, tmp_path, text, second, resume=seen)
+    assert out.read_text() == "up\n"
 
 
 def test_virtual_routes_and_rules_follow_master(pair: Lab, tmp_path: Path) -> None:
