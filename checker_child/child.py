@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from watchdog.empty import EmptyWorkload
+from checker_child.workload import CheckerWorkload
 from watchdog.runtime import ChildSetup, run_child
 
 
 def main(setup: ChildSetup) -> int:
-    # The checker workload (virtual servers, checks, IPVS) comes with the checker issue; until
-    # then the child runs the full runtime (pipes, heartbeats, reload, dumps) with nothing in it.
-    return run_child(setup, EmptyWorkload())
+    # -I (--dont-release-ipvs): the IPVS table stays as it is when the child stops.
+    return run_child(setup, CheckerWorkload(dont_release=setup.dont_release_ipvs))

@@ -1,0 +1,1009 @@
+"""The checker child's workload: every virtual_server of the configuration, on one loop.
+
+Each checker of each real server runs on the shared `Scheduler` (one loop timer for all
+of them, a bound on the checks in flight). A probe's result goes through the checker's
+`Attempts` (retry, delay_before_retry, recovery) and, when that gives a verdict, into
+`Servers` (checker_child.state), whose events we act on in keepalived's order: log
+lines, notify_up / notify_down, quorum_up / quorum_down, the lvs_notify_fifo lines, SMTP
+alerts, `state` reports to the parent, and the IPVS table (diffed, applied in one go per
+loop pass).
+
+Where the kernel has no IPVS, keepalived's checker dies FATAL; we log one warning and do
+everything else. FILE_CHECK follows its track_file through inotify (watchdog.trackfile),
+ha_suspend follows the host's addresses through rtnetlink notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import gc
+import json
+import logging
+import resource
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from ipaddress import ip_address
+from typing import Any
+
+import psutil  # type: ignore[import-untyped]
+from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_NEWADDR
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from checker_child import ipvs as ipvs_mod
+from checker_child import probes
+from checker_child.checks.base import Probe, ProbeEnv, Result, Target
+from checker_child.scheduler import Attempts, Scheduler, first_delay
+from checker_child.state import (
+    Event,
+    Log,
+    QuorumDown,
+    QuorumUp,
+    RsDown,
+    RsId,
+    RsUp,
+    RsWeight,
+    Servers,
+    SorryIn,
+    SorryOut,
+    fmt_rs,
+    fmt_vs,
+)
+from checker_child.table import Table, diff
+from conf.checkers import FileCheck, MiscCheck, TcpCheck
+from conf.lvs import NAT, RealServer, VirtualServer
+from conf.model import Config
+from conf.trackers import Weight
+from conf.values import Script
+from watchdog.fifo import Fifos, rs_line, vs_line
+from watchdog.protocol import DumpKind, Json
+from watchdog.runtime import Report
+from watchdog.scripts import ScriptRunner
+from watchdog.smtp import Alerter, checker_alert
+from watchdog.trackfile import FileWatcher
+
+log = logging.getLogger("pykeepalived_healthcheckers")
+
+NOTIFY_TIMEOUT = 30.0  # a notify/quorum script that runs longer is terminated (keepalived has none)
+STOP_SCRIPTS_WAIT = 2.0  # at shutdown, how long notify_down/quorum_down (omega) may delay the exit
+FD_RESERVE = 256  # descriptors kept free for everything else (scripts, netlink, pipes, logs)
+MAX_INFLIGHT = 8192  # never more checks in flight than this, whatever RLIMIT_NOFILE allows
+PROBE_GRACE = 5.0  # a probe that overruns its own bound by this much is abandoned as failed
+WEIGHT_MAX = 2147483647
+NO_IPVS_WARNING = "IPVS is not available in this kernel: health checks run and notify, the IPVS table is not programmed"
+
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+
+
+def raise_nofile() -> int:
+    """RLIMIT_NOFILE soft limit up to the hard limit (each check in flight holds a
+    descriptor); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as e:
+            log.warning("Cannot raise the open files limit from %d to %d: %s", soft, target, e)
+    return soft
+
+
+def freeze_heap(reload: bool = False) -> None:
+    """Move the configuration and the checkers (long-lived, tens of thousands of objects
+    with 10,000 real servers) out of the collector's sight: a full collection over them
+    holds the loop ~100 ms every second or two and makes checks late. On reload the old
+    ones are released first, so that what the reload dropped can be freed."""
+    if reload:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def inflight_bound(nofile: int) -> int:
+    return max(16, min(MAX_INFLIGHT, nofile - FD_RESERVE))
+
+
+def file_check_verdict(value: int, weight: Weight, dynamic: bool) -> tuple[bool, int | None]:
+    """FILE_CHECK (keepalived.conf(5)): (up, weight contribution or None).
+
+    With weight 0 the file says up (0) or down (anything else; `reverse` swaps them).
+    With a weight, value x weight (negated by `reverse`) is the real server's weight
+    contribution when `dynamic` is set; a contribution that reaches -WEIGHT_MAX can never
+    leave a usable weight and means down (keepalived's convention for track files)."""
+    if weight.weight == 0:
+        return (value == 0) != weight.reverse, None
+    contrib = max(-WEIGHT_MAX, min(WEIGHT_MAX, value * weight.weight * weight.multiplier))
+    if contrib <= -WEIGHT_MAX:
+        return False, None
+    return True, contrib if dynamic else None
+
+
+def smtp_for_vs(vs: VirtualServer, config: Config) -> bool:
+    if vs.smtp_alert is not None:
+        return vs.smtp_alert
+    return config.global_defs.smtp_alert_for("checker")
+
+
+def smtp_for_rs(rs: RealServer, vs: VirtualServer, config: Config) -> bool:
+    return rs.smtp_alert if rs.smtp_alert is not None else smtp_for_vs(vs, config)
+
+
+def rs_key(rs: RsId) -> str:
+    """The name a real server's state is reported under."""
+    return f"{rs.vs} -> {rs.rs}"
+
+
+@dataclass(eq=False)
+class Check:
+    """One checker of one real server, at run time."""
+
+    rs: RsId
+    index: int
+    conf: Any  # an AnyChecker
+    vs: VirtualServer
+    rs_conf: RealServer
+    probe: Probe | None
+    target: Target
+    attempts: Attempts
+    fmt_rs: str
+    fmt_vs: str
+    file_path: str | None = None
+    file_weight: Weight | None = None
+    gone: bool = False
+    running: bool = False
+    dyn_weight: int | None = None
+    runs: int = 0
+    failures: int = 0
+    last: str = ""
+    last_ok: bool | None = None
+    last_at: float = 0.0  # time.time() of the last result
+    conn: probes.TcpConnect | None = None  # a TCP_CHECK connect in progress
+
+    @property
+    def type_name(self) -> str:
+        return str(self.conf.type_name)
+
+
+@dataclass
+class _Tallies:
+    results: int = 0
+    failures: int = 0
+    verdicts_up: int = 0
+    verdicts_down: int = 0
+    notifies: int = 0
+    ipvs_errors: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class AddressWatch:
+    """The host's addresses, kept current by rtnetlink address notifications (for
+    ha_suspend). `changed()` is called after a change."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, changed: Any) -> None:
+        self.loop = loop
+        self.changed = changed
+        self._marshal = MarshalRtnl()
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        # Bound before the first read, so no change between the two is missed.
+        self.sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        self.addresses: Counter[Any] = Counter()
+        self._load()
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _load(self) -> None:
+        self.addresses.clear()
+        for addrs in psutil.net_if_addrs().values():
+            for a in addrs:
+                if a.family in (socket.AF_INET, socket.AF_INET6):
+                    with contextlib.suppress(ValueError):
+                        self.addresses[ip_address(a.address.split("%")[0])] += 1
+
+    def has(self, address: object) -> bool:
+        return self.addresses.get(address, 0) > 0
+
+    def _readable(self) -> None:
+        changed = False
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                # ENOBUFS: notifications were lost; read the whole list again.
+                log.warning("Address notifications: %s", e.strerror)
+                self._load()
+                changed = True
+                continue
+            try:
+                messages = self._marshal.parse(data)
+            except Exception as e:  # an undecodable message must not stop the loop
+                log.warning("Cannot decode an address notification: %s", e)
+                continue
+            for msg in messages:
+                mtype = msg["header"]["type"]
+                addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                if addr is None:
+                    continue
+                try:
+                    ip = ip_address(addr)
+                except ValueError:
+                    continue
+                if mtype == RTM_NEWADDR:
+                    self.addresses[ip] += 1
+                    changed = True
+                elif mtype == RTM_DELADDR and self.addresses.get(ip, 0) > 0:
+                    self.addresses[ip] -= 1
+                    if not self.addresses[ip]:
+                        del self.addresses[ip]
+                    changed = True
+        if changed:
+            self.changed()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+class CheckerWorkload:
+    """watchdog.runtime.Workload for the checker child."""
+
+    def __init__(self, *, dont_release: bool = False, max_inflight: int | None = None) -> None:
+        self.dont_release = dont_release
+        self.max_inflight = max_inflight
+        self.config: Config | None = None
+        self.checks: list[Check] = []
+        self.resumed: dict[str, Json] = {}
+        self.applied = Table()
+        self.ipvs: Any = None
+        self.ipvs_available = False
+        self.tallies = _Tallies()
+        self.started_at = time.monotonic()
+        self._report: Report = lambda changes: None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._probes: set[asyncio.Task[Any]] = set()
+        self._table_scheduled = False
+        self._reported: set[str] = set()
+        self._suspended_vs: dict[str, bool] = {}
+        self._dirty_rs: set[RsId] = set()  # to report to the parent
+        self._dirty_vs: set[str] = set()
+        self._stopped = False
+
+    # ---- Workload ----------------------------------------------------------------------
+
+    async def resume(self, state: Mapping[str, Json]) -> None:
+        # Kept for the dump only: like keepalived, a restarted checker starts its real
+        # servers afresh (alpha decides whether they start up or down).
+        self.resumed = dict(state)
+
+    async def start(self, config: Config, report: Report) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._report = report
+        self.config = config
+        nofile = raise_nofile()
+        bound = self.max_inflight if self.max_inflight is not None else inflight_bound(nofile)
+        self.sched: Scheduler[Check] = Scheduler(self.loop, self._start_check, bound)
+        gdefs = config.global_defs
+        self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
+        self.env = ProbeEnv(runner=self.scripts, ssl=config.ssl)
+        self.fifos = Fifos.for_lvs(gdefs, self.scripts)
+        self.alerter = Alerter(gdefs)
+        self.files = FileWatcher(self.loop, self._file_changed)
+        self.addrs: AddressWatch | None = None
+        self._open_ipvs(config)
+        self.servers = Servers(config)
+        self._watch_addresses(config)
+        self._apply_suspension(initial=True)
+        self._handle(self.servers.initial_events())
+        self._build_checks(config, old=[])
+        self._report_all()
+        self._sync_table()
+        freeze_heap()
+
+    async def reload(self, config: Config) -> None:
+        old_config = self.config
+        if old_config is not None and old_config.global_defs != config.global_defs:
+            # lvs_notify_fifo, SMTP settings or script_user may have changed: reopen.
+            old_fifos, old_alerter = self.fifos, self.alerter
+            gdefs = config.global_defs
+            self.scripts.default_user = tuple(gdefs.script_user) if gdefs.script_user else None
+            self.fifos = Fifos.for_lvs(gdefs, self.scripts)
+            self.alerter = Alerter(gdefs)
+            await old_fifos.close()
+            await old_alerter.close()
+        self.config = config
+        self.env = ProbeEnv(runner=self.scripts, ssl=config.ssl)
+        events = self.servers.reload(config)
+        self._handle(events)
+        self._build_checks(config, old=self.checks)
+        self._watch_addresses(config)
+        self._apply_suspension(initial=False)
+        self._report_all(prune=True)
+        self._sync_table()
+        freeze_heap(reload=True)
+
+    async def dump(self, kind: DumpKind) -> str:
+        if kind is DumpKind.JSON:
+            return json.dumps(self.json_dump(), indent=2) + "\n"
+        if kind is DumpKind.STATS:
+            return self.stats_text()
+        return self.data_text()
+
+    async def stop(self) -> None:
+        if self._stopped or not hasattr(self, "sched"):
+            return
+        self._stopped = True
+        self.sched.close()
+        for check in self.checks:
+            check.gone = True
+            if check.conn is not None:
+                check.conn.cancel()
+        for task in list(self._probes):
+            task.cancel()
+        if self._probes:
+            await asyncio.wait(list(self._probes), timeout=1.0)
+        config = self.config
+        flush = config.global_defs.lvs_flush_on_stop if config is not None else None
+        # lvs_flush_on_stop: keepalived skips the real servers' notifies (quorum ones stay).
+        self._handle(self.servers.shutdown(flushed=flush is not None))
+        self._release_ipvs(flush)
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_SCRIPTS_WAIT)
+        with contextlib.suppress(Exception):
+            await self.fifos.close()
+        with contextlib.suppress(Exception):
+            await self.alerter.close()
+        self.files.close()
+        if self.addrs is not None:
+            self.addrs.close()
+        if self.ipvs is not None:
+            with contextlib.suppress(Exception):
+                self.ipvs.close()
+
+    # ---- IPVS ----------------------------------------------------------------------------
+
+    def _open_ipvs(self, config: Config) -> None:
+        self.ipvs = None
+        self.ipvs_available = False
+        if ipvs_mod.kernel_has_ipvs():
+            try:
+                self.ipvs = ipvs_mod.Ipvs()
+                self.ipvs_available = True
+            except ipvs_mod.IpvsUnavailable as e:
+                log.warning("%s (%s)", NO_IPVS_WARNING, e)
+            except OSError as e:
+                log.warning("%s (%s)", NO_IPVS_WARNING, e.strerror or e)
+        else:
+            log.warning("%s", NO_IPVS_WARNING)
+        if self.ipvs is not None and config.global_defs.lvs_flush:
+            # lvs_flush: start from an empty table.
+            try:
+                self.ipvs.flush()
+            except Exception as e:
+                log.error("Cannot flush the IPVS table: %s", e)
+
+    def _sync_table_soon(self) -> None:
+        if not self._table_scheduled:
+            self._table_scheduled = True
+            self.loop.call_soon(self._sync_table)
+
+    def _sync_table(self) -> None:
+        """Apply what changed since the last call (every verdict of a loop pass at once)."""
+        self._table_scheduled = False
+        if self._stopped:
+            return
+        new = self.servers.table()
+        change = diff(self.applied, new)
+        if change and self.ipvs is not None:
+            try:
+                errors = self.ipvs.apply(change)
+            except Exception as e:
+                errors = [f"IPVS update failed: {e}"]
+            for line in errors:
+                self.tallies.ipvs_errors += 1
+                log.error("%s", line)
+        self.applied = new
+
+    def _release_ipvs(self, flush: str | None) -> None:
+        """At stop: keep the table (-I), flush it (lvs_flush_on_stop), remove our
+        services (lvs_flush_on_stop VS), or remove what we added entry by entry."""
+        if self.ipvs is None or self.dont_release:
+            return
+        try:
+            if flush == "all":
+                self.ipvs.flush()
+            elif flush == "VS":
+                self.ipvs.remove(list(self.applied.services))
+            else:
+                for line in self.ipvs.apply(diff(self.applied, Table())):
+                    log.error("%s", line)
+        except Exception as e:
+            log.error("Cannot release the IPVS table: %s", e)
+        self.applied = Table()
+
+    # ---- checks ----------------------------------------------------------------------------
+
+    def _new_check(self, rs: RsId, index: int, conf: Any, vs: VirtualServer, rsc: RealServer) -> Check:
+        built = probes.build(conf, rsc, vs, self.env)
+        if built.why_not:
+            log.warning("%s", built.why_not)
+        retry = getattr(conf, "retry", None) or 0
+        delay_loop = float(getattr(conf, "delay_loop", None) or vs.delay_loop)
+        dbr = getattr(conf, "delay_before_retry", None)
+        attempts = Attempts(
+            retry=int(retry),
+            delay_loop=delay_loop,
+            delay_before_retry=float(dbr if dbr is not None else delay_loop),
+            is_up=self.servers.checker_up(rs, index),
+            recovery_runs=probes.recovery_runs(conf),
+        )
+        return Check(
+            rs=rs,
+            index=index,
+            conf=conf,
+            vs=vs,
+            rs_conf=rsc,
+            probe=built.probe,
+            target=built.target,
+            attempts=attempts,
+            fmt_rs=fmt_rs(vs, rsc.address, rsc.port),
+            fmt_vs=fmt_vs(vs),
+        )
+
+    def _build_checks(self, config: Config, old: list[Check]) -> None:
+        """Checks for the configuration; on reload an unchanged checker (same real server,
+        same type and settings, matched in order as Servers matches them) keeps its timer
+        and retry state, a new one starts after its warmup, a removed one stops."""
+        by_rs: dict[RsId, list[Check]] = {}
+        for c in old:
+            by_rs.setdefault(c.rs, []).append(c)
+        kept: set[int] = set()
+        checks: list[Check] = []
+        fresh: list[Check] = []
+        for rs_id, vs, rsc, checkers in self.servers.real_servers():
+            olds = by_rs.get(rs_id, [])
+            taken: set[int] = set()
+            for i, conf in enumerate(checkers):
+                match = None
+                for j, o in enumerate(olds):
+                    if j not in taken and type(o.conf) is type(conf) and o.conf == conf:
+                        match = o
+                        taken.add(j)
+                        break
+                if match is not None and not match.gone:
+                    kept.add(id(match))
+                    built = probes.build(conf, rsc, vs, self.env)
+                    match.index, match.conf, match.vs, match.rs_conf = i, conf, vs, rsc
+                    match.probe, match.target = built.probe, built.target
+                    match.fmt_rs, match.fmt_vs = fmt_rs(vs, rsc.address, rsc.port), fmt_vs(vs)
+                    checks.append(match)
+                    continue
+                check = self._new_check(rs_id, i, conf, vs, rsc)
+                checks.append(check)
+                fresh.append(check)
+        for o in old:
+            if id(o) not in kept:
+                o.gone = True
+                self.sched.cancel(o)
+                if o.file_path is not None:
+                    self.files.unwatch(o.file_path)
+        self.checks = checks
+        now = self.loop.time()
+        for check in fresh:
+            if isinstance(check.conf, FileCheck):
+                self._start_file_check(check, config)
+            elif check.probe is not None:
+                self.sched.at(now + first_delay(check.conf.warmup, check.attempts.delay_loop), check)
+
+    def _start_check(self, check: Check) -> None:
+        """The scheduler says `check` is due (and holds a slot for it)."""
+        if check.gone or self._stopped or check.probe is None:
+            self.sched.done()
+            return
+        if self._suspended_vs.get(check.rs.vs):
+            # ha_suspend: paused while the virtual server's address is not here.
+            self.sched.done()
+            self.sched.later(check.attempts.delay_loop, check)
+            return
+        check.running = True
+        if type(check.conf) is TcpCheck:
+            check.conn = probes.TcpConnect(self.loop, check.target, functools.partial(self._connected, check))
+            check.conn.start()
+            return
+        task = self.loop.create_task(self._run(check, check.probe))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _run(self, check: Check, probe: Probe) -> None:
+        try:
+            if isinstance(check.conf, MiscCheck):
+                result = await probe(check.target)  # bounded by the script's timeout
+            else:
+                async with asyncio.timeout(self._probe_bound(check)):
+                    result = await probe(check.target)
+        except TimeoutError:
+            result = Result(False, f"{check.type_name} on {check.fmt_rs} did not finish in time")
+        except asyncio.CancelledError:
+            check.running = False
+            self.sched.done()
+            raise
+        except Exception as e:  # a bug in a probe: the check fails, the child goes on
+            log.exception("%s on %s raised", check.type_name, check.fmt_rs)
+            result = Result(False, f"{check.type_name} error: {e}")
+        check.running = False
+        self.sched.done()
+        if check.gone or self._stopped:
+            return
+        self._result(check, result)
+
+    def _connected(self, check: Check, result: Result) -> None:
+        check.running = False
+        check.conn = None
+        self.sched.done()
+        if check.gone or self._stopped:
+            return
+        self._result(check, result)
+
+    @staticmethod
+    def _probe_bound(check: Check) -> float:
+        urls = len(getattr(check.conf, "url", ()) or ())
+        hosts = len(getattr(check.conf, "host", ()) or ())
+        return check.target.timeout * max(1, urls, hosts + 1) + PROBE_GRACE
+
+    def _result(self, check: Check, result: Result) -> None:
+        assert self.config is not None
+        a = check.attempts
+        was_up = a.is_up
+        last_try = a.last_try_next
+        t = self.tallies
+        t.results += 1
+        check.runs += 1
+        check.last, check.last_ok, check.last_at = result.detail, result.ok, time.time()
+        if not result.ok:
+            t.failures += 1
+            check.failures += 1
+            # keepalived logs a failed attempt of an up checker when it is the last one
+            # (before the verdict) or with log_all_failures / checker_log_all_failures.
+            log_all = self.config.global_defs.checker_log_all_failures or check.conf.log_all_failures
+            if was_up and (last_try or log_all) and result.detail:
+                log.info("%s", result.detail)
+        step = a.outcome(result.ok)
+        weight: int | None = None
+        if result.ok and isinstance(check.conf, MiscCheck) and check.conf.misc_dynamic:
+            # misc_dynamic: exit 2..255 sets weight status-2; exit 0 puts the configured one back.
+            want = result.weight if result.weight is not None else self._configured_weight(check)
+            if want != check.dyn_weight:
+                weight = want if (check.dyn_weight is not None or result.weight is not None) else None
+                check.dyn_weight = want
+        self._verdict(
+            check, verdict=step.verdict, was_up=was_up, detail=result.detail, weight=weight, gave_up=step.gave_up
+        )
+        if not check.gone and not self._stopped:
+            self.sched.later(step.delay, check)
+
+    def _configured_weight(self, check: Check) -> int:
+        rsc = check.rs_conf
+        return rsc.weight if "weight" in rsc.locations else check.vs.weight
+
+    def _verdict(
+        self,
+        check: Check,
+        *,
+        verdict: bool | None,
+        was_up: bool,
+        detail: str,
+        weight: int | None,
+        gave_up: bool = False,
+    ) -> None:
+        assert self.config is not None
+        if verdict is None and weight is None:
+            return
+        alive_before = self.servers.is_alive(check.rs)
+        if verdict is True:
+            self.tallies.verdicts_up += 1
+            if detail and check.probe is not None:
+                log.info("%s", detail)
+        elif verdict is False:
+            self.tallies.verdicts_down += 1
+            if gave_up and check.probe is not None:
+                retry = check.attempts.retry
+                if retry:
+                    log.info("Check on service %s failed after %d retries.", check.fmt_rs, retry)
+                else:
+                    log.info("Check on service %s failed.", check.fmt_rs)
+        up = verdict if verdict is not None else check.attempts.is_up
+        events = self.servers.checker_result(check.rs, check.index, up, weight)
+        if verdict is not None and verdict != was_up and smtp_for_rs(check.rs_conf, check.vs, self.config):
+            alive_after = self.servers.is_alive(check.rs)
+            if alive_before != alive_after or not self.config.global_defs.no_checker_emails:
+                what = "succeed" if verdict else "failed"
+                body = f"=> {probes.short_name(check.conf)} CHECK {what} on service <="
+                self.alerter.alert(
+                    *checker_alert(self._router_id(), check.fmt_vs, rs=check.fmt_rs, up=verdict, body=body)
+                )
+        self._handle(events)
+
+    # ---- FILE_CHECK ---------------------------------------------------------------------------
+
+    def _start_file_check(self, check: Check, config: Config) -> None:
+        conf: FileCheck = check.conf
+        tf = config.track_file.get(conf.track_file or "")
+        if tf is None or tf.file is None:
+            log.error("FILE_CHECK of %s: track_file %s not found", check.fmt_rs, conf.track_file)
+            return
+        check.file_path = tf.file
+        # The checker's own `weight`, else the track_file's (keepalived's file_end_handler).
+        check.file_weight = conf.weight if "weight" in conf.locations else tf.weight
+        value = self.files.watch(tf.file)
+        self._file_value(check, value)
+
+    def _file_changed(self, path: str, value: int) -> None:
+        for check in self.checks:
+            if check.file_path == path and not check.gone:
+                self._file_value(check, value)
+        self._report_changes()
+
+    def _file_value(self, check: Check, value: int) -> None:
+        assert check.file_weight is not None
+        up, contrib = file_check_verdict(value, check.file_weight, check.conf.dynamic)
+        a = check.attempts
+        was_up, first = a.is_up, not a.has_run
+        check.runs += 1
+        check.last, check.last_ok, check.last_at = f"track file value {value}", up, time.time()
+        weight = contrib if contrib is not None and contrib != check.dyn_weight else None
+        if contrib is not None:
+            check.dyn_weight = contrib
+        verdict: bool | None = up if (up != was_up or first) else None
+        a.is_up, a.has_run = up, True
+        if verdict is not None or weight is not None:
+            self._verdict(check, verdict=verdict, was_up=was_up, detail="", weight=weight)
+
+    # ---- ha_suspend ---------------------------------------------------------------------------
+
+    def _watch_addresses(self, config: Config) -> None:
+        wanted = any(vs.ha_suspend and vs.address is not None for vs in config.virtual_server)
+        if wanted and self.addrs is None:
+            try:
+                self.addrs = AddressWatch(self.loop, self._addresses_changed)
+            except OSError as e:
+                log.error("Cannot watch the host's addresses for ha_suspend: %s", e.strerror)
+        elif not wanted and self.addrs is not None:
+            self.addrs.close()
+            self.addrs = None
+
+    def _addresses_changed(self) -> None:
+        self._apply_suspension(initial=False)
+        self._report_changes()
+        self._sync_table_soon()
+
+    def _apply_suspension(self, initial: bool) -> None:
+        """ha_suspend: a virtual server whose address is not on this host has its
+        checkers paused and no service in the table."""
+        states: dict[str, bool] = {}
+        for name, vs in self.servers.virtual_servers():
+            suspended = False
+            if vs.ha_suspend and vs.address is not None:
+                suspended = self.addrs is None or not self.addrs.has(vs.address)
+            states[name] = suspended
+            before = self.servers.suspended(name)
+            if suspended != before or initial:
+                self._handle(self.servers.set_suspended(name, suspended))
+            if vs.ha_suspend and suspended != self._suspended_vs.get(name, False):
+                what = "Suspending" if suspended else "Activating"
+                for check in self.checks:
+                    if check.rs.vs == name:
+                        log.info("%s healthchecker for service %s for VS %s", what, check.fmt_rs, check.fmt_vs)
+                self._dirty_vs.add(name)
+        self._suspended_vs = states
+
+    # ---- events ---------------------------------------------------------------------------------
+
+    def _handle(self, events: Iterable[Event]) -> None:
+        """Act on Servers' events in their order."""
+        assert self.config is not None
+        router = self._router_id()
+        any_event = False
+        for e in events:
+            any_event = True
+            if isinstance(e, Log):
+                log.info("%s", e.text)
+            elif isinstance(e, (RsUp, RsDown)):
+                up = isinstance(e, RsUp)
+                self._dirty_rs.add(e.rs)
+                script = e.rs_conf.notify_up if up else e.rs_conf.notify_down
+                if script is not None:
+                    self._run_script(script, f"Notify script for {e.fmt_rs} of VS {e.fmt_vs}")
+                self.fifos.send(rs_line(e.fmt_rs, e.fmt_vs, up))
+                if (
+                    isinstance(e, RsDown)
+                    and (e.stopping or e.removed)
+                    and smtp_for_rs(e.rs_conf, e.vs_conf, self.config)
+                ):
+                    body = "=> Shutting down <=" if e.stopping else "=> Removing <="
+                    self.alerter.alert(
+                        *checker_alert(router, e.fmt_vs, rs=e.fmt_rs, up=False, body=body, stopping=e.stopping)
+                    )
+            elif isinstance(e, RsWeight):
+                self._dirty_rs.add(e.rs)
+            elif isinstance(e, (QuorumUp, QuorumDown)):
+                up = isinstance(e, QuorumUp)
+                self._dirty_vs.add(e.vs)
+                script = e.vs_conf.quorum_up if up else e.vs_conf.quorum_down
+                if script is not None:
+                    self._run_script(script, f"Quorum script for VS {e.fmt_vs}")
+                self.fifos.send(vs_line(e.fmt_vs, up))
+                if smtp_for_vs(e.vs_conf, self.config):
+                    q = e.vs_conf
+                    stopping = isinstance(e, QuorumDown) and e.stopping
+                    self.alerter.alert(
+                        *checker_alert(
+                            router,
+                            e.fmt_vs,
+                            up=up,
+                            quorum=(q.quorum, q.hysteresis, e.threshold, e.weight_sum),
+                            init=e.init,
+                            stopping=stopping,
+                        )
+                    )
+            elif isinstance(e, (SorryIn, SorryOut)):
+                self._dirty_vs.add(e.vs)
+        if any_event:
+            self._report_changes()
+            self._sync_table_soon()
+
+    def _run_script(self, script: Script, label: str) -> None:
+        self.tallies.notifies += 1
+        task = self.loop.create_task(self.scripts.run(script, timeout=NOTIFY_TIMEOUT, label=label))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _router_id(self) -> str:
+        return self.config.global_defs.effective_router_id if self.config is not None else ""
+
+    # ---- reports to the parent --------------------------------------------------------------
+
+    def _rs_value(self, rs: RsId, snap: Mapping[str, Any]) -> dict[str, Json]:
+        vs = snap[rs.vs]
+        r = vs["real_servers"][rs.rs]
+        return {"state": "UP" if r["alive"] else "DOWN", "weight": r["weight"]}
+
+    def _vs_value(self, name: str, snap: Mapping[str, Any]) -> dict[str, Json]:
+        v = snap[name]
+        return {
+            "state": "QUORUM_UP" if v["quorum_up"] else "QUORUM_DOWN",
+            "sorry_server": v["sorry_server_active"],
+            "suspended": v["suspended"],
+            "weight_sum": v["weight_sum"],
+        }
+
+    def _report_changes(self) -> None:
+        if not self._dirty_rs and not self._dirty_vs:
+            return
+        snap: Any = self.servers.snapshot()
+        changes: dict[str, Json] = {}
+        for rs in self._dirty_rs:
+            if rs.vs in snap and rs.rs in snap[rs.vs]["real_servers"]:
+                changes[rs_key(rs)] = self._rs_value(rs, snap)
+        for name in self._dirty_vs:
+            if name in snap:
+                changes[name] = self._vs_value(name, snap)
+        self._dirty_rs, self._dirty_vs = set(), set()
+        if changes:
+            self._reported.update(changes)
+            self._report(changes)
+
+    def _report_all(self, prune: bool = False) -> None:
+        snap: Any = self.servers.snapshot()
+        changes: dict[str, Json] = {}
+        for name, v in snap.items():
+            changes[name] = self._vs_value(name, snap)
+            for rs in v["real_servers"]:
+                rid = RsId(name, rs)
+                changes[rs_key(rid)] = self._rs_value(rid, snap)
+        if prune:
+            for key in self._reported - set(changes):
+                changes[key] = None
+        self._reported = {k for k, v in changes.items() if v is not None}
+        self._dirty_rs, self._dirty_vs = set(), set()
+        self._report(changes)
+
+    # ---- dumps --------------------------------------------------------------------------------
+
+    def _checks_by_rs(self) -> dict[RsId, list[Check]]:
+        out: dict[RsId, list[Check]] = {}
+        for c in self.checks:
+            out.setdefault(c.rs, []).append(c)
+        return out
+
+    def json_dump(self) -> dict[str, Json]:
+        snap = self.servers.snapshot()
+        by_rs = self._checks_by_rs()
+        vss: list[Json] = []
+        for name, vs in self.servers.virtual_servers():
+            v: Any = snap[name]
+            rss: list[Json] = []
+            for rsc in vs.real_server:
+                rid = RsId(name, str(rsc))
+                r = v["real_servers"].get(rid.rs)
+                if r is None:
+                    continue
+                rss.append(
+                    {
+                        "rs": fmt_rs(vs, rsc.address, rsc.port),
+                        "address": str(rsc.address),
+                        "port": rsc.port,
+                        "alive": r["alive"],
+                        "weight": r["weight"],
+                        "configured_weight": rsc.weight if "weight" in rsc.locations else vs.weight,
+                        "inhibit_on_failure": bool(rsc.inhibit_on_failure),
+                        "lvs_method": str(rsc.lvs_method or vs.lvs_method or NAT),
+                        "checkers": [self._check_json(c) for c in sorted(by_rs.get(rid, []), key=lambda c: c.index)],
+                    }
+                )
+            sorry = vs.sorry_server
+            vss.append(
+                {
+                    "vs": fmt_vs(vs),
+                    "name": name,
+                    "protocol": vs.protocol,
+                    "fwmark": vs.fwmark,
+                    "group": vs.group,
+                    "lvs_sched": vs.lvs_sched or "wlc",
+                    "lvs_method": str(vs.lvs_method or NAT),
+                    "persistence_timeout": vs.persistence_timeout or 0,
+                    "quorum": vs.quorum,
+                    "hysteresis": vs.hysteresis,
+                    "quorum_up": v["quorum_up"],
+                    "weight_sum": v["weight_sum"],
+                    "ha_suspend": vs.ha_suspend,
+                    "suspended": v["suspended"],
+                    "sorry_server": str(sorry) if sorry is not None else None,
+                    "sorry_server_inhibit": vs.sorry_server_inhibit,
+                    "sorry_server_active": v["sorry_server_active"],
+                    "alpha": vs.alpha,
+                    "omega": vs.omega,
+                    "real_servers": rss,
+                }
+            )
+        return {
+            "virtual_servers": vss,
+            "ipvs": {"available": self.ipvs_available, "table": table_json(self.servers.table())},
+            "scheduler": self._sched_json(),
+        }
+
+    def _check_json(self, c: Check) -> dict[str, Json]:
+        a = c.attempts
+        return {
+            "type": c.type_name,
+            "target": str(c.target),
+            "is_up": a.is_up,
+            "has_run": a.has_run,
+            "retry": a.retry,
+            "retry_it": a.retry_it,
+            "delay_loop": a.delay_loop,
+            "delay_before_retry": a.delay_before_retry,
+            "runs": c.runs,
+            "failures": c.failures,
+            "last_result": c.last,
+            "last_ok": c.last_ok,
+            "dynamic_weight": c.dyn_weight,
+            "track_file": c.file_path,
+        }
+
+    def _sched_json(self) -> dict[str, Json]:
+        s = self.sched
+        lat = s.lateness
+        return {
+            "checkers": len(self.checks),
+            "scheduled": len(s),
+            "in_flight": s.inflight,
+            "max_in_flight": s.max_inflight,
+            "started": s.started,
+            "deferred_bursts": s.deferred,
+            "lateness_ms": {
+                "p50": round(lat.percentile(50) * 1000, 3),
+                "p99": round(lat.percentile(99) * 1000, 3),
+                "max": round(lat.max * 1000, 3),
+            },
+        }
+
+    def data_text(self) -> str:
+        """keepalived's check data dump layout (SIGUSR1): the LVS topology, then each
+        checker with its state."""
+        snap = self.servers.snapshot()
+        lines = ["------< LVS Topology >------"]
+        lines.append(f" IPVS = {'available' if self.ipvs_available else 'not available (table not programmed)'}")
+        for name, vs in self.servers.virtual_servers():
+            v: Any = snap[name]
+            lines.append(f" VS = {fmt_vs(vs)}")
+            lines.append(f"   delay_loop = {vs.delay_loop}, lvs_sched = {vs.lvs_sched or 'wlc'}")
+            if vs.persistence_timeout:
+                lines.append(f"   persistence timeout = {vs.persistence_timeout}")
+            lines.append(f"   protocol = {vs.protocol or 'none'}")
+            lines.append(f"   alpha is {'ON' if vs.alpha else 'OFF'}, omega is {'ON' if vs.omega else 'OFF'}")
+            lines.append(f"   quorum = {vs.quorum}, hysteresis = {vs.hysteresis}")
+            lines.append(f"   quorum state = {'UP' if v['quorum_up'] else 'DOWN'}")
+            lines.append(f"   lvs_method = {vs.lvs_method or NAT}")
+            if vs.ha_suspend:
+                lines.append(f"   ha_suspend = {'suspended' if v['suspended'] else 'active'}")
+            if vs.sorry_server is not None:
+                active = "active" if v["sorry_server_active"] else "inactive"
+                lines.append(f"   sorry server = {vs.sorry_server} ({active})")
+            for rsc in vs.real_server:
+                r = v["real_servers"].get(str(rsc))
+                if r is None:
+                    continue
+                lines.append(f"   RS = {fmt_rs(vs, rsc.address, rsc.port)}")
+                lines.append(f"     weight = {r['weight']}")
+                lines.append(f"     alive = {'yes' if r['alive'] else 'no'}")
+                if rsc.inhibit_on_failure:
+                    lines.append("     inhibit on failure")
+        lines.append("------< Health checkers >------")
+        for c in self.checks:
+            a = c.attempts
+            lines.append(f" {c.fmt_rs}")
+            lines.append(f"   Keepalive method = {c.type_name}")
+            if c.file_path is not None:
+                lines.append(f"     Tracked file = {c.file_path}")
+            else:
+                lines.append(f"   Connection dest = {c.target}")
+                lines.append(f"   Connection timeout = {c.target.timeout}")
+            lines.append(f"   Alive = {'yes' if a.is_up else 'no'}")
+            lines.append(f"   Has run = {'yes' if a.has_run else 'no'}")
+            lines.append(
+                f"   Delay loop = {a.delay_loop}, Retry = {a.retry}, Delay before retry = {a.delay_before_retry}"
+            )
+            lines.append(f"   Retries so far = {a.retry_it}")
+            if c.last:
+                lines.append(f"   Last result = {c.last}")
+        return "\n".join(lines) + "\n"
+
+    def stats_text(self) -> str:
+        t, s = self.tallies, self.sched
+        lat = s.lateness
+        lines = [
+            "------< Health checker statistics >------",
+            f" Checkers = {len(self.checks)}",
+            f" Results = {t.results}, failed = {t.failures}",
+            f" Verdicts up = {t.verdicts_up}, down = {t.verdicts_down}",
+            f" Notify scripts run = {t.notifies}",
+            f" IPVS errors = {t.ipvs_errors}",
+            f" Checks started = {s.started}, in flight = {s.inflight} (max {s.max_inflight})",
+            f" Start lateness ms: p50 = {lat.percentile(50) * 1000:.3f}, p99 = {lat.percentile(99) * 1000:.3f},"
+            f" max = {lat.max * 1000:.3f}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def table_json(table: Table) -> list[Json]:
+    out: list[Json] = []
+    for key in sorted(table.services):
+        svc = table.services[key]
+        dests = table.destinations.get(key, {})
+        out.append(
+            {
+                "service": str(key),
+                "protocol": key.protocol,
+                "scheduler": svc.scheduler,
+                "flags": list(sorted(svc.flags)),
+                "persistence_timeout": svc.persistence_timeout,
+                "destinations": [
+                    {
+                        "address": str(d.key.address),
+                        "port": d.key.port,
+                        "weight": d.weight,
+                        "method": d.method,
+                    }
+                    for _, d in sorted(dests.items())
+                ],
+            }
+        )
+    return out
