@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 from checker_child import child as checker_child
 from conf.model import Config
 from vrrp_child import child as vrrp_child
-from watchdog.protocol import DumpKind
+from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import ChildSetup
 
 if TYPE_CHECKING:
@@ -35,6 +36,30 @@ class ChildSpec:
     pidfile: Callable[[Options], str]
     entry: Callable[[ChildSetup], int]
     dumps: Mapping[DumpKind, str]  # which dump signals it answers, and the file name in $TMPDIR
+    # what systemd's STATUS= says about the child's last reported states
+    summary: Callable[[Mapping[str, Json]], str]
+
+
+def _states(reports: Mapping[str, Json], keep: Callable[[str], bool]) -> Counter[str]:
+    return Counter(
+        str(v["state"]) for k, v in reports.items() if keep(k) and isinstance(v, dict) and "state" in v
+    )
+
+
+def vrrp_summary(reports: Mapping[str, Json]) -> str:
+    """"2 MASTER, 1 BACKUP": instances by state (sync groups report as "group:NAME")."""
+    counts = _states(reports, lambda key: not key.startswith("group:"))
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def checker_summary(reports: Mapping[str, Json]) -> str:
+    """"9/10 real servers up": real servers report as "VS -> RS", virtual servers by name."""
+    real = _states(reports, lambda key: " -> " in key)
+    below = _states(reports, lambda key: " -> " not in key)["QUORUM_DOWN"]
+    if not real and not below:
+        return ""
+    text = f"{real['UP']}/{real.total()} real servers up"
+    return text + (f", {below} virtual servers below quorum" if below else "")
 
 
 VRRP = ChildSpec(
@@ -51,6 +76,7 @@ VRRP = ChildSpec(
     dumps=MappingProxyType(
         {DumpKind.DATA: "pykeepalived.data", DumpKind.STATS: "pykeepalived.stats", DumpKind.JSON: "pykeepalived.json"}
     ),
+    summary=vrrp_summary,
 )
 
 CHECKER = ChildSpec(
@@ -63,7 +89,16 @@ CHECKER = ChildSpec(
     needed=lambda config: config.has_checker,
     pidfile=lambda opts: opts.checkers_pid_file,
     entry=checker_child.main,
-    dumps=MappingProxyType({DumpKind.DATA: "pykeepalived_check.data"}),
+    # keepalived's checker answers SIGUSR1 only; its stats and JSON (virtual and real server
+    # states) are ours, written next to the VRRP child's files under their own names.
+    dumps=MappingProxyType(
+        {
+            DumpKind.DATA: "pykeepalived_check.data",
+            DumpKind.STATS: "pykeepalived_check.stats",
+            DumpKind.JSON: "pykeepalived_check.json",
+        }
+    ),
+    summary=checker_summary,
 )
 
 # keepalived starts the checker before the VRRP child (start_keepalived).

@@ -13,7 +13,7 @@ import enum
 import logging
 import os
 import signal
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -555,9 +555,9 @@ class Supervisor:
             text = f"{child.spec.role.value} {child.phase.value}"
             if child.pid is not None:
                 text += f" pid {child.pid}"
-            counts = Counter(str(v["state"]) for v in child.last_state.values() if isinstance(v, dict) and "state" in v)
-            if counts:
-                text += " (" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")"
+            summary = child.spec.summary(child.last_state)
+            if summary:
+                text += f" ({summary})"
             parts.append(text)
         if len(parts) == 1:
             parts.append("no child process (no configuration to run)")
@@ -573,7 +573,8 @@ class Supervisor:
 
     def dump(self, kind: DumpKind) -> None:
         """keepalived: SIGUSR1 -> every process writes its .data; SIGUSR2 and SIGJSON -> the
-        VRRP child writes .stats / .json. Files go to $TMPDIR (default /tmp)."""
+        VRRP child writes .stats / .json (and, ours, the checker its pykeepalived_check.stats /
+        .json). Files go to $TMPDIR (default /tmp)."""
         if kind is DumpKind.DATA:
             path = os.path.join(self.tmpdir, PARENT_DATA_DUMP)
             try:

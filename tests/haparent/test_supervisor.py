@@ -423,7 +423,11 @@ def test_dumps_go_where_keepalived_puts_them() -> None:
         Dump("/dumps/pykeepalived.stats", DumpKind.STATS),
         Dump("/dumps/pykeepalived.json", DumpKind.JSON),
     ]
-    assert not any(isinstance(m, Dump) and m.format is not DumpKind.DATA for m in h.sent(Role.CHECKER))
+    # ours: the checker writes its own stats and JSON (keepalived's checker has none)
+    assert h.sent(Role.CHECKER)[-2:] == [
+        Dump("/dumps/pykeepalived_check.stats", DumpKind.STATS),
+        Dump("/dumps/pykeepalived_check.json", DumpKind.JSON),
+    ]
 
 
 def test_watchdog_pings_at_half_the_interval() -> None:
@@ -452,3 +456,26 @@ def test_a_child_that_does_not_read_does_not_block_the_parent() -> None:
     h.sys.full.add(h.pid(Role.VRRP) * 10 + 1)
     h.signal(signal.SIGUSR1)  # the write fails; the loop goes on
     assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/pykeepalived_check.data", DumpKind.DATA)
+
+
+def test_status_counts_instances_and_real_servers_not_groups() -> None:
+    h = Harness()
+    h.sup.start()
+    h.all_ready()
+    h.say(
+        Role.VRRP,
+        State(data={"VI_1": {"state": "MASTER"}, "VI_2": {"state": "MASTER"}, "group:G1": {"state": "MASTER"}}),
+    )
+    h.say(
+        Role.CHECKER,
+        State(
+            data={
+                "10.0.0.1:80/TCP": {"state": "QUORUM_DOWN"},
+                "10.0.0.1:80/TCP -> 10.0.1.1:80": {"state": "UP", "weight": 1},
+                "10.0.0.1:80/TCP -> 10.0.1.2:80": {"state": "DOWN", "weight": 1},
+            }
+        ),
+    )
+    text = h.sup.status_text()
+    assert "vrrp running pid 101 (2 MASTER)" in text
+    assert "(1/2 real servers up, 1 virtual servers below quorum)" in text
