@@ -7,9 +7,11 @@
 - With `enable_script_security`, an insecure script is disabled. Without it, keepalived
   runs the scripts but `-t` reports "SECURITY VIOLATION - scripts are being executed but
   script_security not enabled" (exit 6); we do the same.
-- A vrrp_script whose script cannot be found is disabled ("Disabling track script X since
-  not found/accessible"); other scripts that cannot be found draw a warning, since they
-  may be installed later (keepalived is silent about them).
+- A vrrp_script whose script cannot be found is disabled ("Script PATH cannot be accessed -
+  No such file or directory", "Disabling track script X since not found/accessible"); other
+  scripts that cannot be found draw a warning, since they may be installed later.
+- Messages start with keepalived 2.2.7's words ("Unsafe permissions found for script 'PATH'
+  - disabling.", "Disabling track script X due to insecure"): users' log watchers match them.
 
 Disabling sets the field to None; the VRRP and LVS checks that run afterwards then drop
 what cannot work without it, in keepalived's words.
@@ -18,6 +20,7 @@ what cannot work without it, in keepalived's words.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import grp
 import os
 import pwd
@@ -100,23 +103,24 @@ class _Scan:
     insecure: int = 0
 
     def visit(self, script: Script, user: RunAs | None, user_error: str, block: Block, fname: str) -> Script | None:
+        # keepalived 2.2.7's words first (log watchers look for them), then where it is used;
+        # a vrrp_script adds keepalived's second line, "Disabling track script NAME ...".
         where = block.where(fname)
-        what = f"{keyword_name(type(block), fname)} script '{script.path}'"
         owner = getattr(block, "name", "")
-        if owner:
-            what = f"{owner}: {what}"
         is_track_script = fname == "script"
+        used = "" if is_track_script else f" ({' '.join(filter(None, (owner, keyword_name(type(block), fname))))})"
         exe = find_executable(script.path)
         if exe is None:
+            missing = f"Script {script.path} cannot be accessed - {_access_error(script.path)}"
             if is_track_script and not self.ctx.settings.get("foreign_namespace"):
-                self.ctx.diags.reset(f"{what} not found or not executable; disabling it", where)
+                self.ctx.diags.reset(f"{missing}; Disabling track script {owner} since not found/accessible", where)
                 return None
-            self.ctx.diags.warning(f"{what} not found or not executable", where)
+            self.ctx.diags.warning(missing + used, where)
             return script
         self.found += 1
         if user is None:
             if self.enabled or user_error != self.default_user_error:
-                self.ctx.diags.reset(f"{what}: {user_error}; disabling it", where)
+                self.ctx.diags.reset(f"Script {script.path}{used}: {user_error}; disabling it", where)
                 return None
             user = RunAs(0, 0, "root")
         reason = insecure_reason(exe, user)
@@ -124,9 +128,18 @@ class _Scan:
             return script
         self.insecure += 1
         if self.enabled:
-            self.ctx.diags.security(f"{what} is insecure ({reason}); disabling it", where)
+            unsafe = f"Unsafe permissions found for script '{exe}' - disabling. ({reason})"
+            tail = f"; Disabling track script {owner} due to insecure" if is_track_script else used
+            self.ctx.diags.security(unsafe + tail, where)
             return None
         return script
+
+
+def _access_error(path: str) -> str:
+    """The errno text keepalived prints: a file that is there but not executable is EACCES."""
+    if ("/" in path or os.path.isabs(path)) and os.path.isfile(path):
+        return os.strerror(errno.EACCES)
+    return os.strerror(errno.ENOENT)
 
 
 def _user_error(spec: Any) -> str:

@@ -582,7 +582,6 @@ def test_insecure_script_never_runs(lab1: Lab, tmp_path: Path) -> None:
     assert d.running()
 
 
-@pytest.mark.xfail(strict=True, reason="conf/security.py words its warnings in its own way, not keepalived's")
 def test_script_problems_use_keepalived_words(lab1: Lab, tmp_path: Path) -> None:
     """Users' log watchers look for keepalived 2.2.7's lines (measured): "Script PATH cannot be accessed -
     No such file or directory" / "Disabling track script NAME since not found/accessible" and "Unsafe
