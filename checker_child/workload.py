@@ -36,6 +36,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from checker_child import ipvs as ipvs_mod
 from checker_child import probes
+from checker_child.checks import ping
 from checker_child.checks.base import Probe, ProbeEnv, Result, Target
 from checker_child.scheduler import Attempts, Scheduler, first_delay
 from checker_child.state import (
@@ -367,6 +368,8 @@ class CheckerWorkload:
         if self.ipvs is not None:
             with contextlib.suppress(Exception):
                 self.ipvs.close()
+        # PING_CHECK may have widened ping_group_range; keepalived puts it back at exit.
+        ping.restore_ping_group_range()
 
     # ---- IPVS ----------------------------------------------------------------------------
 

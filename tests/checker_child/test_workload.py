@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from checker_child.checks import ping
 from checker_child.workload import CheckerWorkload, file_check_verdict, rs_key
 from conf import load
 from conf.model import Config
@@ -538,3 +539,37 @@ virtual_server 192.0.2.77 80 {{
 
     with node.inside():
         asyncio.run(main())
+
+
+def test_stop_puts_ping_group_range_back(lab2: Lab, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    """PING_CHECK widens ping_group_range for its ping sockets (a fresh namespace starts
+    with "1 0"); the checker's stop puts the namespace's value back, as keepalived's exit."""
+    node = lab2.node(1)
+    config = load_text(
+        tmp_path,
+        f"""
+virtual_server 127.0.0.1 80 {{
+    protocol TCP
+    {FAST}
+    real_server 127.0.0.1 80 {{
+        PING_CHECK {{ }}
+    }}
+}}
+""",
+    )
+
+    async def main() -> tuple[int, int] | None:
+        wl = CheckerWorkload()
+        await wl.start(config, lambda c: None)
+        try:
+            await until(lambda: wl.checks[0].runs >= 1, what="a ping")
+            return ping.read_group_range()
+        finally:
+            await wl.stop()
+
+    with node.inside():
+        before = ping.read_group_range()
+        during = asyncio.run(main())
+        after = ping.read_group_range()
+    assert before == (1, 0) and during is not None and during[0] == 0
+    assert after == before
