@@ -43,6 +43,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/parse_bench.py
 	$(BIN)/python bench/vrrp_failover.py
+	$(BIN)/python -m bench.checker_bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
