@@ -41,19 +41,17 @@ class ChildSpec:
 
 
 def _states(reports: Mapping[str, Json], keep: Callable[[str], bool]) -> Counter[str]:
-    return Counter(
-        str(v["state"]) for k, v in reports.items() if keep(k) and isinstance(v, dict) and "state" in v
-    )
+    return Counter(str(v["state"]) for k, v in reports.items() if keep(k) and isinstance(v, dict) and "state" in v)
 
 
 def vrrp_summary(reports: Mapping[str, Json]) -> str:
-    """"2 MASTER, 1 BACKUP": instances by state (sync groups report as "group:NAME")."""
+    """Instances by state, e.g. `2 MASTER, 1 BACKUP` (sync groups report as "group:NAME")."""
     counts = _states(reports, lambda key: not key.startswith("group:"))
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
 def checker_summary(reports: Mapping[str, Json]) -> str:
-    """"9/10 real servers up": real servers report as "VS -> RS", virtual servers by name."""
+    """E.g. `9/10 real servers up`: real servers report as "VS -> RS", virtual servers by name."""
     real = _states(reports, lambda key: " -> " in key)
     below = _states(reports, lambda key: " -> " not in key)["QUORUM_DOWN"]
     if not real and not below:
