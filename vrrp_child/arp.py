@@ -22,6 +22,8 @@ import struct
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
+from watchdog.checksum import checksum
+
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ARPHRD_ETHER = 1
@@ -71,15 +73,6 @@ def gratuitous_arp(mac: Mac, ip: IPv4Address) -> bytes:
     )
 
 
-def internet_checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def unsolicited_na(mac: Mac, ip6: IPv6Address, src_ll: IPv6Address | None = None, *, router: bool = False) -> bytes:
     """The 86-byte unsolicited neighbour advertisement for `ip6` from `mac` (RFC 4861
     section 7.2.6: Solicited 0, Override 1, to all-nodes). The IPv6 source is `src_ll`,
@@ -92,7 +85,7 @@ def unsolicited_na(mac: Mac, ip6: IPv6Address, src_ll: IPv6Address | None = None
     # RFC 4861 section 4.4; the option length is in units of 8 octets.
     body = _NA.pack(ND_NEIGHBOR_ADVERT, 0, 0, flags << 24, ip6.packed, ND_OPT_TARGET_LL_ADDR, 1, hw)
     pseudo = src + dst + struct.pack("!I3xB", len(body), IPPROTO_ICMPV6)
-    csum = internet_checksum(pseudo + body)
+    csum = checksum(pseudo + body)
     body = body[:2] + struct.pack("!H", csum) + body[4:]
     ip_header = _IP6.pack(6 << 28, len(body), IPPROTO_ICMPV6, ND_HOP_LIMIT, src, dst)
     return _ETH.pack(ALL_NODES_MAC, hw, ETH_P_IPV6) + ip_header + body

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import Final
 
+from watchdog.checksum import fold
+
 IPAddress = IPv4Address | IPv6Address
 
 VRRP_PROTO: Final = 112
@@ -115,29 +117,12 @@ class Advert:
     auth_data: bytes = b""
 
 
-def _fold(total: int) -> int:
-    """The RFC 1071 checksum of data whose big-endian integer value (plus pseudo-header
-    terms) is `total`. The one's complement sum of non-zero data is never 0 but 0xFFFF,
-    hence the special case; all-zero data sums to 0 and checksums to 0xFFFF."""
-    rest = total % 0xFFFF
-    if rest == 0:
-        return 0 if total else 0xFFFF
-    return 0xFFFF - rest
-
-
 def _pseudo_header(src: IPAddress, dst: IPAddress, length: int) -> int:
     """The pseudo-header's contribution to the sum: source, destination, protocol 112 and
     the VRRP message length. IPv4 (RFC 768 layout, as keepalived and FRR use for VRRPv3)
     and IPv6 (RFC 8200 section 8.1) lay them out differently but every field is 16-bit
     aligned, so the sums are equal."""
     return int(src) + int(dst) + VRRP_PROTO + length
-
-
-def checksum(message: bytes, pseudo: int = 0) -> int:
-    """RFC 1071 checksum of `message` (its checksum field zeroed) plus a pseudo-header sum."""
-    if len(message) & 1:
-        message += b"\0"
-    return _fold(int.from_bytes(message, "big") + pseudo)
 
 
 def _check_encodable(advert: Advert, src: IPAddress, dst: IPAddress) -> int:
@@ -191,7 +176,7 @@ def encode(advert: Advert, src: IPAddress, dst: IPAddress, *, v3_checksum_as_v2:
         first = _V2_HEADER.pack(
             0x21, advert.vrid, advert.priority, count, advert.auth_type, advert.adver_int_cs // 100, 0
         )
-        csum = _fold(int.from_bytes(first, "big") + int.from_bytes(body, "big"))
+        csum = fold(int.from_bytes(first, "big") + int.from_bytes(body, "big"))
         return (
             _V2_HEADER.pack(
                 0x21, advert.vrid, advert.priority, count, advert.auth_type, advert.adver_int_cs // 100, csum
@@ -202,7 +187,7 @@ def encode(advert: Advert, src: IPAddress, dst: IPAddress, *, v3_checksum_as_v2:
     if family == 6 or not v3_checksum_as_v2:
         pseudo = _pseudo_header(src, dst, HEADER_LEN + len(body))
     first = _V3_HEADER.pack(0x31, advert.vrid, advert.priority, count, advert.adver_int_cs, 0)
-    csum = _fold(int.from_bytes(first, "big") + int.from_bytes(body, "big") + pseudo)
+    csum = fold(int.from_bytes(first, "big") + int.from_bytes(body, "big") + pseudo)
     return _V3_HEADER.pack(0x31, advert.vrid, advert.priority, count, advert.adver_int_cs, csum) + body
 
 

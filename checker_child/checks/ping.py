@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conf.checkers import PingCheck
+from watchdog.checksum import checksum
 
 from .base import Probe, ProbeEnv, Result, Target, describe_error, failed, make_socket
 from .tcp import fmt_check
@@ -72,17 +73,7 @@ def echo_request(family: int, ident: int, seq: int, payload: bytes = FILLER) -> 
     head = ECHO.pack(kind, 0, 0, ident, seq)
     if family == socket.AF_INET6:
         return head + payload
-    return ECHO.pack(kind, 0, inet_checksum(head + payload), ident, seq) + payload
-
-
-def inet_checksum(data: bytes) -> int:
-    """RFC 1071."""
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    return ECHO.pack(kind, 0, checksum(head + payload), ident, seq) + payload
 
 
 def parse_reply(family: int, data: bytes, *, raw: bool) -> tuple[int, int, int] | None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
-from vrrp_child.packet import VRRP_PROTO, VRRP_TTL, IPAddress, checksum
+from vrrp_child.packet import VRRP_PROTO, VRRP_TTL, IPAddress
+from watchdog.checksum import checksum
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101  # the record is an IPv4 or IPv6 packet, told apart by its version nibble

@@ -17,11 +17,11 @@ from vrrp_child.arp import (
     FrameSender,
     announcement,
     gratuitous_arp,
-    internet_checksum,
     ipv6_forwarding,
     mac_bytes,
     unsolicited_na,
 )
+from watchdog.checksum import checksum
 
 # Captured from keepalived 2.2.7 (tshark on the veth peer): VIP 192.0.2.100 from the
 # interface MAC e2:05:12:f2:c3:9f, and from the VMAC of VRID 51 with use_vmac.
@@ -68,7 +68,7 @@ def test_na_fields_and_checksum(vip: str, src: str | None) -> None:
     assert IPv6Address(icmp[8:24]) == target
     assert icmp[24:32] == bytes.fromhex("0201020000000001")  # target link-layer option
     # RFC 4443 section 2.3: the sum over pseudo-header and message, checksum included, is 0.
-    assert internet_checksum(s + d + struct.pack("!I3xB", 32, 58) + icmp) == 0
+    assert checksum(s + d + struct.pack("!I3xB", 32, 58) + icmp) == 0
 
 
 def test_mac_parsing_and_announcement() -> None:

@@ -26,10 +26,10 @@ from vrrp_child.packet import (
     DropReason,
     IPAddress,
     PacketError,
-    checksum,
     decode,
     encode,
 )
+from watchdog.checksum import checksum
 
 FIXTURES = Path(__file__).parent / "fixtures" / "adverts.json"
 GOLDEN: list[dict[str, Any]] = json.loads(FIXTURES.read_text())["adverts"]
