@@ -437,7 +437,9 @@ class Servers:
         """migrate_checkers: an unchanged checker keeps its state; a new alpha checker
         starts down if the real server has a failure or has not been seen up."""
         n.alive = o.alive
-        n.weight = o.weight if "weight" not in o.conf.locations or o.conf.weight == n.conf.weight else n.weight
+        # the effective weight (misc_dynamic, FILE_CHECK) survives unless the configured one
+        # changed (an unset weight is the virtual server's, filled in by the parser)
+        n.weight = o.weight if o.conf.weight == n.conf.weight else n.weight
         if n.weight != o.weight:
             n.file_part = {}
         old_checkers = list(o.conf.checkers)

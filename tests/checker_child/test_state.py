@@ -266,3 +266,21 @@ def test_snapshot_and_iteration(tmp_path: Path) -> None:
 
 def test_event_types_exported() -> None:
     assert {RsUp, RsDown, RsWeight, QuorumUp, QuorumDown, SorryIn, SorryOut, Log}
+
+
+def test_reload_takes_a_new_configured_weight_and_keeps_an_unchanged_one(tmp_path: Path) -> None:
+    """A weight set where there was none (the virtual server's, 1) is taken at reload; an
+    unchanged weight keeps the effective one (here misc_dynamic's 7)."""
+    misc = "MISC_CHECK { misc_path /bin/true misc_dynamic }"
+    s = servers(tmp_path, f"real_server 192.168.1.2 80 {{ }}\nreal_server 192.168.1.3 80 {{ {misc} }}")
+    s.initial_events()
+    s.checker_result(rs(3), 0, True, weight=7)
+    path = tmp_path / "k2.conf"
+    path.write_text(
+        "virtual_server 10.0.0.1 80 {\n lvs_sched rr\n lvs_method NAT\n protocol TCP\n"
+        f" real_server 192.168.1.2 80 {{ weight 5 }}\n real_server 192.168.1.3 80 {{ {misc} }}\n}}\n"
+    )
+    cfg = conf.load(str(path)).config
+    assert cfg is not None
+    s.reload(cfg)
+    assert weights(s.table()) == {"192.168.1.2": 5, "192.168.1.3": 7}
