@@ -261,7 +261,6 @@ class CheckerWorkload:
         self.max_inflight = max_inflight
         self.config: Config | None = None
         self.checks: list[Check] = []
-        self.resumed: dict[str, Json] = {}
         self.applied = Table()
         self.ipvs: Any = None
         self.ipvs_available = False
@@ -280,9 +279,9 @@ class CheckerWorkload:
     # ---- Workload ----------------------------------------------------------------------
 
     async def resume(self, state: Mapping[str, Json]) -> None:
-        # Kept for the dump only: like keepalived, a restarted checker starts its real
-        # servers afresh (alpha decides whether they start up or down).
-        self.resumed = dict(state)
+        # The parent's last state is not used: like keepalived's, a restarted checker
+        # starts its real servers afresh (alpha decides whether they start up or down).
+        del state
 
     async def start(self, config: Config, report: Report) -> None:
         self.loop = asyncio.get_running_loop()

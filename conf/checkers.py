@@ -393,6 +393,25 @@ class PingCheck(ConnChecker):
     type_name: ClassVar[str] = "PING_CHECK"
 
 
+# regex_options with a Python `re` equivalent. The others either only tune PCRE2's
+# speed (no_auto_possess, no_start_optimize, no_dotstar_anchor, auto_callout, never_*)
+# or have no equivalent and are ignored: ungreedy, dollar_endonly, allow_empty_class,
+# alt_bsux, match_unset_backref, dupnames, alt_circumflex, alt_verbnames,
+# use_offset_limit, ucp/utf (the body is matched as bytes).
+REGEX_FLAGS = {"caseless": re.IGNORECASE, "dotall": re.DOTALL, "multiline": re.MULTILINE, "extended": re.VERBOSE}
+
+
+def compile_regex(url: Url) -> re.Pattern[bytes] | None:
+    """The url's regex for matching the body bytes; raises re.error when Python cannot
+    compile it."""
+    if url.regex is None:
+        return None
+    flags = 0
+    for opt in url.regex_options:
+        flags |= REGEX_FLAGS.get(opt, 0)
+    return re.compile(url.regex.encode("utf-8", "surrogateescape"), flags)
+
+
 @dataclass(frozen=True)
 class Url(Block):
     label: ClassVar[str] = "url"
@@ -421,6 +440,15 @@ class Url(Block):
                 out.where("regex_max_offset"),
             )
             out = replace(out, regex_max_offset=None)
+        if out.regex is not None:
+            try:
+                compile_regex(out)
+            except re.error as e:
+                # keepalived compiles with PCRE2; we use Python's re: say so at -t time
+                ctx.diags.warning(
+                    f"regex '{out.regex}' does not compile with Python's re ({e}); this url fails at every check",
+                    out.where("regex"),
+                )
         return out
 
     def matches_status(self, code: int) -> bool:
@@ -566,7 +594,7 @@ class UdpCheck(ConnChecker):
     label: ClassVar[str] = "UDP_CHECK"
     type_name: ClassVar[str] = "UDP_CHECK"
 
-    payload: bytes | None = kw(HexBytes())  # None: a random payload
+    payload: bytes | None = kw(HexBytes())  # None: keepalived's fixed filler (checks/udp.py)
     require_reply: ReplyPattern | None = kw(ReplyHex())
     min_reply_length: int = kw(Int(0, 65535), 0)
     max_reply_length: int = kw(Int(0, 65535), 255)

@@ -503,7 +503,7 @@ class GlobalDefs(Block):
     vrrp_mcast_group6: IPAddress = kw(MulticastAddr(6), ipaddress.IPv6Address("ff02::12"))
     default_interface: str = kw(Str(), "eth0")
     lvs_sync_daemon: LvsSyncDaemon | None = kw(LvsSyncDaemonConv(), unsupported="the IPVS sync daemon is not driven")
-    lvs_timeouts: LvsTimeouts | None = kw(LvsTimeoutsConv())
+    lvs_timeouts: LvsTimeouts | None = kw(LvsTimeoutsConv(), unsupported="IPVS connection timeouts are not set")
     lvs_flush: bool = kw(Flag(), False)
     lvs_flush_on_stop: str | None = kw(FlushOnStop(), aliases=("lvs_flush_onstop",), deprecated=("lvs_flush_onstop",))
     vrrp_garp_master_delay: int = kw(Int(0, 4294), 5)

@@ -24,7 +24,7 @@ genhash keep working and so do digests of the content.
 
 Differences from keepalived, on purpose:
 - The regex runs with Python's `re` on the first BODY_CAP bytes of the body, where
-  keepalived streams PCRE2 over all of it. See `compile_regex` for the options.
+  keepalived streams PCRE2 over all of it. See `conf.checkers.compile_regex` for the options.
 
 Failure texts start with keepalived's own log line, "<what> server <[addr]:tcp:port>.",
 e.g. "HTTP status code error to server [10.0.0.1]:tcp:80.", followed by what we saw
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import h11
 
-from conf.checkers import HttpGet, Url
+from conf.checkers import HttpGet, Url, compile_regex
 
 from .base import Probe, ProbeEnv, Result, Target, connect, describe_error
 from .tcp import fmt_check
@@ -374,24 +374,6 @@ async def fetch(
 
 
 # ---------------------------------------------------------------- judging a reply (pure)
-
-# regex_options with a Python `re` equivalent. The others either only tune PCRE2's
-# speed (no_auto_possess, no_start_optimize, no_dotstar_anchor, auto_callout, never_*)
-# or have no equivalent and are ignored: ungreedy, dollar_endonly, allow_empty_class,
-# alt_bsux, match_unset_backref, dupnames, alt_circumflex, alt_verbnames,
-# use_offset_limit, ucp/utf (the body is matched as bytes).
-_RE_FLAGS = {"caseless": re.IGNORECASE, "dotall": re.DOTALL, "multiline": re.MULTILINE, "extended": re.VERBOSE}
-
-
-def compile_regex(url: Url) -> re.Pattern[bytes] | None:
-    """The url's regex for matching the body bytes; raises re.error when Python cannot
-    compile it."""
-    if url.regex is None:
-        return None
-    flags = 0
-    for opt in url.regex_options:
-        flags |= _RE_FLAGS.get(opt, 0)
-    return re.compile(url.regex.encode("utf-8", "surrogateescape"), flags)
 
 
 def regex_matches(url: Url, pattern: re.Pattern[bytes], body: bytes) -> bool:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from checker_child.checks import http
 from checker_child.checks.base import ProbeEnv, Result, Target
-from checker_child.checks.http import Fetched, build_request, compile_regex, host_header, judge, regex_matches
-from conf.checkers import CodeRange, CodeRanges, HttpGet, SslGet, Url
+from checker_child.checks.http import Fetched, build_request, host_header, judge, regex_matches
+from conf.checkers import CodeRange, CodeRanges, HttpGet, SslGet, Url, compile_regex
 from conf.lvs import SslConf
 from tests.checker_child.servers import (
     Reply,

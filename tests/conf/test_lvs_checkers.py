@@ -220,6 +220,13 @@ def test_regex_options_must_be_known(tmp_path: Path) -> None:
     assert d.location is not None and d.location.line == FIRST + 4 and "unknown option(s) foo" in d.message
 
 
+def test_a_regex_python_cannot_compile_is_reported_where_it_stands(tmp_path: Path) -> None:
+    body = '    HTTP_GET {\n      url {\n        path /\n        regex "ab(c"\n      }\n    }\n'
+    d = only(load(tmp_path, body), Severity.WARNING)
+    assert d.location is not None and d.location.line == FIRST + 3
+    assert d.message.startswith("regex 'ab(c' does not compile with Python's re (missing ), unterminated subpattern")
+
+
 def test_smtp_check_hosts(tmp_path: Path) -> None:
     body = """\
     SMTP_CHECK {
