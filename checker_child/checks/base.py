@@ -37,7 +37,7 @@ class Target:
     bind_port: int | None = None
     bind_if: str | None = None
     fwmark: int | None = None
-    timeout: float = 5.0  # connect_timeout (s): for the whole exchange, as keepalived does
+    timeout: float = 5.0  # connect_timeout (s): for the whole exchange (keepalived re-arms it per read)
 
     @property
     def family(self) -> int:
