@@ -9,6 +9,7 @@ import ctypes
 import logging
 import os
 import shutil
+import signal
 import struct
 import time
 import uuid
@@ -175,18 +176,24 @@ def binaries(tmp_path: Path) -> Iterator[tuple[str, str]]:
 Seen = list[tuple[float, str, bool]]
 
 
+def kill_group(p: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+
+
 class Harness:
     def __init__(self, w: ProcessWatcher, seen: Seen) -> None:
         self.w, self.seen = w, seen
         self.procs: list[asyncio.subprocess.Process] = []
 
     async def start(self, *argv: str) -> asyncio.subprocess.Process:
-        p = await asyncio.create_subprocess_exec(*argv)
+        # a session of its own, so that killing it takes its children (a shell's subshells) too
+        p = await asyncio.create_subprocess_exec(*argv, start_new_session=True)
         self.procs.append(p)
         return p
 
     async def kill(self, p: asyncio.subprocess.Process) -> None:
-        p.kill()
+        kill_group(p)
         await p.wait()
         self.procs.remove(p)
 
@@ -211,8 +218,7 @@ def run(body: Callable[[Harness], Awaitable[None]]) -> Seen:
         finally:
             w.close()
             for p in h.procs:
-                with contextlib.suppress(ProcessLookupError):
-                    p.kill()
+                kill_group(p)
                 await p.wait()
 
     asyncio.run(asyncio.wait_for(main(), 60))
