@@ -5,7 +5,8 @@
 2. Builds a two-node lab in network namespaces (root), runs pykeepalived on both with
    contrib/examples/demo.conf, shows who holds the VIP, kills the VRRP child (the VIP
    stays: the respawned child resumes), kills the master (the VIP moves, with the time it
-   took), brings it back, stops it gracefully. Everything is torn down at the end, also
+   took), brings it back, puts it in maintenance with a track_file (the VIP moves away and
+   comes back), stops it gracefully. Everything is torn down at the end, also
    on Ctrl-C; it ends by itself well within two minutes.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "contrib" / "examples" / "keepalived.conf"
+MAINTENANCE = Path("/run/pykeepalived-demo")  # demo.conf's track_file files
 
 
 def pykeepalived(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,13 +73,21 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 10.0) -> o
 
 def run_failover() -> int:
     """Two nodes in network namespaces on one bridge, pykeepalived on each."""
-    sys.path.insert(0, str(ROOT))
-    from tests.lab.lab import Lab  # noqa: PLC0415 - the same lab the VRRP tests use; needs the repo on sys.path
-
+    sys.path.insert(0, str(ROOT))  # failover_steps uses the tests' lab
     vip = "192.0.2.100"
     config = (ROOT / "contrib" / "examples" / "demo.conf").read_text()
     print("Two nodes (network namespaces, 192.0.2.11 and .12 on one bridge), pykeepalived on each,")
     print(f"contrib/examples/demo.conf: VI_1, VIP {vip}, priority 150 on node1 and 100 on node2.\n")
+    MAINTENANCE.mkdir(exist_ok=True)
+    try:
+        return failover_steps(vip, config)
+    finally:
+        shutil.rmtree(MAINTENANCE, ignore_errors=True)
+
+
+def failover_steps(vip: str, config: str) -> int:
+    from tests.lab.lab import Lab  # noqa: PLC0415 - the same lab the VRRP tests use; needs the repo on sys.path
+
     with Lab(n=2) as lab:
         node1 = lab.node(1).pykeepalived(config, args=["-i", "node1"])
         node2 = lab.node(2).pykeepalived(config, args=["-i", "node2"])
@@ -105,6 +116,19 @@ def run_failover() -> int:
         node1 = lab.node(1).pykeepalived(config, args=["-i", "node1"])
         took = lab.wait_who_has(vip, [1], timeout=15)
         print(f"node1 back: it preempted {vip} in {took:.2f} s")
+
+        t0 = time.monotonic()
+        (MAINTENANCE / "node1.maintenance").write_text("1\n")
+        lab.wait_who_has(vip, [2], timeout=15)
+        print(
+            f"echo 1 > {MAINTENANCE}/node1.maintenance: priority 150 - 60 = 90, node2 (100) took {vip} "
+            f"in {time.monotonic() - t0:.2f} s"
+        )
+        t0 = time.monotonic()
+        (MAINTENANCE / "node1.maintenance").write_text("0\n")
+        lab.wait_who_has(vip, [1], timeout=15)
+        back = time.monotonic() - t0
+        print(f"echo 0 > {MAINTENANCE}/node1.maintenance: node1 back at 150, {vip} back in {back:.2f} s")
 
         t0 = time.monotonic()
         node1.stop()  # SIGTERM: priority-0 advert, VIP released
