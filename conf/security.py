@@ -137,7 +137,7 @@ class _Scan:
 
 def _access_error(path: str) -> str:
     """The errno text keepalived prints: a file that is there but not executable is EACCES."""
-    if ("/" in path or os.path.isabs(path)) and os.path.isfile(path):
+    if "/" in path and os.path.isfile(path):
         return os.strerror(errno.EACCES)
     return os.strerror(errno.ENOENT)
 
