@@ -343,13 +343,13 @@ def test_start_with_the_link_down(make_lab: Callable[[int], Lab], family: int) -
 
 
 def test_nopreempt_keeps_the_returning_node_backup(lab2: Lab) -> None:
-    d = start(
-        lab2,
-        {1: config(1, instance(prio=150, nopreempt=True)), 2: config(2, instance(prio=100, nopreempt=True))},
-    )
+    # Node 1 starts first: with nopreempt, a node 2 whose timer ran out first (a slow start of node 1
+    # on a loaded machine) would rightly keep the VIP, and this test is about the return.
+    d = start(lab2, {1: config(1, instance(prio=150, nopreempt=True))})
     s = lab2.sampler(VIP)
-    # Both start as BACKUP: node 1's shorter Master_Down_Interval (3.41 s vs 3.61 s) elects it.
     first = s.wait_holders([1], timeout=10.0)
+    d |= start(lab2, {2: config(2, instance(prio=100, nopreempt=True))})
+    d[2].wait_state("VI_1", "BACKUP", timeout=5.0)
     hold_steady(s, 1, 1.0)
     settled = mark(d[2])
 
