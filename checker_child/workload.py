@@ -22,20 +22,14 @@ import gc
 import json
 import logging
 import resource
-import socket
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 from typing import Any
-
-import psutil  # type: ignore[import-untyped]
-from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_NEWADDR
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from checker_child import ipvs as ipvs_mod
 from checker_child import probes
+from checker_child.addresses import AddressWatch
 from checker_child.checks import ping
 from checker_child.checks.base import Probe, ProbeEnv, Result, Target
 from checker_child.scheduler import Attempts, Scheduler, first_delay
@@ -76,9 +70,6 @@ MAX_INFLIGHT = 8192  # never more checks in flight than this, whatever RLIMIT_NO
 PROBE_GRACE = 5.0  # a probe that overruns its own bound by this much is abandoned as failed
 WEIGHT_MAX = 2147483647
 NO_IPVS_WARNING = "IPVS is not available in this kernel: health checks run and notify, the IPVS table is not programmed"
-
-RTMGRP_IPV4_IFADDR = 0x10
-RTMGRP_IPV6_IFADDR = 0x100
 
 
 def raise_nofile() -> int:
@@ -180,77 +171,6 @@ class _Tallies:
     notifies: int = 0
     ipvs_errors: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-class AddressWatch:
-    """The host's addresses, kept current by rtnetlink address notifications (for
-    ha_suspend). `changed()` is called after a change."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, changed: Any) -> None:
-        self.loop = loop
-        self.changed = changed
-        self._marshal = MarshalRtnl()
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        # Bound before the first read, so no change between the two is missed.
-        self.sock.bind((0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
-        self.addresses: Counter[Any] = Counter()
-        self._load()
-        loop.add_reader(self.sock.fileno(), self._readable)
-
-    def _load(self) -> None:
-        self.addresses.clear()
-        for addrs in psutil.net_if_addrs().values():
-            for a in addrs:
-                if a.family in (socket.AF_INET, socket.AF_INET6):
-                    with contextlib.suppress(ValueError):
-                        self.addresses[ip_address(a.address.split("%")[0])] += 1
-
-    def has(self, address: object) -> bool:
-        return self.addresses.get(address, 0) > 0
-
-    def _readable(self) -> None:
-        changed = False
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                # ENOBUFS: notifications were lost; read the whole list again.
-                log.warning("Address notifications: %s", e.strerror)
-                self._load()
-                changed = True
-                continue
-            try:
-                messages = self._marshal.parse(data)
-            except Exception as e:  # an undecodable message must not stop the loop
-                log.warning("Cannot decode an address notification: %s", e)
-                continue
-            for msg in messages:
-                mtype = msg["header"]["type"]
-                addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-                if addr is None:
-                    continue
-                try:
-                    ip = ip_address(addr)
-                except ValueError:
-                    continue
-                if mtype == RTM_NEWADDR:
-                    self.addresses[ip] += 1
-                    changed = True
-                elif mtype == RTM_DELADDR and self.addresses.get(ip, 0) > 0:
-                    self.addresses[ip] -= 1
-                    if not self.addresses[ip]:
-                        del self.addresses[ip]
-                    changed = True
-        if changed:
-            self.changed()
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
 
 
 class CheckerWorkload:

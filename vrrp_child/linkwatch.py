@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
+from typing import Any
 
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from watchdog.rtnotify import RTMGRP_LINK, RtnlNotifications
 
 log = logging.getLogger("pykeepalived_vrrp")
 
-RTMGRP_LINK = 0x1
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
-_RCVBUF = 1 << 20
 
 
 def link_up(flags: int) -> bool:
@@ -31,47 +30,28 @@ class LinkWatch:
     """Calls `changed(ifname, up)` when a watched interface goes down or comes back."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, changed: Callable[[str, bool], None]) -> None:
-        self.loop = loop
         self.changed = changed
         self.state: dict[str, bool] = {}  # watched interface -> last known up
-        self._marshal = MarshalRtnl()
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-        self.sock.bind((0, RTMGRP_LINK))
-        loop.add_reader(self.sock.fileno(), self._readable)
+        # lost notifications (ENOBUFS) need nothing more: the next ones still say the truth
+        self.events = RtnlNotifications(loop, RTMGRP_LINK, lambda msgs, _lost: self._messages(msgs), "Link", log)
 
     def watch(self, ifname: str, up: bool = True) -> None:
         self.state.setdefault(ifname, up)
 
-    def _readable(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                return
-            except OSError as e:
-                # ENOBUFS: notifications were lost; the next ones still say the truth.
-                log.warning("Link notifications: %s", e.strerror)
-                return
-            try:
-                messages = self._marshal.parse(data)
-            except Exception as e:  # a message pyroute2 cannot decode must not stop the loop
-                log.warning("Cannot decode a link notification: %s", e)
-                continue
-            for msg in messages:
-                self._message(msg)
+    def _messages(self, messages: list[Any]) -> None:
+        for msg in messages:
+            self._message(msg)
 
-    def _message(self, msg: object) -> None:
-        mtype = msg["header"]["type"]  # type: ignore[index]
-        name = msg.get_attr("IFLA_IFNAME")  # type: ignore[attr-defined]
+    def _message(self, msg: Any) -> None:
+        mtype = msg["header"]["type"]
+        name = msg.get_attr("IFLA_IFNAME")
         if name not in self.state:
             return
-        up = False if mtype == RTM_DELLINK else (mtype == RTM_NEWLINK and link_up(msg["flags"]))  # type: ignore[index]
+        up = False if mtype == RTM_DELLINK else (mtype == RTM_NEWLINK and link_up(msg["flags"]))
         if up != self.state[name]:
             self.state[name] = up
             log.info("Netlink reports %s %s", name, "up" if up else "down")
             self.changed(name, up)
 
     def close(self) -> None:
-        self.loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+        self.events.close()

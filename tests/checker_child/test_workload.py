@@ -5,11 +5,12 @@ JSON dump (table, weights, sorry server), reports to the parent, reload."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +95,22 @@ class Run:
         return table
 
 
+@contextlib.asynccontextmanager
+async def running(config: Config) -> AsyncIterator[Run]:
+    """The workload started on `config` (its reports collected), stopped at the end."""
+    wl = CheckerWorkload()
+    reports: list[Mapping[str, Json]] = []
+    await wl.start(config, reports.append)
+    try:
+        yield Run(wl, reports)
+    finally:
+        await wl.stop()
+
+
 def run(config: Config, body: Callable[[Run], Awaitable[None]]) -> None:
     async def main() -> None:
-        wl = CheckerWorkload()
-        reports: list[Mapping[str, Json]] = []
-        await wl.start(config, reports.append)
-        try:
-            await body(Run(wl, reports))
-        finally:
-            await wl.stop()
+        async with running(config) as r:
+            await body(r)
 
     asyncio.run(main())
 
@@ -151,13 +159,10 @@ virtual_server 127.0.0.10 80 {{
 }}
 """
         config = load_text(tmp_path, text)
-        wl = CheckerWorkload()
-        reports: list[Mapping[str, Json]] = []
-        await wl.start(config, reports.append)
         try:
-            await body(Run(wl, reports))
+            async with running(config) as r:
+                await body(r)
         finally:
-            await wl.stop()
             await srv.stop()
 
     asyncio.run(main())
@@ -186,9 +191,8 @@ virtual_server 127.0.0.10 80 {{
 }}
 """,
         )
-        wl = CheckerWorkload()
-        await wl.start(config, lambda c: None)
-        try:
+        async with running(config) as r:
+            wl = r.wl
             await until(lambda: wl.checks[0].attempts.has_run)
             await srv.stop()
             t0 = time.monotonic()
@@ -196,8 +200,6 @@ virtual_server 127.0.0.10 80 {{
             took = time.monotonic() - t0
             assert 0.55 <= took <= 2.5, took  # >= 2 x delay_before_retry after the first failure
             assert wl.checks[0].failures == 3
-        finally:
-            await wl.stop()
 
     asyncio.run(main())
     text = caplog.text
@@ -228,25 +230,21 @@ virtual_server 127.0.0.10 80 {{
 }}
 """,
         )
-        wl = CheckerWorkload()
-        reports: list[Mapping[str, Json]] = []
-        await wl.start(config, reports.append)
-        r = Run(wl, reports)
         try:
-            await until(lambda: "QUORUM_UP" in calls(out), what="quorum up at start")
-            await b.stop()
-            await until(lambda: "QUORUM_DOWN" in calls(out), what="quorum down")
-            vs = r.vs()
-            assert vs["quorum_up"] is False and vs["weight_sum"] == 1
-            assert any(
-                v == {"state": "QUORUM_DOWN", "sorry_server": False, "suspended": False, "weight_sum": 1}
-                for v in r.state().values()
-            )
-            await b.start()
-            await until(lambda: calls(out)[-1:] == ["QUORUM_UP"], what="quorum up again")
-            assert r.vs()["quorum_up"] is True
+            async with running(config) as r:
+                await until(lambda: "QUORUM_UP" in calls(out), what="quorum up at start")
+                await b.stop()
+                await until(lambda: "QUORUM_DOWN" in calls(out), what="quorum down")
+                vs = r.vs()
+                assert vs["quorum_up"] is False and vs["weight_sum"] == 1
+                assert any(
+                    v == {"state": "QUORUM_DOWN", "sorry_server": False, "suspended": False, "weight_sum": 1}
+                    for v in r.state().values()
+                )
+                await b.start()
+                await until(lambda: calls(out)[-1:] == ["QUORUM_UP"], what="quorum up again")
+                assert r.vs()["quorum_up"] is True
         finally:
-            await wl.stop()
             await a.stop()
             await b.stop()
 
@@ -310,17 +308,15 @@ virtual_server 127.0.0.10 80 {{
 }}
 """,
         )
-        wl = CheckerWorkload()
-        await wl.start(config, lambda c: None)
-        r = Run(wl, [])
         try:
-            await until(lambda: wl.checks[0].attempts.has_run)
-            assert r.table()[0]["destinations"][0]["weight"] == 5
-            await srv.stop()
-            await until(lambda: not r.rs()["alive"], what="down")
-            assert [d["weight"] for d in r.table()[0]["destinations"]] == [0]  # kept, inhibited
+            async with running(config) as r:
+                wl = r.wl
+                await until(lambda: wl.checks[0].attempts.has_run)
+                assert r.table()[0]["destinations"][0]["weight"] == 5
+                await srv.stop()
+                await until(lambda: not r.rs()["alive"], what="down")
+                assert [d["weight"] for d in r.table()[0]["destinations"]] == [0]  # kept, inhibited
         finally:
-            await wl.stop()
             await srv.stop()
 
     asyncio.run(main())
@@ -416,26 +412,23 @@ def test_reload_keeps_state_and_adds_a_real_server(tmp_path: Path) -> None:
             servers = "".join(f"    real_server 127.0.0.1 {p} {{\n        TCP_CHECK {{ }}\n    }}\n" for p in ports)
             return f"virtual_server 127.0.0.10 80 {{\n    protocol TCP\n    {FAST}\n{servers}}}\n"
 
-        wl = CheckerWorkload()
-        reports: list[Mapping[str, Json]] = []
-        await wl.start(load_text(tmp_path, text(a.port)), reports.append)
-        r = Run(wl, reports)
         try:
-            await until(lambda: wl.checks[0].runs >= 2)
-            first = wl.checks[0]
-            await wl.reload(load_text(tmp_path, text(a.port, b.port)))
-            assert wl.checks[0] is first  # same checker, same timer and counters
-            assert len(wl.checks) == 2
-            await until(lambda: wl.checks[1].runs >= 1, what="new checker ran")
-            assert [d["port"] for d in r.table()[0]["destinations"]] == sorted([a.port, b.port])
-            assert len([k for k in r.state() if "->" in k]) == 2
-            await wl.reload(load_text(tmp_path, text(b.port)))
-            assert first.gone and len(wl.checks) == 1
-            assert [d["port"] for d in r.table()[0]["destinations"]] == [b.port]
-            assert len([k for k in r.state() if "->" in k]) == 1  # the removed one is reported gone
-            assert rs_key(wl.checks[0].rs) in r.state()
+            async with running(load_text(tmp_path, text(a.port))) as r:
+                wl = r.wl
+                await until(lambda: wl.checks[0].runs >= 2)
+                first = wl.checks[0]
+                await wl.reload(load_text(tmp_path, text(a.port, b.port)))
+                assert wl.checks[0] is first  # same checker, same timer and counters
+                assert len(wl.checks) == 2
+                await until(lambda: wl.checks[1].runs >= 1, what="new checker ran")
+                assert [d["port"] for d in r.table()[0]["destinations"]] == sorted([a.port, b.port])
+                assert len([k for k in r.state() if "->" in k]) == 2
+                await wl.reload(load_text(tmp_path, text(b.port)))
+                assert first.gone and len(wl.checks) == 1
+                assert [d["port"] for d in r.table()[0]["destinations"]] == [b.port]
+                assert len([k for k in r.state() if "->" in k]) == 1  # the removed one is reported gone
+                assert rs_key(wl.checks[0].rs) in r.state()
         finally:
-            await wl.stop()
             await a.stop()
             await b.stop()
 
@@ -520,10 +513,8 @@ virtual_server 192.0.2.77 80 {{
     )
 
     async def main() -> None:
-        wl = CheckerWorkload()
-        await wl.start(config, lambda c: None)
-        r = Run(wl, [])
-        try:
+        async with running(config) as r:
+            wl = r.wl
             await asyncio.sleep(0.5)
             assert r.vs()["suspended"] is True and r.table() == []
             assert wl.checks[0].runs == 0
@@ -534,8 +525,6 @@ virtual_server 192.0.2.77 80 {{
             await asyncio.to_thread(node.del_address, "192.0.2.77/32")
             await until(lambda: r.vs()["suspended"], what="suspended again")
             assert r.table() == []
-        finally:
-            await wl.stop()
 
     with node.inside():
         asyncio.run(main())
@@ -559,13 +548,10 @@ virtual_server 127.0.0.1 80 {{
     )
 
     async def main() -> tuple[int, int] | None:
-        wl = CheckerWorkload()
-        await wl.start(config, lambda c: None)
-        try:
+        async with running(config) as r:
+            wl = r.wl
             await until(lambda: wl.checks[0].runs >= 1, what="a ping")
             return ping.read_group_range()
-        finally:
-            await wl.stop()
 
     with node.inside():
         before = ping.read_group_range()

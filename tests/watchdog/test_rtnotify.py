@@ -1,0 +1,41 @@
+"""rtnetlink notifications on the loop, inside a lab namespace: a link and an address
+added with iproute2 arrive as decoded messages, in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tests.lab.conftest import lab2, lab_tools, make_lab  # noqa: F401 (fixtures)
+from tests.lab.lab import Lab
+from watchdog.rtnotify import RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RtnlNotifications
+
+
+def test_links_and_addresses_arrive_decoded(lab2: Lab) -> None:  # noqa: F811 (the fixture)
+    node = lab2.node(1)
+    seen: list[tuple[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def batch(messages: list[Any], lost: bool) -> None:
+            assert not lost
+            for m in messages:
+                seen.append((m["header"]["type"], m.get_attr("IFLA_IFNAME") or m.get_attr("IFA_LOCAL")))
+
+        events = RtnlNotifications(loop, RTMGRP_LINK | RTMGRP_IPV4_IFADDR, batch, "Test", logging.getLogger("t"))
+        try:
+            await asyncio.to_thread(node.ip, "link", "add", "pkv0", "type", "veth", "peer", "name", "pkv1")
+            await asyncio.to_thread(node.ip, "addr", "add", "198.18.0.1/32", "dev", "pkv0")
+            for _ in range(200):
+                if any(v == "198.18.0.1" for _, v in seen):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            events.close()
+
+    with node.inside():
+        asyncio.run(main())
+    names = [v for _, v in seen]
+    assert "pkv0" in names and "198.18.0.1" in names, seen

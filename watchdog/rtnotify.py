@@ -1,0 +1,67 @@
+"""rtnetlink notifications on the child's loop: a NETLINK_ROUTE socket bound to multicast
+groups, read when readable, decoded with pyroute2's rtnetlink marshal. Shared by the VRRP
+child's link watch (RTMGRP_LINK) and the checker's address watch (ha_suspend)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+_RCVBUF = 1 << 20
+
+
+class RtnlNotifications:
+    """Calls `batch(messages, lost)` once per readable event with the messages read; `lost`
+    is True when the kernel dropped some (ENOBUFS), so the receiver can re-read the truth.
+    The socket is bound before the caller reads its initial state: nothing falls between."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        groups: int,
+        batch: Callable[[list[Any], bool], None],
+        what: str,
+        log: logging.Logger,
+    ) -> None:
+        self.loop = loop
+        self.batch = batch
+        self.what = what  # "Link", "Address": in the log lines
+        self.log = log
+        self._marshal = MarshalRtnl()
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        self.sock.bind((0, groups))
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        messages: list[Any] = []
+        lost = False
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                self.log.warning("%s notifications: %s", self.what, e.strerror)
+                lost = True
+                continue
+            try:
+                messages.extend(self._marshal.parse(data))
+            except Exception as e:  # a message pyroute2 cannot decode must not stop the loop
+                self.log.warning("Cannot decode a %s notification: %s", self.what.lower(), e)
+        if messages or lost:
+            self.batch(messages, lost)
+
+    def close(self) -> None:
+        try:
+            self.loop.remove_reader(self.sock.fileno())
+        finally:
+            self.sock.close()
