@@ -579,24 +579,41 @@ class Servers:
     def suspended(self, vs: str) -> bool:
         return self._vs[vs].suspended
 
+    def rs_view(self, rs: RsId) -> dict[str, Json] | None:
+        """One real server as the dumps and reports show it; None if it is not configured."""
+        v = self._vs.get(rs.vs)
+        r = v.rs.get(rs.rs) if v is not None else None
+        return _rs_view(r) if r is not None else None
+
+    def vs_view(self, vs: str) -> dict[str, Json] | None:
+        """One virtual server without its real servers; None if it is not configured."""
+        v = self._vs.get(vs)
+        return _vs_view(v) if v is not None else None
+
     def snapshot(self) -> dict[str, Json]:
         out: dict[str, Json] = {}
         for v in self._vs.values():
-            servers: dict[str, Json] = {}
-            for r in v.rs.values():
-                servers[r.id.rs] = {
-                    "alive": r.alive,
-                    "weight": real_weight(r.weight),
-                    "checkers": [{"up": u, "has_run": h} for u, h in zip(r.up, r.has_run, strict=True)],
-                }
-            out[v.name] = {
-                "quorum_up": v.quorum_up,
-                "sorry_server_active": v.sorry_alive,
-                "suspended": v.suspended,
-                "weight_sum": v.weight_sum(),
-                "real_servers": servers,
-            }
+            view = _vs_view(v)
+            view["real_servers"] = {r.id.rs: _rs_view(r) for r in v.rs.values()}
+            out[v.name] = view
         return out
+
+
+def _rs_view(r: _Rs) -> dict[str, Json]:
+    return {
+        "alive": r.alive,
+        "weight": real_weight(r.weight),
+        "checkers": [{"up": u, "has_run": h} for u, h in zip(r.up, r.has_run, strict=True)],
+    }
+
+
+def _vs_view(v: _Vs) -> dict[str, Json]:
+    return {
+        "quorum_up": v.quorum_up,
+        "sorry_server_active": v.sorry_alive,
+        "suspended": v.suspended,
+        "weight_sum": v.weight_sum(),
+    }
 
 
 def _match(c: AnyChecker, olds: list[AnyChecker], taken: set[int]) -> int | None:

@@ -692,31 +692,33 @@ class CheckerWorkload:
 
     # ---- reports to the parent --------------------------------------------------------------
 
-    def _rs_value(self, rs: RsId, snap: Mapping[str, Any]) -> dict[str, Json]:
-        vs = snap[rs.vs]
-        r = vs["real_servers"][rs.rs]
-        return {"state": "UP" if r["alive"] else "DOWN", "weight": r["weight"]}
+    @staticmethod
+    def _rs_value(view: Mapping[str, Any]) -> dict[str, Json]:
+        return {"state": "UP" if view["alive"] else "DOWN", "weight": view["weight"]}
 
-    def _vs_value(self, name: str, snap: Mapping[str, Any]) -> dict[str, Json]:
-        v = snap[name]
+    @staticmethod
+    def _vs_value(view: Mapping[str, Any]) -> dict[str, Json]:
         return {
-            "state": "QUORUM_UP" if v["quorum_up"] else "QUORUM_DOWN",
-            "sorry_server": v["sorry_server_active"],
-            "suspended": v["suspended"],
-            "weight_sum": v["weight_sum"],
+            "state": "QUORUM_UP" if view["quorum_up"] else "QUORUM_DOWN",
+            "sorry_server": view["sorry_server_active"],
+            "suspended": view["suspended"],
+            "weight_sum": view["weight_sum"],
         }
 
     def _report_changes(self) -> None:
+        """Only what changed, looked up one by one: a mass failure reports n servers in n
+        steps, not n snapshots of the whole table."""
         if not self._dirty_rs and not self._dirty_vs:
             return
-        snap: Any = self.servers.snapshot()
         changes: dict[str, Json] = {}
         for rs in self._dirty_rs:
-            if rs.vs in snap and rs.rs in snap[rs.vs]["real_servers"]:
-                changes[rs_key(rs)] = self._rs_value(rs, snap)
+            rs_view = self.servers.rs_view(rs)
+            if rs_view is not None:
+                changes[rs_key(rs)] = self._rs_value(rs_view)
         for name in self._dirty_vs:
-            if name in snap:
-                changes[name] = self._vs_value(name, snap)
+            vs_view = self.servers.vs_view(name)
+            if vs_view is not None:
+                changes[name] = self._vs_value(vs_view)
         self._dirty_rs, self._dirty_vs = set(), set()
         if changes:
             self._reported.update(changes)
@@ -726,10 +728,9 @@ class CheckerWorkload:
         snap: Any = self.servers.snapshot()
         changes: dict[str, Json] = {}
         for name, v in snap.items():
-            changes[name] = self._vs_value(name, snap)
-            for rs in v["real_servers"]:
-                rid = RsId(name, rs)
-                changes[rs_key(rid)] = self._rs_value(rid, snap)
+            changes[name] = self._vs_value(v)
+            for rs, rs_view in v["real_servers"].items():
+                changes[rs_key(RsId(name, rs))] = self._rs_value(rs_view)
         if prune:
             for key in self._reported - set(changes):
                 changes[key] = None
