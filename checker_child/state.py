@@ -144,14 +144,47 @@ Event = Log | RsUp | RsDown | RsWeight | QuorumUp | QuorumDown | SorryIn | Sorry
 
 
 @dataclass
+class _LiveWeight:
+    """A virtual server's live weight (keepalived's weigh_live_realservers: the alive real
+    servers' weights as IPVS takes them), kept up to date by its real servers as they
+    change, so that settling the quorum after one change does not add them all up again."""
+
+    total: int = 0
+
+
+@dataclass
 class _Rs:
     id: RsId
     conf: RealServer
-    weight: int  # effective weight (weight, misc_dynamic, FILE_CHECK contributions)
+    _weight: int  # effective weight (weight, misc_dynamic, FILE_CHECK contributions)
     up: list[bool]  # per checker: is_up
     has_run: list[bool]
     file_part: dict[int, int] = field(default_factory=dict)  # FILE_CHECK index -> its weight contribution
-    alive: bool = False
+    _alive: bool = False
+    live: _LiveWeight = field(default_factory=_LiveWeight)  # its virtual server's, shared
+
+    def _counted(self) -> int:
+        return real_weight(self._weight) if self._alive else 0
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        before = self._counted()
+        self._alive = value
+        self.live.total += self._counted() - before
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    @weight.setter
+    def weight(self, value: int) -> None:
+        before = self._counted()
+        self._weight = value
+        self.live.total += self._counted() - before
 
     @property
     def failed(self) -> int:
@@ -177,9 +210,14 @@ class _Vs:
     def fmt(self) -> str:
         return fmt_vs(self.conf)
 
+    def __post_init__(self) -> None:
+        self.live = _LiveWeight(sum(r._counted() for r in self.rs.values()))
+        for r in self.rs.values():
+            r.live = self.live
+
     def weight_sum(self) -> int:
         # weigh_live_realservers: the alive real servers' weights as IPVS takes them.
-        return sum(real_weight(r.weight) for r in self.rs.values() if r.alive)
+        return self.live.total
 
     def sorry_fmt(self) -> str:
         s = self.conf.sorry_server

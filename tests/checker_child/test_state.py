@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import conf
 from checker_child.state import (
@@ -284,3 +288,33 @@ def test_reload_takes_a_new_configured_weight_and_keeps_an_unchanged_one(tmp_pat
     assert cfg is not None
     s.reload(cfg)
     assert weights(s.table()) == {"192.168.1.2": 5, "192.168.1.3": 7}
+
+
+STEPS = st.lists(st.tuples(st.integers(0, 3), st.booleans(), st.none() | st.integers(-5, 300)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=STEPS)
+def test_live_weight_is_the_sum_of_the_alive_weights(tmp_path: Path, steps: list[tuple[int, bool, int | None]]) -> None:
+    """The running live weight (kept as real servers change) equals adding the alive real
+    servers' IPVS weights up, after any sequence of verdicts and misc_dynamic weights, and
+    after a reload."""
+    misc = "MISC_CHECK {\n  misc_path /bin/true\n  misc_dynamic\n }"
+    body = "\n".join(f"real_server 192.168.1.{n} 80 {{\n weight {n}\n {misc}\n}}" for n in range(1, 5))
+    s = servers(tmp_path, "quorum 3\nhysteresis 1\n" + body)
+    s.initial_events()
+
+    def sums() -> tuple[int, int]:
+        """(the kept live weight, the alive real servers' weights added up)"""
+        vs: Any = s.snapshot()["10.0.0.1:80 TCP"]
+        return vs["weight_sum"], sum(r["weight"] for r in vs["real_servers"].values() if r["alive"])
+
+    for i, up, weight in steps:
+        s.checker_result(rs(i + 1), 0, up, weight=weight if up else None)
+        kept, added = sums()
+        assert kept == added
+    cfg = conf.load(str(tmp_path / "k.conf")).config
+    assert cfg is not None
+    s.reload(cfg)
+    kept, added = sums()
+    assert kept == added
