@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := keepalived iproute2 procps psmisc tcpdump tshark
 
-.PHONY: all setup demo test lint typecheck unit bench clean
+.PHONY: all setup demo test lint typecheck unit bench chaos clean
 
 all: test
 
@@ -46,6 +46,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/parse_bench.py
 	$(BIN)/python bench/vrrp_failover.py
 	$(BIN)/python -m bench.checker_bench
+
+# Random faults on two pykeepalived nodes (keepalived 2.2.7 beside them as the reference) for
+# PYK_CHAOS_SECONDS (default 180); PYK_CHAOS_SEED repeats a run. See docs/daemon.md, "Chaos test".
+chaos: $(STAMP)
+	PYK_CHAOS_SECONDS=$${PYK_CHAOS_SECONDS:-180} $(BIN)/python -m tests.lab.chaos
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
