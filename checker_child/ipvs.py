@@ -7,6 +7,7 @@ socket wrapper. The kernel calls are short netlink round trips on a local socket
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -34,6 +35,13 @@ _FAMILY = {v: k for k, v in _AF.items()}
 
 class IpvsUnavailable(RuntimeError):
     """The kernel has no IPVS (module not loaded, not built)."""
+
+
+class IpvsNoPermission(IpvsUnavailable):
+    """The kernel has IPVS but refuses us (no CAP_NET_ADMIN): restarting cannot help."""
+
+
+_PERMISSION = frozenset({errno.EPERM, errno.EACCES})
 
 
 def kernel_has_ipvs() -> bool:
@@ -179,6 +187,16 @@ class Ipvs:
         try:
             self._sock = IPVS()
         except Exception as e:  # pyroute2 raises a bare NetlinkError when the family is absent
+            raise IpvsUnavailable(f"IPVS: Can't initialize ipvs: {e}") from e
+        try:
+            # Every IPVS command, a dump included, needs CAP_NET_ADMIN (GENL_ADMIN_PERM):
+            # asking once here finds a missing permission before anything is programmed.
+            list(self._sock.service("dump"))
+        except Exception as e:
+            self._sock.close()
+            code = getattr(e, "code", None) or getattr(e, "errno", None)
+            if code in _PERMISSION:
+                raise IpvsNoPermission(f"IPVS: Can't initialize ipvs: {os.strerror(code)}") from e
             raise IpvsUnavailable(f"IPVS: Can't initialize ipvs: {e}") from e
         self._services: dict[ServiceKey, Service] = {}
 

@@ -56,9 +56,10 @@ from conf.trackers import Weight
 from conf.values import Script
 from watchdog.fifo import Fifos, rs_line, vs_line
 from watchdog.protocol import DumpKind, Json
-from watchdog.runtime import Report
+from watchdog.runtime import EXIT_MISSING_PERMISSION, PermanentError, Report
 from watchdog.scripts import ScriptRunner
 from watchdog.smtp import Alerter, checker_alert
+from watchdog.status import NO_IPVS_IN_KERNEL, Conditions, IpvsStatus, ipvs_report
 from watchdog.trackfile import FileWatcher
 
 log = logging.getLogger("pykeepalived_healthcheckers")
@@ -184,9 +185,11 @@ class CheckerWorkload:
         self.applied = Table()
         self.ipvs: Any = None
         self.ipvs_available = False
+        self.ipvs_status = IpvsStatus(False, "not opened yet")
         self.tallies = _Tallies()
         self.started_at = time.monotonic()
         self._report: Report = lambda changes: None
+        self.conditions = Conditions(self._report)  # bound to the parent's report in start()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._probes: set[asyncio.Task[Any]] = set()
         self._table_scheduled = False
@@ -206,7 +209,12 @@ class CheckerWorkload:
     async def start(self, config: Config, report: Report) -> None:
         self.loop = asyncio.get_running_loop()
         self._report = report
+        self.conditions = Conditions(report)
         self.config = config
+        # First, while nothing is held: without permission for an IPVS the kernel has, the
+        # child stops the daemon (exit 4) before it says ready.
+        self._open_ipvs(config)
+        self._report(ipvs_report(self.ipvs_status))
         nofile = raise_nofile()
         bound = self.max_inflight if self.max_inflight is not None else inflight_bound(nofile)
         self.sched: Scheduler[Check] = Scheduler(self.loop, self._start_check, bound)
@@ -214,10 +222,10 @@ class CheckerWorkload:
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.env = ProbeEnv(runner=self.scripts, ssl=config.ssl)
         self.fifos = Fifos.for_lvs(gdefs, self.scripts)
+        self._fifo_conditions()
         self.alerter = Alerter(gdefs)
         self.files = FileWatcher(self.loop, self._file_changed)
         self.addrs: AddressWatch | None = None
-        self._open_ipvs(config)
         self.servers = Servers(config)
         self._watch_addresses(config)
         self._apply_suspension(initial=True)
@@ -235,6 +243,7 @@ class CheckerWorkload:
             gdefs = config.global_defs
             self.scripts.default_user = tuple(gdefs.script_user) if gdefs.script_user else None
             self.fifos = Fifos.for_lvs(gdefs, self.scripts)
+            self._fifo_conditions()
             self.alerter = Alerter(gdefs)
             await old_fifos.close()
             await old_alerter.close()
@@ -293,24 +302,41 @@ class CheckerWorkload:
     # ---- IPVS ----------------------------------------------------------------------------
 
     def _open_ipvs(self, config: Config) -> None:
+        """Open the IPVS table, or say (log, STATUS=, dumps) why it is not programmed."""
         self.ipvs = None
         self.ipvs_available = False
         if ipvs_mod.kernel_has_ipvs():
             try:
                 self.ipvs = ipvs_mod.Ipvs()
                 self.ipvs_available = True
+                self.ipvs_status = IpvsStatus(True)
+            except ipvs_mod.IpvsNoPermission as e:
+                # Restarting cannot grant CAP_NET_ADMIN: a permanent error, as the VRRP
+                # child's sockets (keepalived's checker exits FATAL where IPVS fails).
+                log.error("%s", e)
+                raise PermanentError(
+                    "Missing permission: the checker needs CAP_NET_ADMIN for IPVS (run it as root)",
+                    EXIT_MISSING_PERMISSION,
+                ) from e
             except ipvs_mod.IpvsUnavailable as e:
                 log.warning("%s (%s)", NO_IPVS_WARNING, e)
+                self.ipvs_status = IpvsStatus(False, f"cannot use IPVS: {e.__cause__ or e}")
             except OSError as e:
                 log.warning("%s (%s)", NO_IPVS_WARNING, e.strerror or e)
+                self.ipvs_status = IpvsStatus(False, f"cannot use IPVS: {e.strerror or e}")
         else:
             log.warning("%s", NO_IPVS_WARNING)
+            self.ipvs_status = NO_IPVS_IN_KERNEL
         if self.ipvs is not None and config.global_defs.lvs_flush:
             # lvs_flush: start from an empty table.
             try:
                 self.ipvs.flush()
             except Exception as e:
                 log.error("Cannot flush the IPVS table: %s", e)
+
+    def _fifo_conditions(self) -> None:
+        failed = {f"fifo:{path}": f"notify FIFO {path}: {why}" for path, why in self.fifos.failed.items()}
+        self.conditions.replace("fifo:", failed)
 
     def _sync_table_soon(self) -> None:
         if not self._table_scheduled:
@@ -798,7 +824,13 @@ class CheckerWorkload:
             )
         return {
             "virtual_servers": vss,
-            "ipvs": {"available": self.ipvs_available, "table": table_json(self.servers.table())},
+            "ipvs": {
+                "available": self.ipvs_available,
+                "programmed": self.ipvs_status.programmed,
+                "not_programmed_because": None if self.ipvs_status.programmed else self.ipvs_status.reason,
+                "table": table_json(self.servers.table()),
+            },
+            "degraded": [{"key": key, "text": text} for key, text in sorted(self.conditions.raised.items())],
             "scheduler": self._sched_json(),
         }
 
@@ -843,7 +875,9 @@ class CheckerWorkload:
         checker with its state."""
         snap = self.servers.snapshot()
         lines = ["------< LVS Topology >------"]
-        lines.append(f" IPVS = {'available' if self.ipvs_available else 'not available (table not programmed)'}")
+        ipvs = self.ipvs_status
+        lines.append(f" IPVS = {'programmed' if ipvs.programmed else f'not programmed: {ipvs.reason}'}")
+        lines.extend(f" Degraded = {text}" for _, text in sorted(self.conditions.raised.items()))
         for name, vs in self.servers.virtual_servers():
             v: Any = snap[name]
             lines.append(f" VS = {fmt_vs(vs)}")

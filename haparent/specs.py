@@ -14,6 +14,7 @@ from conf.model import Config
 from vrrp_child import child as vrrp_child
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import ChildSetup
+from watchdog.status import is_condition, summary_tail
 
 if TYPE_CHECKING:
     from haparent.cli import Options
@@ -41,23 +42,35 @@ class ChildSpec:
 
 
 def _states(reports: Mapping[str, Json], keep: Callable[[str], bool]) -> Counter[str]:
-    return Counter(str(v["state"]) for k, v in reports.items() if keep(k) and isinstance(v, dict) and "state" in v)
+    return Counter(
+        str(v["state"])
+        for k, v in reports.items()
+        if not is_condition(k) and keep(k) and isinstance(v, dict) and "state" in v
+    )
+
+
+def _joined(counts: str, reports: Mapping[str, Json]) -> str:
+    """The counts, then what the child cannot do (watchdog.status), `; `-separated."""
+    return "; ".join(part for part in (counts, *summary_tail(reports)) if part)
 
 
 def vrrp_summary(reports: Mapping[str, Json]) -> str:
-    """Instances by state, e.g. `2 MASTER, 1 BACKUP` (sync groups report as "group:NAME")."""
+    """Instances by state, e.g. `2 MASTER, 1 BACKUP` (sync groups report as "group:NAME"),
+    then degraded conditions: `1 MASTER; degraded: notify FIFO /run/x: Permission denied`."""
     counts = _states(reports, lambda key: not key.startswith("group:"))
-    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return _joined(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), reports)
 
 
 def checker_summary(reports: Mapping[str, Json]) -> str:
-    """E.g. `9/10 real servers up`: real servers report as "VS -> RS", virtual servers by name."""
+    """E.g. `9/10 real servers up; IPVS not programmed: no IPVS in the kernel`: real servers
+    report as "VS -> RS", virtual servers by name; then the IPVS and degraded conditions."""
     real = _states(reports, lambda key: " -> " in key)
     below = _states(reports, lambda key: " -> " not in key)["QUORUM_DOWN"]
-    if not real and not below:
-        return ""
-    text = f"{real['UP']}/{real.total()} real servers up"
-    return text + (f", {below} virtual servers below quorum" if below else "")
+    counts = ""
+    if real or below:
+        counts = f"{real['UP']}/{real.total()} real servers up"
+        counts += f", {below} virtual servers below quorum" if below else ""
+    return _joined(counts, reports)
 
 
 VRRP = ChildSpec(

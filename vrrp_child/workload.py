@@ -30,7 +30,7 @@ from conf.model import Config
 from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
-from vrrp_child import fsm
+from vrrp_child import channels, fsm
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance, Item, RouteItem
 from vrrp_child.linkwatch import LinkWatch
@@ -46,9 +46,10 @@ from vrrp_child.tracking import group_verdict, instance_verdict
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec
 from watchdog.fifo import Fifos, group_line, instance_line
 from watchdog.protocol import DumpKind, Json
-from watchdog.runtime import Report
+from watchdog.runtime import EXIT_MISSING_PERMISSION, PermanentError, Report
 from watchdog.scripts import ScriptRunner
 from watchdog.smtp import Alerter, vrrp_alert
+from watchdog.status import Conditions
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -103,6 +104,7 @@ class VrrpWorkload:
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[object]] = set()
         self._report: Report = lambda changes: None
+        self.conditions = Conditions(self._report)  # bound to the parent's report in start()
         self.pacer = Pacer()
         self.pending: dict[str, VrrpInstance] = {}  # waiting for their interface (FAULT)
         self._retry: asyncio.TimerHandle | None = None
@@ -123,7 +125,11 @@ class VrrpWorkload:
     async def start(self, config: Config, report: Report) -> None:
         self.loop = asyncio.get_running_loop()
         self._report = report
+        self.conditions = Conditions(report)
         self.config = config
+        # Before anything is held (stop() then has nothing to release): a child that may
+        # not open its sockets can never run, so it stops the daemon as keepalived does.
+        self._check_permission(config)
         self.rtnl = Rtnl()
         self.ticks = Ticks(self.loop)  # one loop timer for every instance's protocol timers
         self.frames = FrameSender()
@@ -133,6 +139,7 @@ class VrrpWorkload:
         self.links = LinkWatch(self.loop, self._link_changed)
         self.routing = Routing(self.rtnl)
         self.fifos = Fifos.for_vrrp(gdefs, self.scripts)
+        self._fifo_conditions()
         self.alerter = Alerter(gdefs)
         self.trackers = Trackers(self.loop, self.scripts, self._trackers_changed)
         self.trackers.configure(config)
@@ -162,6 +169,7 @@ class VrrpWorkload:
                 # notify FIFOs and SMTP settings may have changed: reopen them
                 old_fifos, old_alerter = self.fifos, self.alerter
                 self.fifos = Fifos.for_vrrp(config.global_defs, self.scripts)
+                self._fifo_conditions()
                 self.alerter = Alerter(config.global_defs)
                 # in the background: mail still queued may take the alerter's close timeout
                 for closing in (old_fifos.close(), old_alerter.close()):
@@ -190,6 +198,9 @@ class VrrpWorkload:
             if name not in config.vrrp_instance:
                 del self.pending[name]
                 self._report({name: None})
+        for name in {key.split(":", 1)[1] for key in self.conditions.raised if key.startswith(_INSTANCE_CONDITIONS)}:
+            if name not in config.vrrp_instance:
+                self._clear_conditions(name)
         self.config = config
         self._configure_pacing(config)
         created = [self._create(conf) for name, conf in config.vrrp_instance.items() if name not in kept]
@@ -260,6 +271,7 @@ class VrrpWorkload:
                 vmac = self.vmacs.ensure(vmac_spec)
             except (VmacError, OSError) as e:
                 log.error("(%s) cannot set up its VMAC: %s", name, e)
+                self.conditions.set(f"vmac:{name}", f"({name}) cannot set up its VMAC: {e}")
                 return None
             advert_if, vip_if, mac = vmac.advert_ifname, vmac.name, vmac_spec.mac
         if advert_if is None:
@@ -278,6 +290,8 @@ class VrrpWorkload:
             sock = self._socket(conf, advert_if, local)
         except OSError as e:
             log.error("(%s) cannot open its VRRP socket on %s: %s", name, advert_if, e)
+            why = e.strerror or str(e)
+            self.conditions.set(f"socket:{name}", f"({name}) cannot open its VRRP socket on {advert_if}: {why}")
             return None
         inst = Instance(
             conf=conf,
@@ -297,6 +311,7 @@ class VrrpWorkload:
             return None
         self.by_vrid[key] = inst
         self.instances[name] = inst
+        self._clear_conditions(name)
         up = base.running and base.up
         self.links.watch(base.name, up)
         if not up and not conf.dont_track_primary:
@@ -311,8 +326,25 @@ class VrrpWorkload:
         if conf.name not in self.pending:
             log.info("(%s) entering FAULT state (%s)", conf.name, reason)
             self._report({conf.name: {"state": fsm.State.FAULT.value, "id": _id_text(conf)}})
+        self.conditions.set(f"interface:{conf.name}", f"({conf.name}) {reason}: {ifname}")
         self.pending[conf.name] = conf
         self.links.watch(ifname, False)
+
+    # ---- what the child cannot do (watchdog.status) --------------------------------------
+
+    def _check_permission(self, config: Config) -> None:
+        refused = channels.probe(inst.family for inst in config.vrrp_instance.values())
+        if refused is not None:
+            log.error("%s", refused.keepalived_line())
+            raise PermanentError(f"Missing permission: {refused.reason()}", EXIT_MISSING_PERMISSION)
+
+    def _fifo_conditions(self) -> None:
+        failed = {f"fifo:{path}": f"notify FIFO {path}: {why}" for path, why in self.fifos.failed.items()}
+        self.conditions.replace("fifo:", failed)
+
+    def _clear_conditions(self, name: str) -> None:
+        for kind in _INSTANCE_CONDITIONS:
+            self.conditions.clear(f"{kind}{name}")
 
     def _retry_pending(self, tries: int = 0) -> None:
         """Build the instances that waited for an interface. An IPv6 link-local address
@@ -788,6 +820,10 @@ class VrrpWorkload:
             },
             "stats": dict(vars(inst.stats)),
         }
+
+
+# Conditions raised per instance until it is built (or removed by a reload).
+_INSTANCE_CONDITIONS = ("socket:", "vmac:", "interface:")
 
 
 def group_key(name: str) -> str:

@@ -102,8 +102,9 @@ def _owner(spec: NotifyFifo) -> tuple[int, int] | None:
     return pw.pw_uid, gid
 
 
-def open_fifo(spec: NotifyFifo) -> _Fifo | None:
-    """Create (if missing) and open one FIFO; None, logged, if that cannot be done."""
+def open_fifo(spec: NotifyFifo, failures: dict[str, str] | None = None) -> _Fifo | None:
+    """Create (if missing) and open one FIFO; None, logged, if that cannot be done (and
+    the reason in `failures[path]`, for the child's STATUS=)."""
     path = spec.path
     created = False
     try:
@@ -118,10 +119,12 @@ def open_fifo(spec: NotifyFifo) -> _Fifo | None:
         else:
             if not stat.S_ISFIFO(st.st_mode):
                 log.error("Notify FIFO %s exists and is not a FIFO", path)
+                _note(failures, path, "exists and is not a FIFO")
                 return None
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         log.error("Unable to open notify FIFO %s - %s (%d)", path, e.strerror, e.errno or 0)
+        _note(failures, path, e.strerror or str(e))
         if created:
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -129,16 +132,23 @@ def open_fifo(spec: NotifyFifo) -> _Fifo | None:
     return _Fifo(path, fd, created)
 
 
+def _note(failures: dict[str, str] | None, path: str, why: str) -> None:
+    if failures is not None:
+        failures[path] = why
+
+
 class Fifos:
     """The FIFOs one child writes to. The same path given twice is opened once."""
 
     def __init__(self, specs: list[tuple[NotifyFifo, Script | None]], runner: ScriptRunner | None) -> None:
         self._fifos: list[_Fifo] = []
+        # The FIFOs that could not be opened, with why: the child reports them as degraded.
+        self.failed: dict[str, str] = {}
         by_path: dict[str, _Fifo] = {}
         for spec, script in specs:
             fifo = by_path.get(spec.path)
             if fifo is None:
-                opened = open_fifo(spec)
+                opened = open_fifo(spec, self.failed) if spec.path not in self.failed else None
                 if opened is None:
                     continue
                 fifo = by_path[spec.path] = opened

@@ -47,6 +47,7 @@ from watchdog.protocol import (
     decode_stream,
     encode,
 )
+from watchdog.status import is_condition
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,9 @@ class ChildRuntime:
         self.started = time.monotonic()
         self.reloads = 0
         self.seq = 0
+        # Conditions (watchdog.status) the predecessor reported and we have not: cleared
+        # once started, so that STATUS= does not show a degradation that went with it.
+        self.stale_conditions: set[str] = set()
 
     # pipe I/O -------------------------------------------------------------------------
 
@@ -172,6 +176,8 @@ class ChildRuntime:
         self.outbox.send(encode(msg), droppable=isinstance(msg, Heartbeat))
 
     def report(self, changes: Mapping[str, Json]) -> None:
+        if self.stale_conditions:
+            self.stale_conditions.difference_update(changes)
         _, line = pack(State, dict(changes))
         self.outbox.send(line)
 
@@ -224,6 +230,8 @@ class ChildRuntime:
         elif first is not None:
             self.inbox.put_nowait(first)  # handled in order once started
         await self.workload.start(self.config, self.report)
+        if self.stale_conditions:
+            self.report(dict.fromkeys(self.stale_conditions))
         self.send(Ready())
 
     async def _resume(self, msg: Resume) -> None:
@@ -232,6 +240,7 @@ class ChildRuntime:
         except ProtocolError as e:
             log.error("%s", e)
             return
+        self.stale_conditions = {key for key in state if is_condition(key)}
         await self.workload.resume(state)
 
     async def _reload(self, msg: Reload) -> None:

@@ -13,6 +13,7 @@ from watchdog.empty import EmptyWorkload
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import EXIT_MISSING_PERMISSION, ChildSetup, PermanentError, Report, Workload, run_child
+from watchdog.status import degraded
 
 
 class Reporting(EmptyWorkload):
@@ -34,13 +35,25 @@ class NoPermission(EmptyWorkload):
         raise PermanentError("cannot open a raw socket: Operation not permitted", EXIT_MISSING_PERMISSION)
 
 
+class StillDegraded(EmptyWorkload):
+    """Raises one of the conditions its predecessor had reported ("b"), not the other."""
+
+    async def start(self, config: Config, report: Report) -> None:
+        report(degraded("b", "still broken"))
+
+
 class BlockingDump(EmptyWorkload):
     async def dump(self, kind: DumpKind) -> str:
         time.sleep(1.5)  # blocks the loop on purpose: heartbeats must stop meanwhile
         return "slow\n"
 
 
-WORKLOADS: dict[str, type[Workload]] = {"reporting": Reporting, "no-permission": NoPermission, "blocking": BlockingDump}
+WORKLOADS: dict[str, type[Workload]] = {
+    "reporting": Reporting,
+    "no-permission": NoPermission,
+    "blocking": BlockingDump,
+    "still-degraded": StillDegraded,
+}
 
 
 def main(argv: list[str]) -> int:
