@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass, field
 
 from conf.diagnostics import Diagnostics
+from conf.limits import ConfigTooLarge
 from conf.model import Config
 from conf.preprocess import Preprocessor
 from conf.schema import Context, parse_block
@@ -59,9 +60,21 @@ def load(
     diags = Diagnostics()
     cid = config_id if config_id is not None else default_config_id()
     pre = Preprocessor(cid, diags, env=dict(os.environ if env is None else env), all_config=all_config)
-    stmts = parse_statements(pre.lines(path), diags)
-    if not pre.files:
-        return LoadResult(None, diags, ())
-    ctx = Context(diags, cid, interfaces if interfaces is not None else local_interfaces())
-    config = parse_block(Config, stmts, ctx, location=None)
+    try:
+        stmts = parse_statements(pre.lines(path), diags)
+        if not pre.files:
+            return LoadResult(None, diags, ())
+        ctx = Context(diags, cid, interfaces if interfaces is not None else local_interfaces())
+        config = parse_block(Config, stmts, ctx, location=None)
+    except ConfigTooLarge as e:
+        diags.error(f"configuration too large: {e.message}", e.location)
+        return LoadResult(None, diags, tuple(pre.files))
+    # The limits should make these impossible; should one still be crossed (or the
+    # validator's RLIMIT_AS be lower than they assume), it is a diagnostic all the same.
+    except MemoryError:
+        diags.error(f"configuration too large: out of memory reading '{path}'")
+        return LoadResult(None, diags, tuple(pre.files))
+    except RecursionError:
+        diags.error(f"configuration too large: nested too deeply in '{path}'")
+        return LoadResult(None, diags, tuple(pre.files))
     return LoadResult(config, diags, tuple(pre.files))

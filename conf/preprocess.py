@@ -9,8 +9,12 @@ parameter expands into lines that are processed one after the other, so definiti
 inside it take effect before the lines that follow them (the man page's nested
 `$VS`/`$RS` example).
 
-Where keepalived has no limits we set them, so that a cycle is an error, not a hang:
-include nesting, parameter expansion depth, and the number of lines repetition makes.
+Where keepalived has no limits we set them (conf/limits.py), so that a cycle is an error,
+not a hang, and a huge file a diagnostic, not a host out of memory.
+
+Only regular, non-executable files are read, as keepalived reads them: a FIFO, a device,
+a socket or a directory is skipped with keepalived's words, checked before it is opened
+(opening a FIFO blocks until a writer comes).
 """
 
 from __future__ import annotations
@@ -19,17 +23,21 @@ import glob
 import os
 import random
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from conf.diagnostics import Diagnostics, Location
 from conf.lexer import LexError, split_words, strip_comment
-
-MAX_INCLUDE_DEPTH = 32
-MAX_EXPANSION_DEPTH = 64
-MAX_REPEAT_LINES = 2_000_000
-MAX_FILE_BYTES = 64 * 1024 * 1024
+from conf.limits import (
+    MAX_CONFIG_BYTES,
+    MAX_EXPANSION_DEPTH,
+    MAX_INCLUDE_DEPTH,
+    MAX_LINE_CHARS,
+    MAX_REPEAT_LINES,
+    ConfigTooLarge,
+)
 
 INCLUDE_KEYWORDS = {
     "include": frozenset(),
@@ -73,6 +81,7 @@ class Preprocessor:
     _include_checks: frozenset[str] = frozenset()
     _stack: list[str] = field(default_factory=list)
     _repeat_lines: int = 0
+    _bytes_read: int = 0
 
     def __post_init__(self) -> None:
         if self.all_config:
@@ -87,20 +96,9 @@ class Preprocessor:
             return
         yield from self._file(path, None)
 
-    def _read(self, path: str, where: Location | None) -> str | None:
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            self.diags.fatal(f"cannot read '{path}': {e.strerror or e}", where)
-            return None
-        if len(data) > MAX_FILE_BYTES:
-            self.diags.error(f"'{path}' is larger than {MAX_FILE_BYTES} bytes", where)
-            return None
-        # Garbage must end in a clean error, never a decode exception.
-        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-
-    def _file(self, path: str, where: Location | None) -> Iterator[LogicalLine]:
+    def _file(self, path: str, where: Location | None, strict: bool = False) -> Iterator[LogicalLine]:
+        """Read one file; `where` is the including line (None: the main file), `strict`
+        makes a file that is skipped an error (include_check readable)."""
         real = os.path.realpath(path)
         if real in self._stack:
             chain = " -> ".join([*self._stack[self._stack.index(real) :], real])
@@ -109,33 +107,94 @@ class Preprocessor:
         if len(self._stack) >= MAX_INCLUDE_DEPTH:
             self.diags.error(f"includes nested deeper than {MAX_INCLUDE_DEPTH} files at '{path}'", where)
             return
-        text = self._read(path, where)
+        text = self._read(path, where, strict)
         if text is None:
             return
         self.files.append(path)
         self._stack.append(real)
         saved_checks = self._include_checks  # include_check is per file, as in keepalived
         try:
-            yield from self._physical_lines(path, text.splitlines())
+            yield from self._physical_lines(path, text)
         finally:
             self._include_checks = saved_checks
             self._stack.pop()
 
-    def _physical_lines(self, path: str, raw_lines: list[str]) -> Iterator[LogicalLine]:
-        i = 0
-        while i < len(raw_lines):
-            loc = Location(path, i + 1)
-            text = strip_comment(raw_lines[i]).rstrip()
-            i += 1
+    def _read(self, path: str, where: Location | None, strict: bool) -> str | None:
+        """The file's text, or None when it is skipped (with a diagnostic). The only place
+        conf/ opens a configuration file."""
+        try:
+            # stat() follows symlinks, as keepalived's check_glob_file() does; the type
+            # is checked before open() because opening a FIFO blocks until a writer comes.
+            problem = not_regular(path, os.stat(path).st_mode)
+            if problem is None and where is not None and not os.access(path, os.R_OK):
+                problem = f"include '{path}' is not readable"
+            if problem is not None:
+                self._skipped(problem, where, strict)
+                return None
+            # O_NONBLOCK anyway, and fstat() again: a FIFO swapped in since stat() must
+            # not block either (O_NONBLOCK changes nothing for a regular file).
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                problem = not_regular(path, st.st_mode)
+                if problem is not None:
+                    self._skipped(problem, where, strict)
+                    return None
+                budget = MAX_CONFIG_BYTES - self._bytes_read
+                if st.st_size > budget:
+                    raise ConfigTooLarge(self._too_many_bytes(path), where)
+                data = _read_at_most(fd, budget + 1)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            self.diags.fatal(f"cannot read '{path}': {e.strerror or e}", where)
+            return None
+        self._bytes_read += len(data)
+        if self._bytes_read > MAX_CONFIG_BYTES:  # it grew after fstat()
+            raise ConfigTooLarge(self._too_many_bytes(path), where)
+        # Garbage must end in a clean error, never a decode exception.
+        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+    def _too_many_bytes(self, path: str) -> str:
+        return f"more than {MAX_CONFIG_BYTES} bytes in all with '{path}'"
+
+    def _skipped(self, message: str, where: Location | None, strict: bool) -> None:
+        if where is None:
+            self.diags.fatal(message)  # no main file: nothing to run (keepalived stops too)
+        elif strict:
+            self.diags.error(message, where)
+        else:
+            self.diags.warning(message, where)
+
+    def _physical_lines(self, path: str, content: str) -> Iterator[LogicalLine]:
+        raw_lines = _split_lines(content)
+        number = 0
+
+        def next_line() -> str | None:
+            nonlocal number
+            raw = next(raw_lines, None)
+            if raw is None:
+                return None
+            number += 1
+            if len(raw) > MAX_LINE_CHARS:
+                self.diags.error(
+                    f"line longer than {MAX_LINE_CHARS} characters ignored (keepalived reads lines of at most 1023)",
+                    Location(path, number),
+                )
+                return ""
+            return strip_comment(raw).rstrip()
+
+        while (text := next_line()) is not None:
+            loc = Location(path, number)
             # A trailing backslash continues the line (multi-line $NAME= definitions).
             parts = []
             while text.endswith("\\"):
                 parts.append(text[:-1].rstrip())
-                if i >= len(raw_lines):
+                following = next_line()
+                if following is None:
                     text = ""
                     break
-                text = strip_comment(raw_lines[i]).rstrip()
-                i += 1
+                text = following
             if parts:
                 text = "\n".join([*parts, text])
             s = text.strip()
@@ -188,15 +247,7 @@ class Preprocessor:
                 # keepalived's plain `include` is silent here; a typo deserves a word.
                 self.diags.warning(f"include '{pattern}' matches no file", loc)
         for name in matched:
-            if os.path.isdir(name):
-                continue
-            if not os.access(name, os.R_OK):
-                if "readable" in checks:
-                    self.diags.error(f"include '{name}' is not readable", loc)
-                else:
-                    self.diags.warning(f"include '{name}' is not readable", loc)
-                continue
-            yield from self._file(name, loc)
+            yield from self._file(name, loc, strict="readable" in checks)
 
     # ---- one logical line ----------------------------------------------------------------
 
@@ -344,6 +395,43 @@ class Preprocessor:
             for name, value in binding:
                 self.params[name] = [value]
             yield from self._line(rest, loc, depth + 1)
+
+
+def not_regular(path: str, mode: int) -> str | None:
+    """Why a file is not read as configuration, in keepalived's words (check_glob_file),
+    or None: only regular files without any execute bit are."""
+    if stat.S_ISDIR(mode):
+        shown = path if path.endswith("/") else path + "/"  # glob(GLOB_MARK) marks directories
+        return f"Configuration file '{shown}' is a directory - skipping"
+    if not stat.S_ISREG(mode) or mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+        return f"Configuration file '{path}' is not a regular non-executable file - skipping"
+    return None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+# What str.splitlines() splits on, found one line at a time: a big file is not turned
+# into a list of millions of strings at once.
+_LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def _split_lines(text: str) -> Iterator[str]:
+    start = 0
+    for m in _LINE_BREAK.finditer(text):
+        yield text[start : m.start()]
+        start = m.end()
+    if start < len(text):
+        yield text[start:]
 
 
 def _matching_paren(s: str, open_index: int) -> int:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from conf.diagnostics import Diagnostics, Location
 from conf.lexer import LexError, is_close, is_open, split_words
+from conf.limits import MAX_BLOCK_DEPTH, MAX_BLOCK_STATEMENTS, MAX_LINES, MAX_WORDS, ConfigTooLarge
 from conf.preprocess import LogicalLine
 
 
@@ -45,13 +46,15 @@ class _Open:
 
 def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[Stmt, ...]:
     """The top-level statements. Brace errors are reported and repaired the way
-    keepalived repairs them, so that parsing always yields a tree."""
+    keepalived repairs them, so that parsing always yields a tree. ConfigTooLarge when
+    a limit of conf/limits.py is crossed."""
     root = _Open("", (), Location("", 0))
     stack = [root]
     children = root.children
     # A statement whose line ended without a brace: it takes a block if the next line
     # starts with "{" (the brace on a line of its own).
     pending: Stmt | None = None
+    line_count = word_count = 0
     for text, loc in lines:
         try:
             words = split_words(text)
@@ -60,9 +63,21 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
             words = e.words
         if not words:
             continue
+        line_count += 1
+        word_count += len(words)
+        if line_count > MAX_LINES or word_count > MAX_WORDS:
+            what = f"{MAX_LINES} lines" if line_count > MAX_LINES else f"{MAX_WORDS} words"
+            raise ConfigTooLarge(f"more than {what} of statements", loc)
         if pending is not None and not is_open(words[0]):
             children.append(pending)
             pending = None
+        if len(children) >= MAX_BLOCK_STATEMENTS and len(stack) > 1:
+            block = stack[-1]
+            raise ConfigTooLarge(
+                f"more than {MAX_BLOCK_STATEMENTS} statements in the '{block.keyword}' block opened at line "
+                f"{block.location.line} of '{block.location.file}'",
+                loc,
+            )
         if "{" not in text and "}" not in text:
             # Most lines: one statement, no braces at all.
             pending = Stmt(words[0], tuple(words[1:]), loc)
@@ -81,6 +96,7 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
                     children.append(done.close())
                 continue
             if is_open(word):
+                _check_depth(stack, loc)
                 if pending is not None:
                     stack.append(_Open(pending.keyword, pending.args, pending.location))
                     pending = None
@@ -96,6 +112,7 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
             i = j
             if i < n and is_open(words[i]):
                 i += 1
+                _check_depth(stack, loc)
                 stack.append(_Open(word, args, loc))
                 children = stack[-1].children
             elif i < n:
@@ -111,3 +128,9 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
         if not done.discard:
             stack[-1].children.append(done.close())
     return tuple(root.children)
+
+
+def _check_depth(stack: list[_Open], loc: Location) -> None:
+    """Before a block is opened: the stack holds the top level and the open blocks."""
+    if len(stack) > MAX_BLOCK_DEPTH:
+        raise ConfigTooLarge(f"blocks nested deeper than {MAX_BLOCK_DEPTH} levels", loc)

@@ -57,6 +57,11 @@ from conf.values import (
 )
 
 PRIO_OWNER = 255
+# The advert's "Count IP Addrs" is 8 bits (RFC 3768 section 5.3.5, RFC 5798 section 5.2.5):
+# keepalived moves the addresses beyond it to the excluded ones (vrrp_complete_instance).
+# It also lowers the count to what the interface's MTU leaves room for, which a
+# configuration alone cannot know.
+VRRP_MAX_ADDR = 255
 PRIO_DEFAULT = 100
 _BUFS = "socket buffer tuning is not implemented"
 _LINKBEAT = "linkbeat polling is not implemented"
@@ -530,6 +535,18 @@ class VrrpInstance(Block):
                         v.location or self.where("virtual_ipaddress"),
                     )
             inst = replace(inst, virtual_ipaddress=vips)
+        if len(vips) > VRRP_MAX_ADDR:
+            ctx.diags.reset(
+                f"({self.name}) Number of VIPs ({len(vips)}) exceeds maximum/space available in packet "
+                f"(max {VRRP_MAX_ADDR} addresses) - excess moved to eVIPs",
+                self.where("virtual_ipaddress"),
+            )
+            excess = vips[VRRP_MAX_ADDR:]
+            inst = replace(
+                inst,
+                virtual_ipaddress=vips[:VRRP_MAX_ADDR],
+                virtual_ipaddress_excluded=(*inst.virtual_ipaddress_excluded, *excess),
+            )
         peers = tuple(p for p in self.unicast_peer if p.address.version == family)
         if len(peers) != len(self.unicast_peer):
             for p in self.unicast_peer:

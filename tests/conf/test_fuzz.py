@@ -10,7 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import conf
+from conf.diagnostics import Diagnostics, Location
 from conf.dump import dumps
+from conf.lexer import LexError, split_words, strip_comment
+from conf.preprocess import LogicalLine
+from conf.syntax import parse_statements
 
 SAMPLES = sorted(Path("/usr/share/doc/keepalived/samples").glob("keepalived.conf.*"))
 SAMPLE_TEXTS = [p.read_text(errors="replace") for p in SAMPLES]
@@ -99,6 +103,33 @@ def test_mutated_samples(text: str, edits: list[tuple[int, int, str]]) -> None:
         at = pos % (len(text) + 1)
         text = text[:at] + piece + text[at + cut :]
     load_text(text)
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "k.conf"
+        path.write_bytes(data)
+        result = conf.load(str(path), config_id="a", interfaces=frozenset({"eth0"}))
+        for diag in result.diagnostics.items:
+            diag.render(test_mode=True).encode("utf-8")
+
+
+@FUZZ
+@given(st.lists(st.lists(st.sampled_from(TOKENS), max_size=12).map("".join), max_size=30))
+def test_lexer_and_parser_directly(lines: list[str]) -> None:
+    """The lexer raises only LexError (which carries the words); the parser never raises."""
+    for text in lines:
+        try:
+            split_words(strip_comment(text))
+        except LexError as e:
+            assert isinstance(e.words, list)
+    diags = Diagnostics()
+    logical = [LogicalLine(t, Location("k.conf", n)) for n, t in enumerate(lines, 1) if "\n" not in t]
+    parse_statements(logical, diags)
+    for diag in diags.items:
+        diag.render(test_mode=True)
 
 
 def test_binary_file() -> None:

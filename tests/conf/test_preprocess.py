@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conf.diagnostics import Diagnostics, Severity
-from conf.preprocess import MAX_INCLUDE_DEPTH, Preprocessor, expand_braces
+from conf.limits import MAX_INCLUDE_DEPTH
+from conf.preprocess import Preprocessor, expand_braces
 
 
 def lines_of(tmp_path: Path, text: str, config_id: str = "main", **kw: object) -> tuple[list[str], Diagnostics]:
@@ -163,10 +164,11 @@ def test_missing_main_file_is_fatal(tmp_path: Path) -> None:
     assert diags.exit_code() == 4
 
 
-def test_unreadable_main_file_is_fatal(tmp_path: Path) -> None:
+def test_main_file_that_is_a_directory_is_fatal(tmp_path: Path) -> None:
     diags = Diagnostics()
-    assert list(Preprocessor("x", diags).lines(str(tmp_path))) == []  # a directory cannot be read
-    assert diags.exit_code() == 4 and "cannot read" in diags.items[0].message
+    assert list(Preprocessor("x", diags).lines(str(tmp_path))) == []
+    assert diags.exit_code() == 4
+    assert diags.items[0].message == f"Configuration file '{tmp_path}/' is a directory - skipping"
 
 
 def test_binary_garbage_does_not_raise(tmp_path: Path) -> None:
