@@ -7,8 +7,10 @@ does not stop the next start (keepalived uses OFD locks for the same reasons).""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 
 
 class AlreadyRunning(Exception):
@@ -25,7 +27,17 @@ class PidFile:
     def acquire(self) -> None:
         """Open and lock; AlreadyRunning when another process holds the lock."""
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # O_NOFOLLOW: a symlink planted at the path must not make root truncate its target
+            # (keepalived refuses one too). The OSError's strerror is what the caller prints.
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise OSError(e.errno, "it is a symbolic link: refusing", self.path) from None
+                raise
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise OSError(errno.EINVAL, "it is not a regular file: refusing", self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from watchdog.safefile import write_atomic
+
 
 @dataclass(frozen=True)
 class Spawned:
@@ -133,7 +135,5 @@ class RealSystem:
             os.close(fd)
 
     def write_file(self, path: str, text: str) -> None:
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        # A dump in $TMPDIR (often /tmp): random temporary name, O_EXCL, 0600, renamed.
+        write_atomic(path, text)

@@ -104,27 +104,39 @@ def _owner(spec: NotifyFifo) -> tuple[int, int] | None:
 
 def open_fifo(spec: NotifyFifo, failures: dict[str, str] | None = None) -> _Fifo | None:
     """Create (if missing) and open one FIFO; None, logged, if that cannot be done (and
-    the reason in `failures[path]`, for the child's STATUS=)."""
+    the reason in `failures[path]`, for the child's STATUS=).
+
+    The path may be in a directory others can write to: create with mkfifo (which never
+    follows a symlink), open with O_NOFOLLOW, check the opened file is a FIFO, and chown
+    the open file rather than the path, so nothing planted there is written to or chowned."""
     path = spec.path
     created = False
+    fd = -1
     try:
         try:
-            st = os.stat(path)
-        except FileNotFoundError:
             os.mkfifo(path, FIFO_MODE)
             created = True
-            owner = _owner(spec)
-            if owner is not None:
-                os.chown(path, *owner)
-        else:
-            if not stat.S_ISFIFO(st.st_mode):
+        except FileExistsError:
+            # Refuse before opening: opening a device node can have side effects.
+            if not stat.S_ISFIFO(os.lstat(path).st_mode):
                 log.error("Notify FIFO %s exists and is not a FIFO", path)
                 _note(failures, path, "exists and is not a FIFO")
                 return None
-        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):  # replaced between the lstat and the open
+            os.close(fd)
+            log.error("Notify FIFO %s exists and is not a FIFO", path)
+            _note(failures, path, "exists and is not a FIFO")
+            return None
+        owner = _owner(spec) if created else None
+        if owner is not None:
+            os.fchown(fd, *owner)
     except OSError as e:
         log.error("Unable to open notify FIFO %s - %s (%d)", path, e.strerror, e.errno or 0)
         _note(failures, path, e.strerror or str(e))
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         if created:
             with contextlib.suppress(OSError):
                 os.unlink(path)

@@ -47,6 +47,7 @@ from watchdog.protocol import (
     decode_stream,
     encode,
 )
+from watchdog.safefile import write_atomic
 from watchdog.status import is_condition
 
 log = logging.getLogger(__name__)
@@ -276,16 +277,12 @@ class ChildRuntime:
             return
         if msg.format is DumpKind.DATA:
             body = self._data_header() + body
-        tmp = f"{msg.path}.{os.getpid()}.tmp"
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(body)
-            # rename: a reader never sees a half-written dump (keepalived's JSON dump does the same).
-            os.replace(tmp, msg.path)
+            # A random temporary name (O_EXCL, 0600) renamed over the dump: a symlink planted
+            # in $TMPDIR is never followed, and a reader never sees a half-written dump.
+            write_atomic(msg.path, body)
         except OSError as e:
             log.error("Cannot write the dump %s: %s", msg.path, e.strerror)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
     def _data_header(self) -> str:
         return (
