@@ -266,10 +266,14 @@ class MasterRxLowerPri:
 
 @dataclass(frozen=True)
 class Log:
-    """A log line in keepalived's words; detail: keepalived prints it only with -D (--log-detail)."""
+    """A log line in keepalived's words; detail: keepalived prints it only with -D (--log-detail).
+    key: the kind of a line a received packet triggers ("rx_lower_master" ...); the caller logs
+    those rate-limited per instance and kind, since a flood of adverts would otherwise
+    flood the log. None: always logged (state transitions and what goes with them)."""
 
     text: str
     detail: bool = False
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -338,8 +342,8 @@ class _Step:
         self.now = now
         self.acts: list[Action] = []
 
-    def log(self, text: str, *, detail: bool = False) -> None:
-        self.acts.append(Log(f"({self.p.name}) {text}", detail))
+    def log(self, text: str, *, detail: bool = False, key: str | None = None) -> None:
+        self.acts.append(Log(f"({self.p.name}) {text}", detail, key))
 
     @property
     def priority(self) -> int:
@@ -520,6 +524,7 @@ def _adopt_interval(s: _Step, ev: AdvertIn) -> None:
     s.log(
         f"advertisement interval updated from {_ms(s.m.master_adver_int)}ms to {_ms(ev.adver_int)}ms by master",
         detail=True,
+        key="rx_interval",
     )
     s.m = replace(s.m, master_adver_int=ev.adver_int)
 
@@ -529,7 +534,7 @@ def _backup_rx(s: _Step, ev: AdvertIn) -> None:
     ours = s.priority
     if ev.priority == PRIO_STOP:
         # The master resigned: take over after Skew_Time, the highest-priority backup first.
-        s.log("Backup received priority 0 advertisement", detail=True)
+        s.log("Backup received priority 0 advertisement", detail=True, key="rx_prio0_backup")
         s.m = replace(s.m, down_deadline=s.now + s.skew())
         return
     preempt_delay_running = (
@@ -544,7 +549,7 @@ def _backup_rx(s: _Step, ev: AdvertIn) -> None:
             _track_preempt_delay(s, ev.priority >= ours)
         return
     # Preempt_Mode and a lower priority: discard, and let the down timer run out (preemption).
-    s.log(f"received lower priority ({ev.priority}) advert from {ev.src} - discarding")
+    s.log(f"received lower priority ({ev.priority}) advert from {ev.src} - discarding", key="rx_lower_backup")
     s.m = replace(s.m, master_ip=ev.src)
 
 
@@ -553,11 +558,11 @@ def _track_preempt_delay(s: _Step, master_not_lower: bool) -> None:
     # once a master of our priority or higher is seen.
     if master_not_lower:
         if s.m.preempt_deadline is not None:
-            s.log("stop preempt delay", detail=True)
+            s.log("stop preempt delay", detail=True, key="preempt_delay_stop")
             s.m = replace(s.m, preempt_deadline=None)
     elif s.m.preempt_deadline is None:
         delay = _usec(s.p.preempt_delay)
-        s.log(f"start preempt delay ({delay // _USEC}.{delay % _USEC:06d})", detail=True)
+        s.log(f"start preempt delay ({delay // _USEC}.{delay % _USEC:06d})", detail=True, key="preempt_delay_start")
         s.m = replace(s.m, preempt_deadline=s.now + s.p.preempt_delay)
 
 
@@ -571,17 +576,18 @@ def _master_rx(s: _Step, ev: AdvertIn) -> None:
         s.acts.append(SendAdvert(ours))
         if ev.priority == PRIO_STOP:
             # Another router resigned while we are master: assert ourselves and restart Adver_Timer.
-            s.log("Master received priority 0 message", detail=True)
+            s.log("Master received priority 0 message", detail=True, key="rx_prio0_master")
             s.m = replace(s.m, advert_deadline=s.now + s.p.advert_int)
             return
     if ev.priority == ours:
         if cmp == 0:
-            s.log("WARNING - equal priority advert received from remote host with our IP address.")
+            s.log("WARNING - equal priority advert received from remote host with our IP address.", key="rx_own_ip")
         elif ours == PRIO_OWNER:
             # RFC 5798 section 6.4.3 cannot settle two owners; keepalived demotes itself to 254.
             s.log(
                 "CONFIGURATION ERROR: local instance and a remote instance are both configured as "
-                "address owner, please fix - reducing local priority"
+                "address owner, please fix - reducing local priority",
+                key="rx_owner_conflict",
             )
             s.m = replace(s.m, owner_conflict=True)
             ours = s.priority
@@ -589,13 +595,18 @@ def _master_rx(s: _Step, ev: AdvertIn) -> None:
     if ev.priority < ours or (ev.priority == ours and cmp < 0):
         # RFC 9568 section 6.4.3: answer at once so the lower-priority master gives way quickly.
         suffix = "" if s.p.lower_prio_no_advert else ", forcing new election"
-        s.log(f"Received advert from {ev.src} with lower priority {ev.priority}, ours {ours}{suffix}")
+        s.log(
+            f"Received advert from {ev.src} with lower priority {ev.priority}, ours {ours}{suffix}",
+            key="rx_lower_master",
+        )
         if not s.p.lower_prio_no_advert:
             s.acts.append(SendAdvert(ours))
         s.acts.append(MasterRxLowerPri(ev.src, ev.priority))
         return
     if not wins:
         return  # equal priority from our own address: nothing to decide
+    # Not rate-limited: these explain the transition that follows, and a master leaves at
+    # most once per Master_Down_Interval.
     if ev.priority > ours:
         s.log(f"Master received advert from {ev.src} with higher priority {ev.priority}, ours {ours}")
     else:

@@ -38,7 +38,7 @@ from vrrp_child.tracking import effective_priority
 log = logging.getLogger("pykeepalived_vrrp")
 
 PRIO_STOP = 0
-LOG_EVERY = 60.0  # a repeated receive problem is logged again at most this often (s)
+LOG_EVERY = 60.0  # a line a received packet triggers is logged again at most this often (s)
 
 Item = tuple[IpAddressEntry, str]
 RouteItem = tuple[RouteEntry, str | None]
@@ -115,16 +115,21 @@ class Edges(Protocol):
 
 
 class _RateLimit:
-    """Log a repeated receive problem once, then at most every LOG_EVERY seconds."""
+    """Log a line a received packet triggers (a receive problem, an election message) once
+    per kind, then at most every `every` seconds, saying how many were left out: a flood
+    of adverts must not flood the log. One per instance, so one noisy peer does not hide
+    another instance's lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, every: float = LOG_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
         self.last: dict[str, float] = {}
         self.suppressed: dict[str, int] = {}
 
     def __call__(self, key: str, text: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         last = self.last.get(key)
-        if last is not None and now - last < LOG_EVERY:
+        if last is not None and now - last < self.every:
             self.suppressed[key] = self.suppressed.get(key, 0) + 1
             return
         extra = self.suppressed.pop(key, 0)
@@ -383,11 +388,12 @@ class Instance:
         elif isinstance(action, fsm.WantMaster):
             self.edges.want_master(self)
         elif isinstance(action, fsm.Log):
-            if action.detail:
-                if self.detail:
-                    log.info("%s", action.text)
-            else:
+            if action.detail and not self.detail:
+                return
+            if action.key is None:
                 log.info("%s", action.text)
+            else:
+                self._limit(action.key, action.text)
 
     def send_advert(self, priority: int) -> None:
         if self.socket.unicast:
