@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from checker_child import child as checker_child
 from conf.model import Config
+from conf.vrrp import VrrpInstance
 from vrrp_child import child as vrrp_child
+from vrrp_child import liveness, release
+from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import ChildSetup
 from watchdog.status import is_condition, summary_tail
@@ -39,6 +42,15 @@ class ChildSpec:
     dumps: Mapping[DumpKind, str]  # which dump signals it answers, and the file name in $TMPDIR
     # what systemd's STATUS= says about the child's last reported states
     summary: Callable[[Mapping[str, Json]], str]
+    # Its heartbeat, from the operator's settings and the configuration (the VRRP child's is
+    # bounded by its advert intervals: vrrp_child.liveness).
+    heartbeat: Callable[[HeartbeatSettings, Config], HeartbeatSettings] = lambda base, config: base
+    # What must not outlive the child's adverts: the instances it last reported MASTER ...
+    held: Callable[[Config, Mapping[str, Json]], Sequence[VrrpInstance]] = lambda config, states: ()
+    # ... how long they may stay once the child was last heard (None: nothing held) ...
+    hold: Callable[[Sequence[VrrpInstance]], float | None] = lambda held: None
+    # ... and releasing them (the parent does it when the child cannot; the error lines).
+    release: Callable[[Sequence[VrrpInstance]], list[str]] = lambda held: []
 
 
 def _states(reports: Mapping[str, Json], keep: Callable[[str], bool]) -> Counter[str]:
@@ -88,6 +100,10 @@ VRRP = ChildSpec(
         {DumpKind.DATA: "pykeepalived.data", DumpKind.STATS: "pykeepalived.stats", DumpKind.JSON: "pykeepalived.json"}
     ),
     summary=vrrp_summary,
+    heartbeat=liveness.vrrp_heartbeat,
+    held=liveness.masters,
+    hold=liveness.shortest_hold,
+    release=release.release,
 )
 
 CHECKER = ChildSpec(

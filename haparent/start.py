@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import daemon
@@ -17,7 +18,7 @@ from conf.dump import dumps
 from conf.model import Config
 from haparent.logs import set_titles, setup_logging
 from haparent.notify import Notifier
-from haparent.pidfile import AlreadyRunning, PidFile
+from haparent.pidfile import AlreadyRunning, PidFile, read_pid
 from haparent.respawn import RespawnPolicy
 from haparent.specs import PARENT_COMM, PARENT_IDENT, SPECS, ChildSpec, Role
 from haparent.supervisor import SIGJSON, Supervisor, log_diagnostics
@@ -34,24 +35,54 @@ log = logging.getLogger("pykeepalived")
 # keepalived's exit codes (enum exit_code).
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
+OLD_CHILD_WAIT = 5.0  # s: how long a new daemon waits for an orphaned child of an old one
 
 
-def lock_pidfiles(opts: Options) -> tuple[PidFile, dict[Role, PidFile]]:
+class OldChildRunning(AlreadyRunning):
+    """A child of an earlier daemon still holds its pidfile (its parent died: SIGKILL, the
+    OOM killer): two generations must never act on the same instances."""
+
+    def __init__(self, spec: ChildSpec, path: str, pid: int | None) -> None:
+        who = f"pid {pid}" if pid is not None else f"the holder of {path}"
+        super().__init__(path)
+        self.args = (
+            f"the {spec.name} process of an earlier pykeepalived ({who}) is still running; "
+            f"it stops by itself once it runs again (a stopped one: kill -CONT or kill -9 it)",
+        )
+
+
+def lock_pidfiles(opts: Options, wait: float = OLD_CHILD_WAIT) -> tuple[PidFile, dict[Role, PidFile]]:
     """Lock every pidfile before anything starts (keepalived_running): one held lock means
-    another daemon runs with these files."""
+    another daemon runs with these files. Each child keeps its own pidfile's lock for as long
+    as it lives, so a child whose parent died also holds its file: wait `wait` seconds for it
+    to notice and stop (it does within a second or two), then refuse, naming it."""
     main = PidFile(opts.pid_file)
     children = {spec.role: PidFile(spec.pidfile(opts)) for spec in SPECS}
     taken: list[PidFile] = []
     try:
-        for pidfile in (main, *children.values()):
-            pidfile.acquire()
-            taken.append(pidfile)
+        main.acquire()
+        taken.append(main)
+        for spec in SPECS:
+            _acquire_child(spec, children[spec.role], wait)
+            taken.append(children[spec.role])
     except BaseException:
         for pidfile in taken:
             if pidfile.fd is not None:  # unlocked, not removed: the file is the other daemon's
                 os.close(pidfile.fd)
         raise
     return main, children
+
+
+def _acquire_child(spec: ChildSpec, pidfile: PidFile, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            pidfile.acquire()
+            return
+        except AlreadyRunning:
+            if time.monotonic() >= deadline:
+                raise OldChildRunning(spec, pidfile.path, read_pid(pidfile.path)) from None
+        time.sleep(0.1)
 
 
 def daemonize(opts: Options, keep: list[int]) -> None:

@@ -15,6 +15,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +26,7 @@ from haparent.respawn import Decision, Exit, RespawnPolicy, decide
 from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
 from haparent.system import ChildMain, System
 from haparent.version import VERSION
+from vrrp_child.liveness import RELEASED
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
 from watchdog.payload import pack, unpack
 from watchdog.protocol import (
@@ -56,6 +58,7 @@ log = logging.getLogger("pykeepalived")
 
 SIGJSON = signal.SIGRTMIN + 2  # keepalived's SIGJSON
 DEFAULT_CHILD_WAIT_TIME = 5.0  # global_defs child_wait_time default (keepalived.conf(5))
+LOAD_TIMEOUT = 120.0  # a configuration that takes longer to read is given up (the old one stays)
 MAX_WAIT = 10.0  # a safety net: signals (wakeup pipe), child messages and deadlines wake the loop sooner
 STATUS_MAX = 400  # systemctl status shows one line; keep STATUS= readable
 
@@ -71,6 +74,10 @@ class Phase(enum.Enum):
 
 
 class PidWriter(Protocol):
+    # The locked file: each child keeps it open (and so the lock held) for as long as it
+    # lives, so no new daemon starts beside a child of an old one.
+    fd: int | None
+
     def write(self, pid: int | None) -> None: ...
 
 
@@ -90,6 +97,10 @@ class Child:
     killed: bool = False  # SIGKILL sent; waiting for the reap
     awaiting: type[Message] | None = None  # Ready or Reloaded: what READY=1 waits for
     last_state: dict[str, Json] = field(default_factory=dict)
+    heartbeat: HeartbeatSettings | None = None  # this child's, for the current configuration
+    # When it last proved that it works for what it holds (a heartbeat's own time while
+    # running or stopping, or its `ready`): survives the child, for the hold rule.
+    heard_at: float = 0.0
 
 
 Loader = Callable[[str], LoadResult]
@@ -137,12 +148,15 @@ class Supervisor:
         self.signals: deque[int] = deque()
         self.starting = True  # until every child said ready once: then "Startup complete"
         self.reloading = False
+        self.loading: Future[LoadResult] | None = None  # a reload's configuration being read
+        self.load_started = 0.0
         self.reload_queued = False
         self.reload_started = 0.0
         self.reloads = 0
         self.last_reload_error: str | None = None
         self.stopping = False
         self.stop_deadline = 0.0
+        self.stop_reason: str | None = None  # a permanent error that stops the daemon
         self.exit_status = 0  # what the daemon will exit with once its children are gone
         self.exit_code: int | None = None
         self.last_status = ""
@@ -159,7 +173,7 @@ class Supervisor:
         if self.busy:
             # keepalived queues a reload that arrives while children still load.
             if not self.reload_queued:
-                log.info("Reload requested while %s: queued", "reloading" if self.reloading else "starting")
+                log.info("Reload requested while %s: queued", "starting" if self.starting else "reloading")
             self.reload_queued = True
             return
         self.start_reload()
@@ -204,8 +218,10 @@ class Supervisor:
             self.read_child(fd)
         while self.signals:
             getattr(self, "handle_" + self.SIGNALS[self.signals.popleft()])()
+        self.finish_load()
         self.reap()
         self.check_children()
+        self.check_holds()
         self.converge()
         self.check_stop()
         self.ping_watchdog()
@@ -217,6 +233,11 @@ class Supervisor:
             if child.monitor is not None and child.pid is not None and not self.stopping:
                 deadlines.append(child.monitor.deadline())
             deadlines.extend(t for t in (child.respawn_at, child.kill_at) if t is not None)
+            hold = self.hold_deadline(child)
+            if hold is not None:
+                deadlines.append(hold)
+        if self.loading is not None:
+            deadlines.append(self.load_started + LOAD_TIMEOUT)
         if self.notifier.watchdog_interval is not None:
             deadlines.append(self.next_watchdog)
         return max(0.0, min(deadlines) - now)
@@ -255,12 +276,15 @@ class Supervisor:
     def spawn(self, child: Child) -> None:
         spec = child.spec
         close = [fd for c in self.children.values() for fd in (c.read_fd, c.write_fd) if fd is not None]
-        spawned = self.system.spawn(self._child_main(spec), [*close, *self.fds_to_close])
+        own_lock = self.pidfiles[spec.role].fd
+        close += [fd for fd in self.fds_to_close if fd != own_lock]
+        child.heartbeat = spec.heartbeat(self.heartbeat, self.config)
+        spawned = self.system.spawn(self._child_main(spec), close)
         now = self.system.monotonic()
         child.pid, child.read_fd, child.write_fd = spawned.pid, spawned.read_fd, spawned.write_fd
         child.reader = LineReader()
         child.started_at = now
-        child.monitor = HeartbeatMonitor(self.heartbeat.timeout, now)
+        child.monitor = HeartbeatMonitor(child.heartbeat.timeout, now)
         child.respawn_at = child.kill_at = None
         child.killed = False
         child.awaiting = Ready
@@ -287,6 +311,7 @@ class Supervisor:
                 config_id=self.opts.config_id,
                 all_config=self.opts.all_config,
                 heartbeat=self.heartbeat,
+                heartbeat_for=spec.heartbeat,
                 read_fd=read_fd,
                 write_fd=write_fd,
                 version=VERSION,
@@ -329,13 +354,27 @@ class Supervisor:
         messages, errors = decode_stream(child.reader, data, Direction.UP)
         for error in errors:
             log.error("Bad message from %s process(%s) ignored: %s", child.spec.name, child.pid, error)
-        if child.monitor is not None:
-            child.monitor.seen(self.system.monotonic())
         for msg in messages:
             self.on_message(child, msg)
 
+    def drain(self, child: Child) -> None:
+        """Read what the child wrote while the parent was busy, before judging it."""
+        for _ in range(64):  # a bounded amount per pass: a flooding child cannot hold the loop
+            if child.read_fd is None or not self.system.readable(child.read_fd):
+                return
+            self.read_child(child.read_fd)
+
     def on_message(self, child: Child, msg: Message) -> None:
         if isinstance(msg, Heartbeat):
+            # Alive when the child wrote it, on the shared CLOCK_MONOTONIC: a parent that was
+            # busy (a reload of a huge file, a stop signal) reads old heartbeats that still
+            # prove the child was fine then.
+            now = self.system.monotonic()
+            at = min(msg.time, now)
+            if child.monitor is not None:
+                child.monitor.seen(at)
+            if child.phase in (Phase.RUNNING, Phase.STOPPING):
+                child.heard_at = max(child.heard_at, at)
             return
         if isinstance(msg, Hello):
             if msg.pid != child.pid:
@@ -343,32 +382,44 @@ class Supervisor:
         elif isinstance(msg, Ready):
             if child.phase is Phase.STARTING:
                 self._set_phase(child, Phase.RUNNING)
+                child.heard_at = self.system.monotonic()  # its instances run (resumed MASTERs advertise)
+                if child.monitor is not None:
+                    child.monitor.seen(child.heard_at)
             if child.awaiting is Ready:
                 child.awaiting = None
         elif isinstance(msg, Reloaded):
-            if not msg.ok:
+            if msg.ok:
+                # the child beats for the new configuration now (its advert intervals)
+                child.heartbeat = child.spec.heartbeat(self.heartbeat, self.config)
+                if child.monitor is not None:
+                    child.monitor.timeout = child.heartbeat.timeout
+            else:
                 self.last_reload_error = f"{child.spec.name}: {msg.error}"
                 log.error("%s process(%s) could not reload: %s", child.spec.name, child.pid, msg.error)
             if child.awaiting is Reloaded:
                 child.awaiting = None
         elif isinstance(msg, State):
-            self.merge_state(child, msg)
+            changes = self.merge_state(child, msg)
+            if child.spec.held(self.config, changes):
+                # it reports holding these now (became or resumed MASTER): it advertises them
+                child.heard_at = self.system.monotonic()
         elif isinstance(msg, Bye):
             log.debug("%s process(%s) says bye: %s", child.spec.name, child.pid, msg.reason)
         self.check_settled()
         self.update_status()
 
-    def merge_state(self, child: Child, msg: State) -> None:
+    def merge_state(self, child: Child, msg: State) -> dict[str, Json]:
         try:
             changes = unpack(msg)
         except ProtocolError as e:
             log.error("%s", e)
-            return
+            return {}
         for key, value in changes.items():
             if value is None:
                 child.last_state.pop(key, None)
             else:
                 child.last_state[key] = value
+        return changes
 
     def reap(self) -> None:
         for pid, status in self.system.reap():
@@ -390,6 +441,9 @@ class Supervisor:
         if self.stopping or phase is Phase.STOPPING:
             log.info("%s process(%s) stopped (%s)", child.spec.name, pid, ended)
             self._set_phase(child, Phase.STOPPED)
+            # One that was killed, or died, before it could release what it held.
+            if not self.opts.dont_release_vrrp:
+                self.release_held(child, "stopped without releasing")
         else:
             self.apply(child, pid, decide(self.policy, ended, ran_for, child.quick_deaths), ended, now)
         self.check_settled()
@@ -400,6 +454,7 @@ class Supervisor:
         if not d.respawn:
             self._set_phase(child, Phase.STOPPED)
             if d.permanent is not None:
+                self.stop_reason = f"{name} exited with permanent error {d.permanent}"
                 log.error("%s process(%s) exited with permanent error %s. Terminating", name, pid, d.permanent)
                 if d.errno is not None:
                     self.notifier.errno(d.errno, f"{name} exited with permanent error {d.permanent}")
@@ -426,13 +481,59 @@ class Supervisor:
                 log.warning("%s process(%s) failed to die - forcing termination", child.spec.name, child.pid)
                 self.kill(child)
             elif not self.stopping and child.monitor is not None and child.monitor.hung(now):
+                self.drain(child)  # what it wrote while we were busy counts
+                if not child.monitor.hung(now):
+                    continue
                 log.error(
-                    "%s process(%s) hung: no heartbeat for %.1f s - killing it",
+                    "%s process(%s) hung: no heartbeat for %.2f s - killing it",
                     child.spec.name,
                     child.pid,
                     child.monitor.silence(now),
                 )
                 self.kill(child)
+                # Its hang timeout is within the peers' Master_Down_Interval: they take over
+                # soon, so what it held goes now, successor or not (vrrp_child.liveness).
+                self.release_held(child, "hung")
+
+    # the hold rule: never keep what is not advertised (vrrp_child.liveness) ---------------
+
+    def hold_deadline(self, child: Child) -> float | None:
+        """When what the child last reported holding must be gone, unless it is heard again."""
+        held = child.spec.held(self.config, child.last_state)
+        hold = child.spec.hold(held) if held else None
+        return None if hold is None else child.heard_at + hold
+
+    def check_holds(self) -> None:
+        """A dead child in its respawn backoff, or a successor that did not resume in time:
+        release before the peers' timers fire. A successor still starting then is killed
+        first, so that no two generations act on the same instances."""
+        now = self.system.monotonic()
+        for child in self.children.values():
+            deadline = self.hold_deadline(child)
+            if deadline is None or now < deadline:
+                continue
+            if child.pid is not None and not child.killed:
+                log.error(
+                    "%s process(%s) did not take over in time (%.2f s without adverts) - killing it",
+                    child.spec.name,
+                    child.pid,
+                    now - child.heard_at,
+                )
+                self.kill(child)
+            self.release_held(child, f"{child.spec.name} process not running")
+
+    def release_held(self, child: Child, why: str) -> None:
+        held = child.spec.held(self.config, child.last_state)
+        if not held:
+            return
+        for inst in held:
+            log.warning("(%s) %s: removing VIPs (peers take over)", inst.name, why)
+        for line in child.spec.release(held):
+            log.error("%s", line)
+        for inst in held:
+            state = child.last_state.get(inst.name)
+            child.last_state[inst.name] = {**(state if isinstance(state, dict) else {}), "state": RELEASED}
+        self.update_status()
 
     def kill(self, child: Child) -> None:
         if child.pid is not None:
@@ -443,7 +544,7 @@ class Supervisor:
 
     @property
     def busy(self) -> bool:
-        return self.starting or self.reloading
+        return self.starting or self.reloading or self.loading is not None
 
     def check_settled(self) -> None:
         """READY=1 once every child has answered: keepalived's "Startup complete" and
@@ -471,19 +572,50 @@ class Supervisor:
             self.start_reload()
 
     def start_reload(self) -> None:
+        """Read the configuration off the loop (a large file takes seconds): heartbeats,
+        signals, respawns and the hold rule go on meanwhile; `finish_load` takes the result."""
         log.info("Reloading pykeepalived v%s", VERSION)
-        self.reload_started = self.system.monotonic()
-        result = self.loader(self.opts.config_file)
+        self.reload_started = self.load_started = self.system.monotonic()
+        path = self.opts.config_file
+        self.loading = self.system.background(lambda: self.loader(path))
+        self.finish_load()
+
+    def finish_load(self) -> None:
+        if self.loading is None:
+            return
+        if not self.loading.done():
+            if self.system.monotonic() - self.load_started > LOAD_TIMEOUT:
+                self.loading = None  # the reader thread is left to finish on its own
+                self.load_failed(f"reading {self.opts.config_file} took more than {LOAD_TIMEOUT:g} s")
+            return
+        future, self.loading = self.loading, None
+        if self.stopping:
+            return
+        try:
+            result = future.result()
+        except Exception as e:  # the loader reports problems as diagnostics; this is a bug
+            log.exception("Reading the configuration failed")
+            self.load_failed(f"cannot read {self.opts.config_file}: {type(e).__name__}: {e}")
+            return
         errors = log_diagnostics(result)
         if not result.ok or result.config is None:
             first = errors[0] if errors else f"cannot read {self.opts.config_file}"
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            self.last_reload_error = f"{first}{more}"
-            log.error("Reload failed: the new configuration has errors; still running the previous one")
-            self.update_status()
+            self.load_failed(f"{first}{more}")
             return
+        self.apply_reload(result.config)
+
+    def load_failed(self, error: str) -> None:
+        self.last_reload_error = error
+        log.error("Reload failed: %s; still running the previous configuration", error)
+        self.update_status()
+        if self.reload_queued:
+            self.reload_queued = False
+            self.start_reload()
+
+    def apply_reload(self, config: Config) -> None:
         self.last_reload_error = None
-        self.config = result.config
+        self.config = config
         self.reloading = True
         self.notifier.reloading(self.status_text())
         want = self.wanted_roles()
@@ -525,6 +657,9 @@ class Supervisor:
             else:
                 child.respawn_at = None
                 self._set_phase(child, Phase.STOPPED)
+                # dead, waiting for its respawn: nobody else would remove its VIPs
+                if not self.opts.dont_release_vrrp:
+                    self.release_held(child, "stopping")
 
     def check_stop(self) -> None:
         if self.stopping and all(c.pid is None for c in self.children.values()):
@@ -559,7 +694,9 @@ class Supervisor:
             if summary:
                 text += f" ({summary})"
             parts.append(text)
-        if len(parts) == 1:
+        if self.stop_reason is not None:
+            parts.append(self.stop_reason)  # why it stops stays visible to the end
+        elif len(parts) == 1 and not self.stopping:
             parts.append("no child process (no configuration to run)")
         if self.last_reload_error:
             parts.append(f"last reload failed: {self.last_reload_error}")

@@ -9,10 +9,12 @@ import errno
 import os
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from watchdog.safefile import write_atomic
 
@@ -25,6 +27,7 @@ class Spawned:
 
 
 ChildMain = Callable[[int, int], int]  # (read_fd, write_fd) in the child -> exit code
+T = TypeVar("T")
 
 
 class System(Protocol):
@@ -39,6 +42,10 @@ class System(Protocol):
     def wait(self, fds: Sequence[int], timeout: float) -> list[int]: ...
 
     def read(self, fd: int) -> bytes | None: ...
+
+    def readable(self, fd: int) -> bool: ...
+
+    def background(self, work: Callable[[], T]) -> Future[T]: ...
 
     def write(self, fd: int, data: bytes) -> bool: ...
 
@@ -123,6 +130,30 @@ class RealSystem:
             if e.errno in (errno.EBADF, errno.EIO):
                 return b""
             raise
+
+    def readable(self, fd: int) -> bool:
+        try:
+            ready, _, _ = select.select([fd], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
+
+    def background(self, work: Callable[[], T]) -> Future[T]:
+        """Run `work` in a thread of its own; `wait` returns when it is done. A thread, not a
+        process: the parent forks children meanwhile, and the work (the config parser) is
+        pure Python that takes no lock a forked child could inherit held."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(work())
+            except BaseException as e:  # handed to the loop, which reports it
+                future.set_exception(e)
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"\0")
+
+        threading.Thread(target=run, name="pykeepalived-load", daemon=True).start()
+        return future
 
     def write(self, fd: int, data: bytes) -> bool:
         try:

@@ -22,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from conf.addresses import IpAddressEntry
-from conf.routes import RouteEntry
 from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
 from conf.vrrp import VrrpInstance
-from vrrp_child import fsm, packet
+from vrrp_child import fsm, holdings, packet
 from vrrp_child.arp import announcement
+from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.packet import Advert, DropReason, PacketError
 from vrrp_child.receive import Expect, check
 from vrrp_child.sockets import Received, VrrpSocket
@@ -40,15 +39,11 @@ log = logging.getLogger("pykeepalived_vrrp")
 PRIO_STOP = 0
 LOG_EVERY = 60.0  # a line a received packet triggers is logged again at most this often (s)
 
-Item = tuple[IpAddressEntry, str]
-RouteItem = tuple[RouteEntry, str | None]
 
 # Fault sources (set_faults); the sync group's is not the member's own fault.
 FAULT_INTERFACE = "interface"
 FAULT_TRACKERS = "trackers"
 FAULT_GROUP = "group"
-# Route types that have no output device (ip-route(8) blackhole, unreachable, ...).
-_DEVLESS_ROUTE_TYPES = frozenset({"blackhole", "unreachable", "prohibit", "throw"})
 
 
 @dataclass
@@ -189,19 +184,14 @@ class Instance:
     def state(self) -> fsm.State:
         return self.machine.state
 
-    def vip_items(self, conf: VrrpInstance | None = None) -> list[Item]:
-        """virtual_ipaddress and virtual_ipaddress_excluded, each on its interface."""
-        c = conf or self.conf
-        return [(e, e.dev or self.ifname) for e in (*c.virtual_ipaddress, *c.virtual_ipaddress_excluded)]
+    def vip_items(self) -> list[Item]:
+        return holdings.vip_items(self.conf, self.ifname)
 
-    def route_items(self, conf: VrrpInstance | None = None) -> list[RouteItem]:
-        """virtual_routes, on the instance's interface when they name none (keepalived), except
-        the route types that have no device."""
-        c = conf or self.conf
-        return [(r, r.dev or (None if r.type in _DEVLESS_ROUTE_TYPES else self.ifname)) for r in c.virtual_routes]
+    def route_items(self) -> list[RouteItem]:
+        return holdings.route_items(self.conf, self.ifname)
 
-    def rule_items(self, conf: VrrpInstance | None = None) -> list[RuleEntry]:
-        return list((conf or self.conf).virtual_rules)
+    def rule_items(self) -> list[RuleEntry]:
+        return holdings.rule_items(self.conf)
 
     def _params(self, conf: VrrpInstance) -> fsm.Params:
         prio = effective_priority(conf.effective_priority, self.priority_delta)

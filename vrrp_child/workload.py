@@ -32,7 +32,8 @@ from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child import channels, fsm
 from vrrp_child.arp import FrameSender, ipv6_forwarding
-from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance, Item, RouteItem
+from vrrp_child.holdings import Item, RouteItem
+from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
 from vrrp_child.pacing import Intervals, Pacer

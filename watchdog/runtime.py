@@ -105,13 +105,15 @@ class ChildSetup:
     config_file: str
     config_id: str
     all_config: bool
-    heartbeat: HeartbeatSettings
+    heartbeat: HeartbeatSettings  # the operator's (--heartbeat-interval/--heartbeat-timeout)
     read_fd: int  # parent -> child
     write_fd: int  # child -> parent
     version: str = ""
     dont_release_vrrp: bool = False  # -V: keep VIPs and routes on stop
     dont_release_ipvs: bool = False  # -I: keep the IPVS table on stop
     release_vips: bool = False  # -X
+    # This child's heartbeat for a configuration (the parent's spec computes the same one).
+    heartbeat_for: Callable[[HeartbeatSettings, Config], HeartbeatSettings] = lambda base, config: base
 
 
 @dataclass
@@ -160,6 +162,7 @@ class ChildRuntime:
         self.setup = setup
         self.workload = workload
         self.config = setup.config
+        self.heartbeat = setup.heartbeat_for(setup.heartbeat, setup.config)
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.stopping = asyncio.Event()
         self.stop_reason = ""
@@ -214,7 +217,7 @@ class ChildRuntime:
         while True:
             self.seq += 1
             self.send(Heartbeat(self.seq, self.loop.time()))
-            await asyncio.sleep(self.setup.heartbeat.interval)
+            await asyncio.sleep(self.heartbeat.interval)
 
     async def _first_message(self) -> Message | None:
         """The parent sends `resume` right after fork; wait for it a bounded time so a
@@ -266,6 +269,8 @@ class ChildRuntime:
             self.send(Reloaded(False, f"{type(e).__name__}: {e}"))
             return
         self.config = result.config
+        # the parent takes the new deadline when it reads `reloaded`
+        self.heartbeat = self.setup.heartbeat_for(self.setup.heartbeat, result.config)
         self.reloads += 1
         self.send(Reloaded(True))
 

@@ -213,3 +213,26 @@ def test_a_bad_config_starts_nothing(daemon: MakeDaemon) -> None:
     r = subprocess.run(d.command("-n"), env=d.env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "include cycle" in r.stderr
     assert not d.pidfiles["parent"].exists()
+
+
+def test_a_slow_reload_does_not_kill_healthy_children(daemon: MakeDaemon) -> None:
+    """The parent reads a reload's configuration in a thread: a file that takes seconds to
+    parse (it made the parent SIGKILL both healthy children before) leaves them running."""
+    d = daemon().start()
+    parent, vrrp, checker = running(d)
+    # 90,000 excluded addresses on an instance whose interface does not exist (it never
+    # holds them): seconds of parsing for the parent and for each child.
+    addresses = "".join(f"        198.18.{i >> 8}.{i & 255}/32\n" for i in range(90_000))
+    big = (
+        "vrrp_instance VI_BIG {\n    interface pk-none0\n    virtual_router_id 77\n    priority 100\n"
+        "    virtual_ipaddress {\n        192.0.2.77/24\n    }\n"
+        f"    virtual_ipaddress_excluded {{\n{addresses}    }}\n}}\n"
+    )
+    d.config.write_text(d.config.read_text() + big)
+    started = time.monotonic()
+    d.signal(signal.SIGHUP)
+    d.notify.wait_kinds(["READY", "RELOADING", "READY"], timeout=60)
+    took = time.monotonic() - started
+    print(f"\nreload of {len(big) >> 20} MB / 90,000 addresses: {took:.1f} s, heartbeat timeout 1 s")
+    assert (d.pid("parent"), d.pid("vrrp"), d.pid("checker")) == (parent, vrrp, checker)
+    assert "hung" not in d.log_text()

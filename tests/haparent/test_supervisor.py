@@ -6,7 +6,8 @@ from __future__ import annotations
 import dataclasses
 import signal
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -15,14 +16,16 @@ import conf
 from conf import LoadResult
 from conf.diagnostics import Diagnostics
 from conf.model import Config
+from conf.vrrp import VrrpInstance
 from haparent.cli import Options
 from haparent.notify import Notifier
 from haparent.respawn import RespawnPolicy
 from haparent.specs import Role
-from haparent.supervisor import SIGJSON, Phase, Supervisor
-from haparent.system import ChildMain, Spawned
+from haparent.supervisor import LOAD_TIMEOUT, SIGJSON, Phase, Supervisor
+from haparent.system import ChildMain, Spawned, T
 from tests.haparent.daemon_util import CHECKER_ONLY as CHECKER_ONLY_TEXT
 from tests.haparent.daemon_util import CONFIG
+from vrrp_child.liveness import hold_time, vrrp_heartbeat
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import (
     Direction,
@@ -68,6 +71,8 @@ class FakeSystem:
         self.closed: list[int] = []
         self.files: dict[str, str] = {}
         self.full: set[int] = set()
+        self.deferred = False
+        self.unfinished: list[Callable[[], None]] = []
 
     def monotonic(self) -> float:
         return self.now
@@ -92,6 +97,24 @@ class FakeSystem:
 
     def read(self, fd: int) -> bytes | None:
         return self.pending.pop(fd, None)
+
+    def readable(self, fd: int) -> bool:
+        return fd in self.pending
+
+    def background(self, work: Callable[[], T]) -> Future[T]:
+        """At once, or (deferred) when the test calls `finish`: the real one runs `work` in a
+        thread and wakes the loop when done."""
+        future: Future[T] = Future()
+        if self.deferred:
+            self.unfinished.append(lambda: future.set_result(work()))
+        else:
+            future.set_result(work())
+        return future
+
+    def finish(self) -> None:
+        for done in self.unfinished:
+            done()
+        self.unfinished.clear()
 
     def write(self, fd: int, data: bytes) -> bool:
         if fd in self.full:
@@ -125,6 +148,8 @@ class RecordingNotifier(Notifier):
 
 
 class Pids:
+    fd: int | None = None
+
     def __init__(self) -> None:
         self.pid: int | None = None
         self.writes: list[int | None] = []
@@ -166,6 +191,10 @@ class Harness:
         """The child writes to its pipe; one pass of the loop reads it."""
         self.sys.pending[self.pid(role) * 10] = b"".join(encode(m) for m in msgs)
         self.sup.step()
+
+    def beat(self, role: Role, at: float | None = None) -> None:
+        """A heartbeat the child wrote at `at` (now by default) on the shared monotonic clock."""
+        self.say(role, Heartbeat(1, self.sys.now if at is None else at))
 
     def sent(self, role: Role) -> list[Message]:
         return self.sys.sent[self.pid(role) * 10 + 1]
@@ -317,7 +346,7 @@ def test_respawn_backoff_is_applied_to_quick_deaths() -> None:
     h.say(Role.VRRP, Ready())
     h.advance(61)  # a long run forgets the backoff
     h.sys.dead.append((third, 0))
-    h.say(Role.CHECKER, Heartbeat(1, 0.0))
+    h.beat(Role.CHECKER)
     assert h.pid(Role.VRRP) not in (first, second, third)
 
 
@@ -369,7 +398,7 @@ def test_a_silent_child_is_killed_after_the_timeout_and_respawned() -> None:
     vrrp = h.pid(Role.VRRP)
     for _ in range(5):  # the checker keeps talking; the VRRP child does not
         h.sys.now += 0.7
-        h.say(Role.CHECKER, Heartbeat(1, 0.0))
+        h.beat(Role.CHECKER)
     assert (vrrp, signal.SIGKILL) in h.sys.kills
     h.sup.step()  # the reap (SIGCHLD wakes the loop)
     assert h.pid(Role.VRRP) != vrrp
@@ -479,3 +508,188 @@ def test_status_counts_instances_and_real_servers_not_groups() -> None:
     text = h.sup.status_text()
     assert "vrrp running pid 101 (2 MASTER)" in text
     assert "(1/2 real servers up, 1 virtual servers below quorum)" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# The hold rule (vrrp_child.liveness): never keep VIPs that nobody advertises
+
+
+class Released:
+    """Stands in for the VRRP spec's release (netlink): records what the parent released."""
+
+    def __init__(self, h: Harness) -> None:
+        self.calls: list[tuple[float, list[str]]] = []
+        child = h.sup.children[Role.VRRP]
+        child.spec = dataclasses.replace(child.spec, release=self.release)
+        self.h = h
+
+    def release(self, held: Sequence[VrrpInstance]) -> list[str]:
+        self.calls.append((self.h.sys.now, [i.name for i in held]))
+        return []
+
+
+def resume(h: Harness) -> None:
+    """A successor resumes the instance as MASTER and says ready."""
+    h.say(Role.VRRP, State(data={"VI_1": {"state": "MASTER", "priority": 100}}), Ready())
+
+
+def master_harness(policy: RespawnPolicy | None = None) -> tuple[Harness, Released]:
+    h = Harness(VRRP_ONLY, policy=policy)
+    released = Released(h)
+    h.sup.start()
+    h.all_ready()
+    h.say(Role.VRRP, State(data={"VI_1": {"state": "MASTER", "priority": 100}}))
+    return h, released
+
+
+HOLD = hold_time(VRRP_ONLY.vrrp_instance["VI_1"])  # advert_int 1, v2: 1.9 s
+
+
+def test_the_vrrp_heartbeat_follows_the_advert_interval() -> None:
+    h = Harness(VRRP_ONLY)
+    h.sup.start()
+    child = h.sup.children[Role.VRRP]
+    assert child.heartbeat == vrrp_heartbeat(HeartbeatSettings(1.0, 3.0), VRRP_ONLY)
+    assert child.heartbeat is not None and child.heartbeat.timeout == pytest.approx(HOLD)
+    assert child.heartbeat.interval == pytest.approx(HOLD / 4)
+
+
+def test_a_quick_respawn_that_resumes_in_time_keeps_the_vips() -> None:
+    h, released = master_harness()
+    first = h.pid(Role.VRRP)
+    h.sys.dead.append((first, signal.SIGKILL))
+    h.advance(0.1)
+    assert h.pid(Role.VRRP) != first  # the first quick death respawns at once
+    assert h.sent(Role.VRRP)[0] == Resume(data={"VI_1": {"state": "MASTER", "priority": 100}})
+    resume(h)
+    for _ in range(10):
+        h.sys.now += HOLD / 4
+        h.beat(Role.VRRP)
+    assert released.calls == [] and not h.sys.kills
+
+
+def test_a_child_dead_in_its_backoff_loses_the_vips_before_the_peers_take_over() -> None:
+    h, released = master_harness()
+    # Quick deaths respawn at once, then after 1 s, then after 2 s: longer than the hold.
+    for wait in (0.1, 1.1):
+        h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+        h.sup.step()  # the reap
+        h.advance(wait)
+        resume(h)
+    h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+    h.sup.step()
+    child = h.sup.children[Role.VRRP]
+    assert child.phase is Phase.BACKOFF and child.respawn_at is not None
+    deadline = child.heard_at + HOLD
+    assert child.respawn_at > deadline
+    assert h.sup.next_timeout() <= deadline - h.sys.now  # the loop wakes for it
+    h.sys.now = deadline - 0.01
+    h.sup.step()
+    assert released.calls == []
+    h.sys.now = deadline
+    h.sup.step()
+    assert released.calls == [(deadline, ["VI_1"])]
+    assert "vrrp backoff (1 RELEASED)" in h.sup.status_text()
+    h.advance(2.0)  # the successor is told: it starts the instance as BACKUP, not MASTER
+    assert h.sent(Role.VRRP)[0] == Resume(data={"VI_1": {"state": "RELEASED", "priority": 100}})
+
+
+def test_a_successor_too_slow_to_resume_is_killed_and_the_vips_released() -> None:
+    h, released = master_harness()
+    first = h.pid(Role.VRRP)
+    h.sys.dead.append((first, signal.SIGKILL))
+    h.advance(0.1)
+    second = h.pid(Role.VRRP)
+    h.beat(Role.VRRP)  # alive, but it has not resumed the instance (no ready, no MASTER)
+    h.sys.now += HOLD
+    h.sup.step()
+    assert (second, signal.SIGKILL) in h.sys.kills
+    assert [names for _, names in released.calls] == [["VI_1"]]
+
+
+def test_a_hung_child_is_killed_and_its_vips_released_at_once() -> None:
+    h, released = master_harness()
+    vrrp = h.pid(Role.VRRP)
+    h.sys.now += HOLD + 0.01
+    h.sup.step()
+    assert (vrrp, signal.SIGKILL) in h.sys.kills
+    assert [names for _, names in released.calls] == [["VI_1"]]
+
+
+def test_old_heartbeats_read_late_still_count() -> None:
+    """A parent that was busy (SIGSTOPped, swapping) reads heartbeats written meanwhile: the time
+    the child wrote them counts, not the time the parent read them."""
+    h, released = master_harness()
+    vrrp = h.pid(Role.VRRP)
+    start = h.sys.now
+    h.sys.now += 5.0  # the parent did not run for 5 s; the child beat all along
+    h.sys.pending[vrrp * 10] = b"".join(encode(Heartbeat(n, start + n * 0.4)) for n in range(1, 13))
+    h.sup.step()
+    assert (vrrp, signal.SIGKILL) not in h.sys.kills and released.calls == []
+
+
+def test_a_heartbeat_written_long_ago_does_not_hide_a_hang() -> None:
+    h, released = master_harness()
+    vrrp = h.pid(Role.VRRP)
+    start = h.sys.now
+    h.sys.now += 5.0
+    h.sys.pending[vrrp * 10] = encode(Heartbeat(1, start + 0.4))  # then it hung
+    h.sup.step()
+    assert (vrrp, signal.SIGKILL) in h.sys.kills and released.calls
+
+
+def test_sigterm_while_the_child_waits_for_its_respawn_releases_the_vips() -> None:
+    h, released = master_harness()
+    h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+    h.advance(0.05)
+    resume(h)
+    h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+    h.advance(0.05)
+    assert h.sup.children[Role.VRRP].phase is Phase.BACKOFF and released.calls == []
+    h.signal(signal.SIGTERM)
+    assert [names for _, names in released.calls] == [["VI_1"]]
+    assert h.sup.exit_code == 0
+
+
+def test_dont_release_vrrp_keeps_the_vips_at_stop() -> None:
+    h = Harness(VRRP_ONLY, opts=Options(config_file="/k.conf", dont_release_vrrp=True))
+    released = Released(h)
+    h.sup.start()
+    h.all_ready()
+    h.say(Role.VRRP, State(data={"VI_1": {"state": "MASTER", "priority": 100}}))
+    h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+    h.sup.step()
+    h.sys.dead.append((h.pid(Role.VRRP), signal.SIGKILL))
+    h.sup.step()
+    h.signal(signal.SIGTERM)
+    assert released.calls == []
+
+
+def test_a_reload_read_in_the_background_keeps_the_loop_serving() -> None:
+    h = Harness()
+    h.sys.deferred = True
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGHUP)
+    assert h.sup.loading is not None and h.sup.busy
+    for _ in range(10):  # 5 s of reading: the children beat and are heard
+        h.sys.now += 0.5
+        h.beat(Role.VRRP)
+        h.beat(Role.CHECKER)
+    assert not h.sys.kills
+    h.sys.finish()
+    h.sup.step()
+    assert h.sent(Role.VRRP)[-1] == Reload("/k.conf")
+
+
+def test_a_reload_that_never_finishes_reading_is_given_up() -> None:
+    h = Harness()
+    h.sys.deferred = True
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGHUP)
+    h.signal(signal.SIGHUP)  # queued behind it
+    h.sys.now += LOAD_TIMEOUT + 1
+    h.sup.step()
+    assert "took more than" in h.sup.status_text()
+    assert h.sup.loading is not None  # the queued reload started

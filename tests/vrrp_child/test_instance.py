@@ -15,7 +15,8 @@ from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, packet
-from vrrp_child.instance import Instance, Item, RouteItem
+from vrrp_child.holdings import Item, RouteItem
+from vrrp_child.instance import Instance
 from vrrp_child.sockets import Received
 
 GROUP = ipaddress.IPv4Address("224.0.0.18")
