@@ -335,7 +335,7 @@ def judge(w: Window, record: Sequence[Injected], nodes: Sequence[int]) -> None:
     if w.kind == "double":
         w.limit = w.instance.double_limit() + closing_gap
         for r in record:
-            if r.loss is not None and r.loss[0] <= w.start <= r.loss[1]:
+            if r.loss is not None and r.loss[0] <= w.start <= r.loss[1] and w.duration > w.limit:
                 if w.end - r.loss[1] <= w.instance.double_limit() + closing_gap:
                     w.excused = f"packet loss on node {r.fault.node} ({r.fault.describe()})"
                 else:
