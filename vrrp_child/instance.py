@@ -406,16 +406,7 @@ class Instance:
         key = (priority, dst)
         data = self._payloads.get(key)
         if data is None:
-            auth = self.conf.auth_pass if self.expect.version == 2 and self.expect.auth_type else None
-            advert = Advert(
-                version=self.expect.version,
-                vrid=self.vrid,
-                priority=priority,
-                addresses=self.advert_addresses(),
-                adver_int_cs=self.expect.adver_int_cs,
-                auth_type=self.expect.auth_type if self.expect.version == 2 else 0,
-                auth_data=(auth or "").encode()[:8],
-            )
+            advert = self.expect.advert(priority)
             data = packet.encode(advert, self.local_ip, dst, v3_checksum_as_v2=self.v3_checksum_as_v2)
             self._payloads[key] = data
         return data

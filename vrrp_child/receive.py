@@ -59,6 +59,19 @@ class Expect:
             name=inst.name,
         )
 
+    def advert(self, priority: int) -> Advert:
+        """Our own advert for this VRID at `priority`: what we expect is what we send."""
+        v2_auth = self.version == 2 and self.auth_type != AUTH_NONE
+        return Advert(
+            version=self.version,
+            vrid=self.vrid,
+            priority=priority,
+            addresses=self.addresses,
+            adver_int_cs=self.adver_int_cs,
+            auth_type=self.auth_type if self.version == 2 else 0,
+            auth_data=self.auth_pass[:AUTH_DATA_LEN] if v2_auth else b"",
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:

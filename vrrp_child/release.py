@@ -1,22 +1,32 @@
 """Releasing instances whose VRRP child cannot: the parent's edge for the never-two-masters
 rule (vrrp_child.liveness). It removes what a MASTER instance put on the system (see
-vrrp_child.holdings) in keepalived's order: routes and rules first, then the VIPs."""
+vrrp_child.holdings) in keepalived's order, routes and rules first, then the VIPs, and then
+sends the priority-0 advert a stopping master sends (RFC 3768 / RFC 5798 section 6.4.3), so
+that a backup takes over after Skew_Time instead of Master_Down_Interval: the VIPs are gone
+here before the peers are told, never the other way round."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Sequence
 
 from conf.rules import RuleEntry
+from conf.values import IPAddress
 from conf.vrrp import VrrpInstance
-from vrrp_child import holdings
+from vrrp_child import holdings, packet
+from vrrp_child.fsm import PRIO_STOP
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.netlink import Rtnl
+from vrrp_child.receive import Expect
 from vrrp_child.routing import Routing
+from vrrp_child.sockets import VrrpSocket
+
+SocketKey = tuple[str, IPAddress, bool, IPAddress | None]
 
 
-def release(instances: Iterable[VrrpInstance]) -> list[str]:
-    """Remove the VIPs, virtual routes and virtual rules of `instances`; the error lines
-    (an address already gone is no error)."""
+def release(instances: Sequence[VrrpInstance]) -> list[str]:
+    """Remove the VIPs, virtual routes and virtual rules of `instances`, then announce
+    priority 0 for each; the error lines (an address already gone is no error)."""
     vips: list[Item] = []
     routes: list[RouteItem] = []
     rules: list[RuleEntry] = []
@@ -38,6 +48,42 @@ def release(instances: Iterable[VrrpInstance]) -> list[str]:
             if vips:
                 result = rtnl.remove_addresses(vips)
                 errors += [f"Cannot remove VIP {f.entry.address} from {f.ifname}: {f.message}" for f in result.failed]
+            errors += announce_stop(instances, rtnl)
     except OSError as e:
         errors.append(f"cannot release the VIPs: {e.strerror or e}")
+    return errors
+
+
+def announce_stop(instances: Sequence[VrrpInstance], rtnl: Rtnl) -> list[str]:
+    """One priority-0 advert per instance, to its multicast group or each unicast peer, from
+    the source its adverts have (one socket per interface and source)."""
+    errors: list[str] = []
+    sockets: dict[SocketKey, VrrpSocket] = {}
+    try:
+        for conf in instances:
+            ifname = holdings.advert_ifname(conf)
+            base = rtnl.interface(conf.interface or ifname) if ifname is not None else None
+            local = holdings.source_address(conf, base) if base is not None else None
+            if ifname is None or local is None:
+                errors.append(f"({conf.name}) cannot send priority 0: no interface or no source address")
+                continue
+            key = (ifname, local, conf.is_unicast, conf.mcast_dst_ip)
+            try:
+                sock = sockets.get(key)
+                if sock is None:
+                    sock = sockets[key] = VrrpSocket(
+                        ifname, local, unicast=conf.is_unicast, group=conf.mcast_dst_ip, unicast_ttl=conf.unicast_ttl
+                    )
+            except OSError as e:
+                errors.append(f"({conf.name}) cannot send priority 0 on {ifname}: {e.strerror or e}")
+                continue
+            advert = Expect.from_instance(conf).advert(PRIO_STOP)
+            group = [sock.group] if sock.group is not None else []
+            peers = [p.address for p in conf.unicast_peer if p.address.version == sock.family]
+            for dst in peers if sock.unicast else group:
+                sock.send(packet.encode(advert, local, dst), dst)
+    finally:
+        for sock in sockets.values():
+            with contextlib.suppress(OSError):
+                sock.close()
     return errors

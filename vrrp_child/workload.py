@@ -30,7 +30,7 @@ from conf.model import Config
 from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
-from vrrp_child import channels, fsm
+from vrrp_child import channels, fsm, holdings
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
@@ -282,7 +282,7 @@ class VrrpWorkload:
         if base is None:
             self._wait_for_interface(conf, conf.interface or advert_if, "interface does not exist")
             return None
-        local = conf.src_ip or (base.primary_ipv4 if conf.family == 4 else base.link_local_ipv6)
+        local = holdings.source_address(conf, base)
         if local is None:
             self._wait_for_interface(conf, base.name, f"no IPv{conf.family} address for interface")
             return None
