@@ -528,7 +528,11 @@ class Supervisor:
             return
         for inst in held:
             log.warning("(%s) %s: removing VIPs (peers take over)", inst.name, why)
-        for line in child.spec.release(held):
+        try:
+            lines = child.spec.release(held)
+        except Exception as e:  # never let the parent's loop die of it; say it loudly
+            lines = [f"cannot release {', '.join(i.name for i in held)}: {type(e).__name__}: {e}"]
+        for line in lines:
             log.error("%s", line)
         for inst in held:
             state = child.last_state.get(inst.name)

@@ -77,11 +77,14 @@ def announce_stop(instances: Sequence[VrrpInstance], rtnl: Rtnl) -> list[str]:
             except OSError as e:
                 errors.append(f"({conf.name}) cannot send priority 0 on {ifname}: {e.strerror or e}")
                 continue
-            advert = Expect.from_instance(conf).advert(PRIO_STOP)
             group = [sock.group] if sock.group is not None else []
             peers = [p.address for p in conf.unicast_peer if p.address.version == sock.family]
-            for dst in peers if sock.unicast else group:
-                sock.send(packet.encode(advert, local, dst), dst)
+            try:
+                advert = Expect.from_instance(conf).advert(PRIO_STOP)
+                for dst in peers if sock.unicast else group:
+                    sock.send(packet.encode(advert, local, dst), dst)
+            except ValueError as e:  # what the child cannot send either (auth_type AH)
+                errors.append(f"({conf.name}) cannot send priority 0: {e}")
     finally:
         for sock in sockets.values():
             with contextlib.suppress(OSError):
