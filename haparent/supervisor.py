@@ -99,8 +99,10 @@ class Child:
     last_state: dict[str, Json] = field(default_factory=dict)
     heartbeat: HeartbeatSettings | None = None  # this child's, for the current configuration
     # When it last proved that it works for what it holds (a heartbeat's own time while
-    # running or stopping, or its `ready`): survives the child, for the hold rule.
+    # running or stopping, or once this process itself reported holding something; its
+    # `ready`): survives the child, for the hold rule.
     heard_at: float = 0.0
+    claimed: bool = False  # this process reported holding something (became/resumed MASTER)
 
 
 Loader = Callable[[str], LoadResult]
@@ -287,6 +289,7 @@ class Supervisor:
         child.monitor = HeartbeatMonitor(child.heartbeat.timeout, now)
         child.respawn_at = child.kill_at = None
         child.killed = False
+        child.claimed = False
         child.awaiting = Ready
         self._set_phase(child, Phase.STARTING)
         self.pidfiles[spec.role].write(spawned.pid)
@@ -373,7 +376,7 @@ class Supervisor:
             at = min(msg.time, now)
             if child.monitor is not None:
                 child.monitor.seen(at)
-            if child.phase in (Phase.RUNNING, Phase.STOPPING):
+            if child.claimed or child.phase in (Phase.RUNNING, Phase.STOPPING):
                 child.heard_at = max(child.heard_at, at)
             return
         if isinstance(msg, Hello):
@@ -401,8 +404,10 @@ class Supervisor:
         elif isinstance(msg, State):
             changes = self.merge_state(child, msg)
             if child.spec.held(self.config, changes):
-                # it reports holding these now (became or resumed MASTER): it advertises them
+                # it reports holding these now (became or resumed MASTER): it advertises them,
+                # and from now on its heartbeats prove it does, even while it is still starting
                 child.heard_at = self.system.monotonic()
+                child.claimed = True
         elif isinstance(msg, Bye):
             log.debug("%s process(%s) says bye: %s", child.spec.name, child.pid, msg.reason)
         self.check_settled()
@@ -598,7 +603,6 @@ class Supervisor:
         try:
             result = future.result()
         except Exception as e:  # the loader reports problems as diagnostics; this is a bug
-            log.exception("Reading the configuration failed")
             self.load_failed(f"cannot read {self.opts.config_file}: {type(e).__name__}: {e}")
             return
         errors = log_diagnostics(result)

@@ -693,3 +693,16 @@ def test_a_reload_that_never_finishes_reading_is_given_up() -> None:
     h.sup.step()
     assert "took more than" in h.sup.status_text()
     assert h.sup.loading is not None  # the queued reload started
+
+
+def test_a_child_that_claims_mastership_while_starting_is_judged_by_its_heartbeats() -> None:
+    """A fresh child with many instances reports MASTER before it says ready: its own
+    heartbeats count from then on, so a slow start is not mistaken for a failed resume."""
+    h = Harness(VRRP_ONLY)
+    released = Released(h)
+    h.sup.start()
+    h.say(Role.VRRP, State(data={"VI_1": {"state": "MASTER", "priority": 100}}))
+    for _ in range(12):  # 3 s of starting, beating all along
+        h.sys.now += HOLD / 4
+        h.beat(Role.VRRP)
+    assert not h.sys.kills and released.calls == []
