@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := keepalived iproute2 procps psmisc tcpdump tshark nftables
+APT_PACKAGES := keepalived iproute2 procps psmisc tcpdump tshark nftables python3-nftables
 
 .PHONY: all setup demo test lint typecheck unit bench chaos clean
 

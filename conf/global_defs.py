@@ -522,10 +522,11 @@ class GlobalDefs(Block):
     vrrp_lower_prio_no_advert: bool | None = kw(Flag())  # None: off unless vrrp_strict
     vrrp_higher_prio_send_advert: bool = kw(Flag(), False)
     vrrp_version: int = kw(Int(2, 3), 2)
-    nftables: str | None = kw(OptionalWord("keepalived", "[TABLENAME]"), unsupported=_FW)
-    nftables_priority: int = kw(Int(-(2**31), 2**31 - 1), -1, unsupported=_FW)
-    nftables_counters: bool = kw(Flag(), False, unsupported=_FW)
-    nftables_ifindex: bool = kw(Flag(), False, unsupported=_FW)
+    # no accept mode's drop tables: vrrp_child.firewall
+    nftables: str | None = kw(OptionalWord("keepalived", "[TABLENAME]"))
+    nftables_priority: int = kw(Int(-(2**31), 2**31 - 1), -1)
+    nftables_counters: bool = kw(Flag(), False)
+    nftables_ifindex: bool = kw(Flag(), False)
     nftables_ipvs: str | None = kw(OptionalWord("keepalived_ipvs", "[TABLENAME]"), unsupported=_FW)
     nftables_ipvs_priority: int = kw(Int(-(2**31), 2**31 - 1), -1, unsupported=_FW)
     nftables_ipvs_start_fwmark: int = kw(Int(1, U32), 1000, unsupported=_FW)

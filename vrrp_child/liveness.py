@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 
 from conf.model import Config
 from conf.vrrp import VrrpInstance
+from vrrp_child import firewall
 from vrrp_child.fsm import DOWN_TIMER_ADVERTS, master_down_interval
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import Json
@@ -91,5 +92,5 @@ def masters(config: Config, states: Mapping[str, Json]) -> list[VrrpInstance]:
     for name, inst in config.vrrp_instance.items():
         state = states.get(name)
         if isinstance(state, dict) and state.get("state") == "MASTER":
-            out.append(inst)
+            out.append(firewall.held(inst, config))  # with its nftables table, for release
     return out

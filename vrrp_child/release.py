@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from conf.rules import RuleEntry
 from conf.values import IPAddress
 from conf.vrrp import VrrpInstance
-from vrrp_child import holdings, packet
+from vrrp_child import firewall, holdings, packet
 from vrrp_child.fsm import PRIO_STOP
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.netlink import Rtnl
@@ -51,6 +51,11 @@ def release(instances: Sequence[VrrpInstance]) -> list[str]:
             errors += announce_stop(instances, rtnl)
     except OSError as e:
         errors.append(f"cannot release the VIPs: {e.strerror or e}")
+    # the no-accept drop tables (vrrp_child.firewall): they exist only while such an instance
+    # is MASTER, and the child that made them cannot delete them any more
+    tables = {i.firewall_table for i in instances if isinstance(i, firewall.HeldInstance) and i.firewall_table}
+    for table in sorted(tables):
+        errors += firewall.release_tables(table)
     return errors
 
 

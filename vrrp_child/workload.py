@@ -32,6 +32,7 @@ from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child import channels, fsm, holdings
 from vrrp_child.arp import FrameSender, ipv6_forwarding
+from vrrp_child.firewall import ChildFirewall
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
 from vrrp_child.linkwatch import LinkWatch
@@ -139,6 +140,8 @@ class VrrpWorkload:
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
         self.routing = Routing(self.rtnl)
+        self.firewall = ChildFirewall(self.conditions)  # no accept mode: nftables (vrrp_child.firewall)
+        self.firewall.configure(config)
         self.fifos = Fifos.for_vrrp(gdefs, self.scripts)
         self._fifo_conditions()
         self.alerter = Alerter(gdefs)
@@ -177,6 +180,7 @@ class VrrpWorkload:
                     task: asyncio.Task[object] = self.loop.create_task(closing)
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+        self.firewall.configure(config)
         # The trackers keep the results of the scripts/files/processes that stay.
         self.trackers.configure(config)
         self._watch_tracked_interfaces()
@@ -232,6 +236,7 @@ class VrrpWorkload:
         self._drain_sync()
         self.ticks.close()
         self._flush()
+        self.firewall.close()
         if not self.dont_release and self.config is not None:
             with contextlib.suppress(Exception):
                 for line in remove_static(self.config, self.rtnl):
@@ -664,6 +669,8 @@ class VrrpWorkload:
         """One netlink batch for everything the instances asked this loop pass."""
         self._flush_scheduled = False
         batch, self._batch = self._batch, _Batch()
+        # a VIP of a non-accept master is in the drop set before it is on the interface
+        fw_wanted = self.firewall.before(self.instances.values())
         # keepalived's order: routes and rules go before the VIPs they may use, and come after them
         if batch.route_removes:
             _log_failed(self.routing.remove_routes(batch.route_removes))
@@ -681,6 +688,7 @@ class VrrpWorkload:
             _log_failed(self.routing.add_routes(batch.route_adds))
         if batch.rule_adds:
             _log_failed(self.routing.add_rules(batch.rule_adds))
+        self.firewall.after(fw_wanted)  # ... and leaves it once off the interface
         for then in batch.then:
             then()
 
