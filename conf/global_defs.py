@@ -463,7 +463,7 @@ class NotificationEmail(Names):
 
 # --------------------------------------------------------------------------- blocks
 
-_RT = "realtime scheduling is not implemented"
+_BFD = "BFD is not implemented"
 _SNMP = "SNMP is not implemented"
 _DBUS = "D-Bus is not implemented"
 _FW = "firewalling (nftables/iptables/ipsets) is not implemented"
@@ -539,28 +539,26 @@ class GlobalDefs(Block):
     vrrp_skip_check_adv_addr: bool = kw(Flag(), False)
     vrrp_strict: bool = kw(Flag(), False)
     vrrp_notify_priority_changes: bool = kw(Flag(), False)
-    max_auto_priority: int = kw(OptionalInt(-1, 99, 99), 0, unsupported=_RT)
-    min_auto_priority_delay: int = kw(Int(1, 10_000_000), 1_000_000, unsupported=_RT)
+    max_auto_priority: int = kw(OptionalInt(-1, 99, 99), 0)
+    min_auto_priority_delay: int = kw(Int(1, 10_000_000), 1_000_000)
     vrrp_priority: int = kw(Int(-20, 19), 0)
     checker_priority: int = kw(Int(-20, 19), 0)
     bfd_priority: int = kw(Int(-20, 19), 0, unsupported="BFD is not implemented")
-    vrrp_no_swap: bool = kw(Flag(), False, unsupported=_RT)
-    checker_no_swap: bool = kw(Flag(), False, unsupported=_RT)
-    bfd_no_swap: bool = kw(Flag(), False, unsupported=_RT)
-    vrrp_cpu_affinity: tuple[int, ...] = kw(CpuList(), (), unsupported=_RT)
-    checker_cpu_affinity: tuple[int, ...] = kw(CpuList(), (), unsupported=_RT)
-    bfd_cpu_affinity: tuple[int, ...] = kw(CpuList(), (), unsupported=_RT)
-    vrrp_rt_priority: int | None = kw(ClampedInt(None, None, floor=1, ceil=99), unsupported=_RT)
-    checker_rt_priority: int | None = kw(ClampedInt(None, None, floor=1, ceil=99), unsupported=_RT)
-    bfd_rt_priority: int | None = kw(ClampedInt(None, None, floor=1, ceil=99), unsupported=_RT)
-    vrrp_rlimit_rttime: int = kw(
-        Int(1, U32), 10000, aliases=("vrrp_rlimit_rtime",), deprecated=("vrrp_rlimit_rtime",), unsupported=_RT
-    )
+    vrrp_no_swap: bool = kw(Flag(), False)
+    checker_no_swap: bool = kw(Flag(), False)
+    bfd_no_swap: bool = kw(Flag(), False, unsupported=_BFD)
+    vrrp_cpu_affinity: tuple[int, ...] = kw(CpuList(), ())
+    checker_cpu_affinity: tuple[int, ...] = kw(CpuList(), ())
+    bfd_cpu_affinity: tuple[int, ...] = kw(CpuList(), (), unsupported=_BFD)
+    vrrp_rt_priority: int | None = kw(ClampedInt(None, None, floor=1, ceil=99))
+    checker_rt_priority: int | None = kw(ClampedInt(None, None, floor=1, ceil=99))
+    bfd_rt_priority: int | None = kw(ClampedInt(None, None, floor=1, ceil=99), unsupported=_BFD)
+    vrrp_rlimit_rttime: int = kw(Int(1, U32), 10000, aliases=("vrrp_rlimit_rtime",), deprecated=("vrrp_rlimit_rtime",))
     checker_rlimit_rttime: int = kw(
-        Int(1, U32), 10000, aliases=("checker_rlimit_rtime",), deprecated=("checker_rlimit_rtime",), unsupported=_RT
+        Int(1, U32), 10000, aliases=("checker_rlimit_rtime",), deprecated=("checker_rlimit_rtime",)
     )
     bfd_rlimit_rttime: int = kw(
-        Int(1, U32), 10000, aliases=("bfd_rlimit_rtime",), deprecated=("bfd_rlimit_rtime",), unsupported=_RT
+        Int(1, U32), 10000, aliases=("bfd_rlimit_rtime",), deprecated=("bfd_rlimit_rtime",), unsupported=_BFD
     )
     snmp_socket: str | None = kw(Str(), unsupported=_SNMP)
     enable_snmp_vrrp: bool = kw(

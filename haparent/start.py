@@ -26,6 +26,7 @@ from haparent.system import RealSystem
 from haparent.version import VERSION
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import spill_dir
+from watchdog.sched import startup_notice
 
 if TYPE_CHECKING:
     from haparent.cli import Options
@@ -155,6 +156,9 @@ def run(opts: Options) -> int:
             pidfile.write(None)
         log.info("Starting pykeepalived v%s", VERSION)
         log_diagnostics(result)
+        notice = startup_notice(config.global_defs)  # keepalived's, when no max_auto_priority
+        if notice:
+            log.info("%s", notice)
         if opts.dump_conf:
             for line in dumps(config).splitlines():
                 log.info("%s", line)

@@ -48,6 +48,7 @@ from watchdog.protocol import (
     encode,
 )
 from watchdog.safefile import write_atomic
+from watchdog.sched import ProcessScheduling, plan_for
 from watchdog.status import is_condition
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class ChildRuntime:
         # Conditions (watchdog.status) the predecessor reported and we have not: cleared
         # once started, so that STATUS= does not show a degradation that went with it.
         self.stale_conditions: set[str] = set()
+        self.sched = ProcessScheduling(setup.role)  # nice, SCHED_RR, mlockall, affinity
 
     # pipe I/O -------------------------------------------------------------------------
 
@@ -234,6 +236,8 @@ class ChildRuntime:
         elif first is not None:
             self.inbox.put_nowait(first)  # handled in order once started
         await self.workload.start(self.config, self.report)
+        # After the start's work, as keepalived's start_vrrp/start_check do
+        self.sched.apply(plan_for(self.config.global_defs, self.setup.role))
         if self.stale_conditions:
             self.report(dict.fromkeys(self.stale_conditions))
         self.send(Ready())
@@ -248,6 +252,14 @@ class ChildRuntime:
         await self.workload.resume(state)
 
     async def _reload(self, msg: Reload) -> None:
+        # keepalived reloads under standard scheduling, then applies the (new) settings
+        self.sched.reset()
+        try:
+            await self._reload_config(msg)
+        finally:
+            self.sched.apply(plan_for(self.config.global_defs, self.setup.role))
+
+    async def _reload_config(self, msg: Reload) -> None:
         # Parsed off the loop: a large configuration takes a while, and adverts and
         # heartbeats must go on meanwhile (the parser is pure, so a thread is safe).
         result = await asyncio.to_thread(
@@ -320,6 +332,7 @@ class ChildRuntime:
         # The parent asks by pipe; a SIGTERM sent to the child directly (by an operator)
         # still ends it cleanly.
         self.loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
+        self.sched.attach(self.loop)
         self.send(Hello(os.getpid(), self.setup.role, self.setup.version))
         heartbeats = asyncio.create_task(self._heartbeats())
         code = EXIT_OK

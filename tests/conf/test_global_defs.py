@@ -220,7 +220,7 @@ def test_unsupported_keywords_are_notes(tmp_path: Path) -> None:
             enable_dbus
             vrrp_iptables
             nftables
-            vrrp_rt_priority 50
+            bfd_rt_priority 50
             lvs_sync_daemon eth0 VI_1 id 5
         }
     """,
