@@ -264,6 +264,10 @@ class Instance:
         self.params = params
         return params.priority != old
 
+    def holding_lost(self) -> None:
+        """A VIP, virtual route or rule was deleted under this MASTER (vrrp_child.holdwatch)."""
+        self._step(fsm.HoldingLost())
+
     def sync(self, event: fsm.SyncMaster | fsm.SyncBackup) -> None:
         """The sync group moves this member (syncgroup.ToMember)."""
         self._step(event)

@@ -34,6 +34,7 @@ from vrrp_child import channels, fsm, holdings
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.firewall import ChildFirewall
 from vrrp_child.holdings import Item, RouteItem
+from vrrp_child.holdwatch import HoldWatch
 from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
@@ -139,6 +140,10 @@ class VrrpWorkload:
         gdefs = config.global_defs
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
+        # deleted VIPs, virtual routes and rules, on the link watcher's socket
+        self.holdwatch = HoldWatch(self, self.links.events.join)
+        self.holdwatch.configure(config)
+        self.links.others = self._holdings_changed
         self.routing = Routing(self.rtnl)
         self.firewall = ChildFirewall(self.conditions)  # no accept mode: nftables (vrrp_child.firewall)
         self.firewall.configure(config)
@@ -181,6 +186,7 @@ class VrrpWorkload:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         self.firewall.configure(config)
+        self.holdwatch.configure(config)
         # The trackers keep the results of the scripts/files/processes that stay.
         self.trackers.configure(config)
         self._watch_tracked_interfaces()
@@ -460,6 +466,10 @@ class VrrpWorkload:
             if self._retry is not None:
                 self._retry.cancel()
             self._retry_pending()
+
+    def _holdings_changed(self, messages: list[Any]) -> None:
+        self.holdwatch.messages(messages)
+        self._flush()
 
     # ---- trackers: effective priority and FAULT ----------------------------------------------
 
