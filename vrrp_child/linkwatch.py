@@ -32,8 +32,6 @@ class LinkWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop, changed: Callable[[str, bool], None]) -> None:
         self.changed = changed
         self.state: dict[str, bool] = {}  # watched interface -> last known up
-        # the other kinds of messages the socket carries once more groups joined (holdwatch)
-        self.others: Callable[[list[Any]], None] | None = None
         # lost notifications (ENOBUFS) need nothing more: the next ones still say the truth
         self.events = RtnlNotifications(loop, RTMGRP_LINK, lambda msgs, _lost: self._messages(msgs), "Link", log)
 
@@ -41,14 +39,8 @@ class LinkWatch:
         self.state.setdefault(ifname, up)
 
     def _messages(self, messages: list[Any]) -> None:
-        rest = []
         for msg in messages:
-            if msg["header"]["type"] in (RTM_NEWLINK, RTM_DELLINK):
-                self._message(msg)
-            else:
-                rest.append(msg)
-        if rest and self.others is not None:
-            self.others(rest)
+            self._message(msg)
 
     def _message(self, msg: Any) -> None:
         mtype = msg["header"]["type"]
