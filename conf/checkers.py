@@ -28,6 +28,7 @@ from conf.values import (
     ScriptCmd,
     Str,
     Words,
+    _args,
 )
 
 B = TypeVar("B", bound=Block)
@@ -412,11 +413,31 @@ def compile_regex(url: Url) -> re.Pattern[bytes] | None:
     return re.compile(url.regex.encode("utf-8", "surrogateescape"), flags)
 
 
+class UrlPath:
+    """`path PATH`. keepalived reads a one-line block (`url { path /x status_code 200 }`)
+    as the line `path /x status_code 200` and keeps the first word (check_http.c
+    path_handler): the url runs with its default status codes. So do we, with a warning,
+    rather than dropping the url and with it the whole checker."""
+
+    takes_block = False
+    syntax = "PATH"
+
+    def __call__(self, stmt: Stmt, ctx: Context) -> str:
+        args = _args(stmt, 1, None)
+        if len(args) > 1:
+            ctx.diags.warning(
+                f"path: extra value(s) '{' '.join(args[1:])}' ignored, as keepalived does; "
+                "put each keyword of the url block on a line of its own",
+                stmt.location,
+            )
+        return args[0]
+
+
 @dataclass(frozen=True)
 class Url(Block):
     label: ClassVar[str] = "url"
 
-    path: str | None = kw(Str())
+    path: str | None = kw(UrlPath())
     digest: str | None = kw(Digest())
     status_code: tuple[CodeRange, ...] = kw(StatusCodes(), DEFAULT_STATUS_CODES)
     virtualhost: str | None = kw(Str())

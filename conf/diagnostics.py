@@ -45,6 +45,9 @@ class Diagnostic:
     severity: Severity
     message: str
     location: Location | None = None
+    # keepalived's CONFIG_BAD_IF ("Non-existent interface specified in configuration"):
+    # its -t stops there, before script security is checked (exit_code).
+    bad_interface: bool = False
 
     def render(self, *, test_mode: bool) -> str:
         """`FILE:LINE: error: MESSAGE`, compiler style."""
@@ -83,6 +86,10 @@ class Diagnostics:
     def reset(self, message: str, location: Location | None = None) -> None:
         self.add(Severity.RESET, message, location)
 
+    def missing_interface(self, message: str, location: Location | None = None) -> None:
+        """A RESET for an interface that does not exist (see Diagnostic.bad_interface)."""
+        self.items.append(Diagnostic(Severity.RESET, message, location, bad_interface=True))
+
     def warning(self, message: str, location: Location | None = None) -> None:
         self.add(Severity.WARNING, message, location)
 
@@ -101,6 +108,8 @@ class Diagnostics:
         """The `-t` exit status: the most serious class seen wins, as in keepalived."""
         if self.has(Severity.FATAL):
             return EXIT_CANNOT_RUN
+        if any(d.bad_interface for d in self.items):
+            return EXIT_CONFIG_ERRORS  # keepalived stops at the interface, before script security
         if self.has(Severity.SECURITY):
             return EXIT_SECURITY
         if self.has(Severity.ERROR, Severity.RESET):

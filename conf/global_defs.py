@@ -497,7 +497,7 @@ class GlobalDefs(Block):
     smtp_alert_vrrp: bool | None = kw(Flag())
     smtp_alert_checker: bool | None = kw(Flag())
     checker_log_all_failures: bool = kw(Flag(), False)
-    no_email_faults: bool = kw(Flag(), False)
+    no_email_faults: bool = kw(Flag(), False, unsupported="FAULT mails are always sent")
     router_id: str | None = kw(Str())  # default: the host name (see effective_router_id)
     vrrp_mcast_group4: IPAddress = kw(MulticastAddr(4), ipaddress.IPv4Address("224.0.0.18"))
     vrrp_mcast_group6: IPAddress = kw(MulticastAddr(6), ipaddress.IPv6Address("ff02::12"))
@@ -534,7 +534,7 @@ class GlobalDefs(Block):
     vrrp_ipsets: tuple[str, ...] | None = kw(
         Words(0, 5, "[NAME [NAME6 [NAME_IF6 [NAME_IGMP [NAME_MLD]]]]]"), unsupported=_FW
     )
-    disable_local_igmp: bool = kw(Flag(), False)
+    disable_local_igmp: bool = kw(Flag(), False, unsupported="the IGMP sysctl is not changed")
     vrrp_check_unicast_src: bool = kw(Flag(), False)
     vrrp_skip_check_adv_addr: bool = kw(Flag(), False)
     vrrp_strict: bool = kw(Flag(), False)
@@ -579,7 +579,7 @@ class GlobalDefs(Block):
     vrrp_notify_fifo_script: Script | None = kw(ScriptCmd(with_user=True))
     lvs_notify_fifo: NotifyFifo | None = kw(NotifyFifoConv())
     lvs_notify_fifo_script: Script | None = kw(ScriptCmd(with_user=True))
-    fifo_write_vrrp_states_on_reload: bool = kw(Flag(), False)
+    fifo_write_vrrp_states_on_reload: bool = kw(Flag(), False, unsupported="the FIFO is not written at a reload")
     dynamic_interfaces: str | None = kw(DynamicInterfaces())  # None: off; "on" or "allow_if_changes"
     vrrp_netlink_cmd_rcv_bufs: int | None = kw(Int(0, U32), unsupported=_BUFS)
     vrrp_netlink_cmd_rcv_bufs_force: bool = kw(Flag(), False, unsupported=_BUFS)
@@ -596,16 +596,20 @@ class GlobalDefs(Block):
     rs_init_notifies: bool = kw(Flag(), False)
     no_checker_emails: bool = kw(Flag(), False)
     umask: int | None = kw(UmaskConv())  # None: IWGRP|IWOTH (0o022) unless -m/--umask was given
-    vrrp_startup_delay: float | None = kw(Float(0.001, 4294.967295))
-    log_unknown_vrids: bool = kw(Flag(), False)
+    vrrp_startup_delay: float | None = kw(Float(0.001, 4294.967295), unsupported="the VRRP child starts at once")
+    log_unknown_vrids: bool = kw(Flag(), False, unsupported="adverts for unknown VRIDs are not logged")
     vmac_prefix: str = kw(Str(), "vrrp")
     vmac_addr_prefix: str | None = kw(Str())  # default vmac_prefix
-    random_seed: int | None = kw(Int(0, U32))
-    reload_check_config: str | None = kw(OptionalWord("", "[LOG_FILE]"))  # "" : check without a log file
-    reload_time_file: str | None = kw(Str())
-    reload_repeat: bool = kw(Flag(), False)
-    reload_file: str | None = kw(OptionalWord("", "[FILE]"))  # "": keepalived.reload in the pid directory
-    data_use_instance: bool = kw(Flag(), False)
+    random_seed: int | None = kw(Int(0, U32), unsupported="Python's random is seeded by the OS")
+    reload_check_config: str | None = kw(
+        OptionalWord("", "[LOG_FILE]"), unsupported="a reload is always validated first, without a log file"
+    )  # "" : check without a log file
+    reload_time_file: str | None = kw(Str(), unsupported="timed reloads are not implemented")
+    reload_repeat: bool = kw(Flag(), False, unsupported="timed reloads are not implemented")
+    reload_file: str | None = kw(
+        OptionalWord("", "[FILE]"), unsupported="no reload file is written"
+    )  # "": keepalived.reload in the pid directory
+    data_use_instance: bool = kw(Flag(), False, unsupported="the dump file names are fixed")
 
     # --- what consumers need, with keepalived's defaults applied
 
@@ -721,11 +725,13 @@ class GlobalTop(Block):
 
     label: ClassVar[str] = "the top level"
 
-    net_namespace: str | None = kw(Str(), unsupported="network namespaces are not implemented")
+    # The daemon setns()s into it before its children start (haparent.namespace).
+    net_namespace: str | None = kw(Str())
     net_namespace_ipvs: str | None = kw(
-        OptionalWord("", "[NAME]"), unsupported="network namespaces are not implemented"
+        OptionalWord("", "[NAME]"),
+        unsupported="IPVS is programmed in the daemon's own namespace, never in another one",
     )
-    namespace_with_ipsets: bool = kw(Flag(), False, unsupported="network namespaces are not implemented")
+    namespace_with_ipsets: bool = kw(Flag(), False, unsupported="pykeepalived manages no ipsets")
     instance: str | None = kw(Str())
     use_pid_dir: bool = kw(Flag(), False)
     linkbeat_use_polling: bool = kw(Flag(), False, unsupported="linkbeat polling is not implemented")
@@ -734,7 +740,9 @@ class GlobalTop(Block):
     linkbeat_interfaces: tuple[LinkbeatInterface, ...] = kw(
         linkbeat_interfaces, (), many="merge", unsupported="linkbeat polling is not implemented"
     )
-    interface_up_down_delays: tuple[IfUpDownDelay, ...] = kw(if_up_down_delays, (), many="merge")
+    interface_up_down_delays: tuple[IfUpDownDelay, ...] = kw(
+        if_up_down_delays, (), many="merge", unsupported="interface state changes are not delayed"
+    )
     track_group: FrozenMap[str, TrackGroup] = kw(Named(TrackGroup), EMPTY, many="map")
     # Collected per block in file order (so that rule preferences are numbered as
     # keepalived numbers them), then joined by finish_global.
@@ -759,7 +767,7 @@ class GlobalTop(Block):
             if self.global_defs.dynamic_interfaces:
                 ctx.diags.warning(message, location)
             else:
-                ctx.diags.reset(f"{message} (global_defs dynamic_interfaces allows this)", location)
+                ctx.diags.missing_interface(f"{message} (global_defs dynamic_interfaces allows this)", location)
         return top
 
     @property

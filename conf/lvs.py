@@ -457,7 +457,12 @@ class RealServerConv:
         if not stmt.args or len(stmt.args) > 2:
             raise ConfigValueError("expected <IPADDR> [<PORT>]")
         address = _ADDR.parse(stmt.args[0])
-        port = _PORT.parse(stmt.args[1]) if len(stmt.args) > 1 else None
+        port = None
+        # keepalived (check_data.c alloc_rs): a port of all zeros is no port at all, so
+        # `real_server X 0` under `virtual_server fwmark` is accepted, and elsewhere takes
+        # the virtual server's port as an omitted one does.
+        if len(stmt.args) > 1 and stmt.args[1].strip("0"):
+            port = _PORT.parse(stmt.args[1])
         if stmt.block is None:
             raise ConfigValueError(f"{stmt.args[0]} needs a {{ }} block")
         return parse_block(RealServer, stmt.block, ctx, location=stmt.location, address=address, port=port)

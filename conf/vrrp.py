@@ -66,6 +66,7 @@ PRIO_DEFAULT = 100
 _BUFS = "socket buffer tuning is not implemented"
 _LINKBEAT = "linkbeat polling is not implemented"
 _IPVLAN = "VRRP over ipvlan is not implemented"
+_AH = "IPsec AH authentication is not implemented"
 
 
 # ---------------------------------------------------------------- small converters
@@ -252,6 +253,8 @@ class AuthType:
         if stmt.args not in (("PASS",), ("AH",)):
             raise ConfigValueError(f"unknown authentication type '{' '.join(stmt.args)}' (PASS|AH)")
         kind: str = stmt.args[0]
+        if kind == "AH":
+            ctx.diags.note(f"auth_type AH is parsed but not implemented by pykeepalived ({_AH})", stmt.location)
         return kind
 
 
@@ -284,7 +287,9 @@ class VrrpSyncGroup(Block):
     notify_backup: Script | None = kw(ScriptCmd(with_user=True))
     notify_fault: Script | None = kw(ScriptCmd(with_user=True))
     notify_stop: Script | None = kw(ScriptCmd(with_user=True))
-    notify_deleted: NotifyDeleted | None = kw(OptionalScript())
+    notify_deleted: NotifyDeleted | None = kw(
+        OptionalScript(), unsupported="notify scripts get FAULT when an instance is deleted"
+    )
     notify: Script | None = kw(ScriptCmd(with_user=True))
     notify_priority_changes: bool | None = kw(Flag())
     smtp_alert: bool | None = kw(Flag())
@@ -351,7 +356,7 @@ class VrrpInstance(Block):
     interface: str | None = kw(Str())
     vrf: str | None = kw(Str())
     use_vmac: UseVmac | None = kw(UseVmacConv())
-    use_vmac_addr: bool = kw(Flag(), False)
+    use_vmac_addr: bool = kw(Flag(), False, unsupported="a VMAC's own address is not used as the advert source")
     vmac_xmit_base: bool = kw(Flag(), False)
     use_ipvlan: UseIpvlan | None = kw(UseIpvlanConv(), unsupported=_IPVLAN)
     native_ipv6: bool = kw(Flag(), False)
@@ -368,9 +373,9 @@ class VrrpInstance(Block):
     version: int | None = kw(Int(2, 3))
     check_unicast_src: bool | None = kw(Flag())
     unicast_peer: tuple[UnicastPeer, ...] = kw(Lines(_peer_item, "{ <IPADDR> [min_ttl N] [max_ttl N] ... }"), ())
-    unicast_fault_no_peer: bool = kw(Flag(), False)
+    unicast_fault_no_peer: bool = kw(Flag(), False, unsupported="an instance without unicast peers is not put in FAULT")
     unicast_ttl: int | None = kw(Int(0, 255))  # None: 255 for IPv4, the kernel's for IPv6
-    old_unicast_checksum: str | None = kw(OldChecksum())
+    old_unicast_checksum: str | None = kw(OldChecksum(), unsupported="only the RFC checksum is computed")
     garp_master_delay: int | None = kw(Int(0, 4294))
     garp_master_repeat: int | None = kw(Int(1, 2**32 - 1))
     garp_lower_prio_delay: int | None = kw(Int(0, 4294))
@@ -406,7 +411,9 @@ class VrrpInstance(Block):
     notify_backup: Script | None = kw(ScriptCmd(with_user=True))
     notify_fault: Script | None = kw(ScriptCmd(with_user=True))
     notify_stop: Script | None = kw(ScriptCmd(with_user=True))
-    notify_deleted: NotifyDeleted | None = kw(OptionalScript())
+    notify_deleted: NotifyDeleted | None = kw(
+        OptionalScript(), unsupported="notify scripts get FAULT when an instance is deleted"
+    )
     notify: Script | None = kw(ScriptCmd(with_user=True))
     notify_master_rx_lower_pri: Script | None = kw(ScriptCmd(with_user=True))
     notify_priority_changes: bool | None = kw(Flag())
@@ -876,7 +883,7 @@ def _complete_instance(
         if g.dynamic_interfaces:
             ctx.diags.warning(msg, inst.where("interface"))
         else:
-            ctx.diags.reset(
+            ctx.diags.missing_interface(
                 f"{msg} (global_defs dynamic_interfaces allows this); the instance stays in FAULT "
                 "state until it exists",
                 inst.where("interface"),

@@ -14,15 +14,26 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from checker_child import genhash as pygenhash
 from conf import DEFAULT_CONFIG, load
 from conf.dump import dumps
 from conf.loader import default_config_id
-from haparent import start
+from haparent import namespace, start
 from haparent.version import KEEPALIVED_COMPAT, VERSION
 from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 
 # keepalived's exit code for bad command-line usage.
 EXIT_USAGE = 1
+
+GENHASH_OPTIONS = ("-T", "--genhash")
+# Options whose value is the next word (getopt: `-f -T` names a file "-T", not genhash mode).
+_TAKES_VALUE = frozenset(
+    {
+        *("-f", "--use-file", "-S", "--log-facility", "-u", "--umask", "-p", "--pid", "-r", "--vrrp_pid"),
+        *("-c", "--checkers_pid", "-b", "--bfd_pid", "-i", "--config-id", "--signum", "-s", "--namespace"),
+        *("-A", "--snmp-agent-socket", "--heartbeat-interval", "--heartbeat-timeout"),
+    }
+)
 
 # --signum names (keepalived lib/signals.c get_signum): what each signal asks for.
 SIGNUMS: dict[str, int] = {
@@ -67,6 +78,24 @@ class Options:
     print_config: bool = False
     heartbeat_interval: float = DEFAULT_INTERVAL
     heartbeat_timeout: float = DEFAULT_TIMEOUT
+    namespace: str | None = None  # -s: overrides the config's net_namespace
+    snmp: bool = False  # -x: accepted, SNMP is not implemented
+    snmp_agent_socket: str | None = None  # -A: likewise
+    core_dump: bool = False  # -m (also set by -M)
+    core_dump_pattern: str | None = None  # -M[PATTERN]: "core" when PATTERN is empty
+    # What the daemon runs as once net_namespace/instance are known (haparent.start):
+    # keepalived's ident is Keepalived_NAMESPACE_INSTANCE, ours pykeepalived_..._NAMESPACE_INSTANCE.
+    ident_suffix: str = ""
+
+    def notes(self) -> list[str]:
+        """Options accepted for keepalived compatibility that do nothing here: said once at
+        start-up (and by -t), never silently ignored."""
+        out = []
+        if self.snmp:
+            out.append("-x/--snmp: SNMP is not implemented by pykeepalived; ignored")
+        if self.snmp_agent_socket is not None:
+            out.append("-A/--snmp-agent-socket: SNMP is not implemented by pykeepalived; ignored")
+        return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +202,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=Options.bfd_pid_file,
         help="pidfile for the BFD child (accepted for compatibility; there is no BFD child)",
     )
+    a(
+        "-s",
+        "--namespace",
+        metavar="NAME",
+        default=None,
+        help="run in network namespace NAME (/run/netns/NAME; overrides the config's net_namespace)",
+    )
+    a("-x", "--snmp", action="store_true", help="enable the SNMP subsystem (accepted; SNMP is not implemented)")
+    a(
+        "-A",
+        "--snmp-agent-socket",
+        metavar="FILE",
+        default=None,
+        help="socket of the SNMP master agent (accepted; SNMP is not implemented)",
+    )
+    a("-m", "--core-dump", action="store_true", help="raise RLIMIT_CORE so that a crash leaves a core dump")
+    a(
+        "-M",
+        "--core-dump-pattern",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATTERN",
+        help="as -m, and set /proc/sys/kernel/core_pattern to PATTERN (default 'core') until the daemon stops",
+    )
+    a(
+        "-T",
+        "--genhash",
+        action="store_true",
+        help="genhash mode: the rest of the command line is pygenhash's (pygenhash --help); must come first",
+    )
     a("-a", "--address-monitoring", action="store_true", help="log all address additions/deletions seen via netlink")
     a("-e", "--all-config", action="store_true", help="error if any configuration file is missing (as includea)")
     a(
@@ -250,6 +310,11 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
         print_config=ns.print_config,
         heartbeat_interval=ns.heartbeat_interval,
         heartbeat_timeout=ns.heartbeat_timeout,
+        namespace=ns.namespace,
+        snmp=ns.snmp,
+        snmp_agent_socket=ns.snmp_agent_socket,
+        core_dump=ns.core_dump or ns.core_dump_pattern is not None,
+        core_dump_pattern=(ns.core_dump_pattern or "core") if ns.core_dump_pattern is not None else None,
     )
     return opts, ns
 
@@ -265,8 +330,19 @@ def version_text() -> str:
 
 def config_test(opts: Options) -> int:
     """`-t` and `--print-config`: report every diagnostic, return keepalived's -t status."""
+    lines = [f"note: {note}" for note in opts.notes()]
+    if opts.namespace and namespace.exists(opts.namespace):
+        # check the interfaces the configuration names where -s would run the daemon
+        namespace.enter(opts.namespace)
     result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
-    lines = [d.render(test_mode=True) for d in result.diagnostics.items]
+    netns = opts.namespace or (result.config.net_namespace if result.config else None)
+    if netns and not namespace.exists(netns):
+        # keepalived -t says nothing and exits 0; the daemon would stop at start-up.
+        lines.append(
+            f"warning: network namespace {netns} does not exist ({namespace.NETNS_DIR}/{netns}): "
+            "the daemon would not start"
+        )
+    lines += [d.render(test_mode=True) for d in result.diagnostics.items]
     out = sys.stderr
     log = None
     try:
@@ -286,9 +362,37 @@ def config_test(opts: Options) -> int:
     return result.diagnostics.exit_code()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def genhash_index(argv: Sequence[str]) -> int | None:
+    """Where -T/--genhash is in argv (not as another option's value), or None."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return None
+        if word in GENHASH_OPTIONS:
+            return i
+        i += 2 if word in _TAKES_VALUE else 1
+    return None
+
+
+def genhash(argv: Sequence[str], index: int) -> int:
+    """keepalived -T: everything after -T is genhash's command line; options before it are
+    ignored with keepalived's warning."""
+    if index > 0:
+        sys.stderr.write(f"Warning -- `{argv[index]}` not used as first option, previous options ignored\n")
     try:
-        opts, ns = parse_args(sys.argv[1:] if argv is None else argv)
+        return pygenhash.main(list(argv[index + 1 :]))
+    except SystemExit as e:  # argparse's --help and usage errors
+        return e.code if isinstance(e.code, int) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    index = genhash_index(args)
+    if index is not None:
+        return genhash(args, index)
+    try:
+        opts, ns = parse_args(args)
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
     if ns.version:

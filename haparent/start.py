@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -16,6 +17,7 @@ import daemon
 from conf import load
 from conf.dump import dumps
 from conf.model import Config
+from haparent import namespace
 from haparent.logs import set_titles, setup_logging
 from haparent.notify import Notifier
 from haparent.pidfile import AlreadyRunning, PidFile, read_pid
@@ -37,6 +39,7 @@ log = logging.getLogger("pykeepalived")
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
 OLD_CHILD_WAIT = 5.0  # s: how long a new daemon waits for an orphaned child of an old one
+CORE_PATTERN = "/proc/sys/kernel/core_pattern"  # -M writes it, and restores it on exit
 
 
 class OldChildRunning(AlreadyRunning):
@@ -120,10 +123,56 @@ def become_child(opts: Options, spec: ChildSpec) -> None:
     for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
         os.environ.pop(name, None)
     set_titles(spec.title, spec.comm)
-    setup_logging(opts, spec.ident)
+    setup_logging(opts, spec.ident + opts.ident_suffix)
+
+
+def enable_core_dumps(opts: Options) -> str | None:
+    """-m: RLIMIT_CORE soft and hard to unlimited (keepalived's set_core_dump_pattern /
+    create_core_dump); -M also sets core_pattern. Returns the pattern to restore, if any."""
+    if not opts.core_dump:
+        return None
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"pykeepalived: cannot raise RLIMIT_CORE: {e}\n")
+    if opts.core_dump_pattern is None:
+        return None
+    try:
+        with open(CORE_PATTERN, encoding="utf-8") as f:
+            original = f.read()
+        with open(CORE_PATTERN, "w", encoding="utf-8") as f:
+            f.write(opts.core_dump_pattern)
+    except OSError as e:
+        sys.stderr.write(f"pykeepalived: cannot set {CORE_PATTERN}: {e.strerror}\n")
+        return None
+    return original
+
+
+def restore_core_pattern(original: str | None) -> None:
+    if original is None:
+        return
+    with contextlib.suppress(OSError), open(CORE_PATTERN, "w", encoding="utf-8") as f:
+        f.write(original)
+
+
+def enter_namespace(name: str) -> bool:
+    """setns into /run/netns/NAME; False (after saying why, in keepalived's words) when the
+    namespace cannot be entered."""
+    try:
+        namespace.enter(name)
+    except namespace.NamespaceError as e:
+        sys.stderr.write(f"pykeepalived: {e}\n")
+        sys.stderr.write(f"pykeepalived: Unable to set network namespace {name} - exiting\n")
+        return False
+    return True
 
 
 def run(opts: Options) -> int:
+    # -s is known before the configuration is read: enter first, so that the interfaces the
+    # configuration names are checked where the daemon will run (net_namespace in the file
+    # turns that check off instead: conf.model).
+    if opts.namespace and not enter_namespace(opts.namespace):
+        return EXIT_FATAL
     result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
     config = result.config
     if not result.ok or config is None:
@@ -137,7 +186,15 @@ def run(opts: Options) -> int:
     heartbeat = HeartbeatSettings(opts.heartbeat_interval, opts.heartbeat_timeout)
     if opts.umask is not None:
         os.umask(opts.umask)
+    # keepalived setns()s before it checks its pidfiles: every child, socket and script
+    # from here on is inside the namespace. A namespace that cannot be entered stops the
+    # daemon (keepalived exits 0 there; we exit 1, so that nobody reads it as running).
+    resolved = namespace.resolve(opts, config)
+    if resolved.namespace and not opts.namespace and not enter_namespace(resolved.namespace):
+        return EXIT_FATAL
+    opts = resolved
     try:
+        namespace.create_pid_directory(opts)
         main_pidfile, child_pidfiles = lock_pidfiles(opts)
     except AlreadyRunning as e:
         sys.stderr.write(f"pykeepalived: {e}\n")
@@ -146,15 +203,18 @@ def run(opts: Options) -> int:
         sys.stderr.write(f"pykeepalived: cannot open pidfile {e.filename}: {e.strerror}\n")
         return EXIT_FATAL
     pidfiles = (main_pidfile, *child_pidfiles.values())
+    core_pattern: str | None = None
     try:
         if not opts.dont_fork:
             daemonize(opts, [p.fd for p in pidfiles if p.fd is not None])
-        setup_logging(opts, PARENT_IDENT)
+        core_pattern = enable_core_dumps(opts)
+        setup_logging(opts, PARENT_IDENT + opts.ident_suffix)
         set_titles(" ".join(["pykeepalived: parent", *sys.argv[1:]]), PARENT_COMM)
         main_pidfile.write(os.getpid())
         for pidfile in child_pidfiles.values():
             pidfile.write(None)
         log.info("Starting pykeepalived v%s", VERSION)
+        _log_start_notes(opts, config)
         log_diagnostics(result)
         notice = startup_notice(config.global_defs)  # keepalived's, when no max_auto_priority
         if notice:
@@ -167,6 +227,24 @@ def run(opts: Options) -> int:
         for pidfile in pidfiles:
             with contextlib.suppress(OSError):
                 pidfile.release()
+        namespace.remove_pid_directory(opts)
+        restore_core_pattern(core_pattern)
+
+
+def _log_start_notes(opts: Options, config: Config) -> None:
+    """What keepalived logs about the namespace, and the options that do nothing here."""
+    if opts.namespace and config.net_namespace and opts.namespace != config.net_namespace:
+        log.info(
+            "Overriding config net_namespace '%s' with command line namespace '%s'",
+            config.net_namespace,
+            opts.namespace,
+        )
+    if opts.ident_suffix:
+        log.info("Changing syslog ident to %s%s", PARENT_IDENT, opts.ident_suffix)
+    if opts.namespace:
+        log.info("Running in network namespace %s (%s)", opts.namespace, namespace.NETNS_DIR)
+    for note in opts.notes():
+        log.info("note: %s", note)
 
 
 def supervise(

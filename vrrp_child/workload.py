@@ -31,7 +31,6 @@ from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child import channels, fsm, holdings
-from vrrp_child.ah import AH_PROTO
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.firewall import ChildFirewall
 from vrrp_child.holdings import Item, RouteItem
@@ -39,7 +38,6 @@ from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
 from vrrp_child.pacing import Intervals, Pacer
-from vrrp_child.packet import VRRP_PROTO
 from vrrp_child.routing import BatchResult, Routing
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
 from vrrp_child.static import apply_static, remove_static, static_diff
@@ -62,7 +60,7 @@ PENDING_RETRIES = 60
 NOTIFY_TIMEOUT = 30.0  # a notify script that runs longer is terminated (keepalived has none)
 STOP_SCRIPTS_WAIT = 2.0  # at shutdown, how long notify_stop scripts may delay the exit
 
-SocketKey = tuple[str, int, object, int]
+SocketKey = tuple[str, int, object]
 
 
 @dataclass
@@ -89,7 +87,6 @@ def identity(inst: VrrpInstance) -> tuple[object, ...]:
         None if inst.is_unicast else inst.mcast_dst_ip,  # the multicast group joined
         (vmac.ifname, vmac.mac) if vmac is not None else None,
         inst.vmac_xmit_base,
-        inst.auth_type == "AH",  # its own socket (protocol 51)
     )
 
 
@@ -372,9 +369,7 @@ class VrrpWorkload:
 
     def _socket(self, conf: VrrpInstance, ifname: str, local: object) -> VrrpSocket:
         unicast = conf.is_unicast
-        # IPsec AH: a socket of its own, protocol 51 (keepalived's sockpool proto(51))
-        proto = AH_PROTO if conf.auth_type == "AH" else VRRP_PROTO
-        key: SocketKey = (ifname, conf.family, local if unicast else None, proto)
+        key: SocketKey = (ifname, conf.family, local if unicast else None)
         sock = self.sockets.get(key)
         if sock is None:
             peers = PeerTable.of(conf.unicast_peer, check_unicast_src=bool(conf.check_unicast_src)) if unicast else None
@@ -385,7 +380,6 @@ class VrrpWorkload:
                 group=conf.mcast_dst_ip,
                 unicast_ttl=conf.unicast_ttl,
                 peers=peers,
-                proto=proto,
             )
             sock.attach(self.loop, self._receiver(sock))
             self.sockets[key] = sock
