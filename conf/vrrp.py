@@ -66,7 +66,6 @@ PRIO_DEFAULT = 100
 _BUFS = "socket buffer tuning is not implemented"
 _LINKBEAT = "linkbeat polling is not implemented"
 _IPVLAN = "VRRP over ipvlan is not implemented"
-_AH = "IPsec AH authentication is not implemented"
 
 
 # ---------------------------------------------------------------- small converters
@@ -253,8 +252,6 @@ class AuthType:
         if stmt.args not in (("PASS",), ("AH",)):
             raise ConfigValueError(f"unknown authentication type '{' '.join(stmt.args)}' (PASS|AH)")
         kind: str = stmt.args[0]
-        if kind == "AH":
-            ctx.diags.note(f"auth_type AH is parsed but not implemented by pykeepalived ({_AH})", stmt.location)
         return kind
 
 

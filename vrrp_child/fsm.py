@@ -220,7 +220,15 @@ class SyncBackup:
     """Another member of the sync group gave way to a better master: a MASTER member follows."""
 
 
-Event: TypeAlias = Start | AdvertIn | Tick | Shutdown | FaultOn | FaultOff | Reconfigure | SyncMaster | SyncBackup
+@dataclass(frozen=True)
+class HoldingLost:
+    """Something outside deleted a VIP, virtual route or rule of this MASTER (keepalived
+    set_vrrp_backup): it resigns (priority 0) and comes back after Skew_Time, re-adding them."""
+
+
+Event: TypeAlias = (
+    Start | AdvertIn | Tick | Shutdown | FaultOn | FaultOff | Reconfigure | SyncMaster | SyncBackup | HoldingLost
+)
 
 
 # ---------------------------------------------------------------- actions
@@ -383,6 +391,8 @@ def step(m: Machine, p: Params, event: Event, now: float) -> tuple[Machine, tupl
             _on_sync_master(s, event)
         case SyncBackup():
             _on_sync_backup(s, event)
+        case HoldingLost():
+            _on_holding_lost(s, event)
     return s.m, tuple(s.acts)
 
 
@@ -401,26 +411,26 @@ def _ms(seconds: float) -> int:
 # ------------------------------------------- state changes (FRR's vrrp_change_state)
 
 
-def _change_state(s: _Step, new: State, *, init: bool = False, resumed: bool = False) -> None:
+def _change_state(s: _Step, new: State, *, init: bool = False, resumed: bool = False, resign: bool = False) -> None:
     """The one place a state is written: keepalived's log line, the exit actions of the old
     state, the entry function of the new one, then Entered (notifies run after the VIPs moved)."""
     old = s.m.state
     if new is not State.STOP:
         s.log(f"Entering {new.value} STATE" + (" (init)" if init else ""))
     if old is State.MASTER:
-        _exit_master(s, new)
+        _exit_master(s, new, resign)
     s.m = replace(s.m, state=new, last_transition=s.now, want_master=False)
     _ENTRY[new](s, resumed)
     s.acts.append(Entered(new, old, resumed))
 
 
-def _exit_master(s: _Step, new: State) -> None:
+def _exit_master(s: _Step, new: State, resign: bool = False) -> None:
     # keepalived vrrp_state_leave_master / vrrp_restore_interface: a master that stops or
     # faults tells the backups with priority 0 so they take over after Skew_Time (RFC 5798
     # section 6.4.3 Shutdown); one that loses an election just goes quiet.
-    if new in (State.FAULT, State.STOP):
+    if new in (State.FAULT, State.STOP) or resign:
         s.acts.append(SendAdvert(PRIO_STOP))
-        if new is State.STOP:
+        if new is State.STOP or resign:
             s.log("sent 0 priority", detail=True)
     s.acts.append(LeaveMaster())
 
@@ -704,6 +714,16 @@ def _on_sync_backup(s: _Step, ev: SyncBackup) -> None:
         _change_state(s, State.BACKUP)
 
 
+def _on_holding_lost(s: _Step, ev: HoldingLost) -> None:
+    # keepalived set_vrrp_backup (measured with 2.2.7): BACKUP with a priority 0 advert, its
+    # VIPs, routes and rules removed, and Master_Down_Timer set to Skew_Time so that it comes
+    # back as MASTER at once (and puts everything back) unless a backup answers first.
+    if s.m.state is not State.MASTER:
+        return
+    _change_state(s, State.BACKUP, resign=True)
+    s.m = replace(s.m, down_deadline=s.now + s.skew())
+
+
 def _on_reconfigure(s: _Step, ev: Reconfigure) -> None:
     old_prio = s.priority
     old_mdi = s.mdi()
@@ -742,6 +762,7 @@ __all__ = [
     "Event",
     "FaultOff",
     "FaultOn",
+    "HoldingLost",
     "LeaveMaster",
     "Log",
     "Machine",

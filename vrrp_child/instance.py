@@ -25,10 +25,10 @@ from typing import Protocol
 from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
 from conf.vrrp import VrrpInstance
-from vrrp_child import fsm, holdings, packet
+from vrrp_child import ah, fsm, holdings, packet
 from vrrp_child.arp import announcement
 from vrrp_child.holdings import Item, RouteItem
-from vrrp_child.packet import Advert, DropReason, PacketError
+from vrrp_child.packet import AUTH_AH, Advert, DropReason, PacketError
 from vrrp_child.receive import Expect, check
 from vrrp_child.sockets import Received, VrrpSocket
 from vrrp_child.ticks import Ticks, Timer
@@ -163,6 +163,8 @@ class Instance:
     in_sync_group: bool = False
     priority_delta: int = 0  # the trackers' weights (tracking.Verdict.delta)
     faults: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> reasons
+    # auth_type AH: the sequence number and IP ID, kept across reloads as keepalived does
+    ah_seq: ah.SeqCounter = field(default_factory=ah.SeqCounter, repr=False)
 
     def __post_init__(self) -> None:
         self.params = self._params(self.conf)
@@ -264,6 +266,10 @@ class Instance:
         self.params = params
         return params.priority != old
 
+    def holding_lost(self) -> None:
+        """A VIP, virtual route or rule was deleted under this MASTER (vrrp_child.holdwatch)."""
+        self._step(fsm.HoldingLost())
+
     def sync(self, event: fsm.SyncMaster | fsm.SyncBackup) -> None:
         """The sync group moves this member (syncgroup.ToMember)."""
         self._step(event)
@@ -313,13 +319,34 @@ class Instance:
 
     def on_packet(self, rx: Received) -> None:
         """An advert for our VRID on our socket (the workload demultiplexes)."""
+        seq: int | None = None
         try:
+            if self.expect.auth_type == AUTH_AH:
+                seq = self._unseal(rx)
             advert = packet.decode(rx.payload, rx.src, rx.dst, rx.ttl, multicast=not self.socket.unicast)
+        except ah.NotVrrp:
+            return  # an AH for another protocol: keepalived ignores it silently
         except PacketError as e:
             self.stats.count_drop(e.reason)
             self._limit(e.reason.name, f"({self.name}) Invalid advert from {rx.src}: {e.detail}")
             return
+        if seq is not None and not self.ah_seq.accept(seq):
+            # RFC 2402 section 3.4.3 anti-replay, keepalived's wording and counter
+            self.stats.count_drop(DropReason.AUTH_FAILURE)
+            self._limit(
+                "ah_seq",
+                f"({self.name}) IPSEC-AH : sequence number {seq} already processed. Packet dropped. "
+                f"Local({self.ah_seq.seq})",
+            )
+            return
         self.on_advert(advert, rx.src)
+
+    def _unseal(self, rx: Received) -> int:
+        """auth_type AH: check the ICV and SPI of the whole datagram; its sequence number."""
+        sealed = ah.unseal(rx.datagram, ah.key_of(self.expect.auth_pass), unicast=self.socket.unicast)
+        if sealed.payload != rx.payload:  # the socket cut the message after the AH
+            raise PacketError(DropReason.LENGTH, "IPv4 VRRP packet with AH too short")
+        return sealed.seq
 
     def on_advert(self, advert: Advert, src: IPAddress) -> None:
         skip = bool(self.conf.skip_check_adv_addr) and src == self.machine.master_ip
@@ -386,7 +413,9 @@ class Instance:
                 self._limit(action.key, action.text)
 
     def send_advert(self, priority: int) -> None:
-        if self.socket.unicast:
+        if self.expect.auth_type == AUTH_AH:
+            sent = self._send_ah(priority)
+        elif self.socket.unicast:
             peers = [p.address for p in self.conf.unicast_peer if p.address.version == self.socket.family]
             sent = self.socket.send_each(lambda dst: self._payload(priority, dst), peers) > 0
         else:
@@ -400,6 +429,28 @@ class Instance:
             self.stats.advert_sent += 1
             if priority == PRIO_STOP:
                 self.stats.pri_zero_sent += 1
+
+    def _send_ah(self, priority: int) -> bool:
+        """auth_type AH (vrrp_child.ah): every advert has its own sequence number, IP ID and
+        ICV, so nothing is cached; every unicast peer gets the same numbers (keepalived)."""
+        seq, ip_id = self.ah_seq.next_advert()
+        key = ah.key_of(self.expect.auth_pass)
+        advert = self.expect.advert(priority)
+        src = self.local_ip
+        assert isinstance(src, ipaddress.IPv4Address)  # conf.vrrp refuses AH with IPv6
+        unicast = self.socket.unicast
+        if unicast:
+            dsts = [p.address for p in self.conf.unicast_peer if isinstance(p.address, ipaddress.IPv4Address)]
+            ttl = 255 if self.conf.unicast_ttl is None else self.conf.unicast_ttl
+        else:
+            assert isinstance(self.socket.group, ipaddress.IPv4Address)
+            dsts, ttl = [self.socket.group], 255
+        sent = 0
+        for dst in dsts:
+            message = packet.encode(advert, src, dst)
+            data = ah.seal(message, src, dst, key=key, seq=seq, ip_id=ip_id, ttl=ttl, unicast=unicast)
+            sent += self.socket.send(data, dst)
+        return sent > 0
 
     def _payload(self, priority: int, dst: IPAddress) -> bytes:
         """The encoded advert; cached, since it only changes with priority or config."""

@@ -32,6 +32,8 @@ class LinkWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop, changed: Callable[[str, bool], None]) -> None:
         self.changed = changed
         self.state: dict[str, bool] = {}  # watched interface -> last known up
+        # the other kinds of messages the socket carries once more groups joined (holdwatch)
+        self.others: Callable[[list[Any]], None] | None = None
         # lost notifications (ENOBUFS) need nothing more: the next ones still say the truth
         self.events = RtnlNotifications(loop, RTMGRP_LINK, lambda msgs, _lost: self._messages(msgs), "Link", log)
 
@@ -39,8 +41,14 @@ class LinkWatch:
         self.state.setdefault(ifname, up)
 
     def _messages(self, messages: list[Any]) -> None:
+        rest = []
         for msg in messages:
-            self._message(msg)
+            if msg["header"]["type"] in (RTM_NEWLINK, RTM_DELLINK):
+                self._message(msg)
+            else:
+                rest.append(msg)
+        if rest and self.others is not None:
+            self.others(rest)
 
     def _message(self, msg: Any) -> None:
         mtype = msg["header"]["type"]

@@ -179,6 +179,11 @@ class Rtnl:
     def close(self) -> None:
         self._sock.close()
 
+    @property
+    def portid(self) -> int:
+        """The kernel puts it in the notifications of the changes this socket asks for."""
+        return int(self._sock.getsockname()[0])
+
     def __enter__(self) -> Rtnl:
         return self
 

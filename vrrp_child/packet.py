@@ -144,8 +144,10 @@ def _check_encodable(advert: Advert, src: IPAddress, dst: IPAddress) -> int:
             raise ValueError("VRRPv2 is IPv4 only (RFC 3768)")
         if advert.adver_int_cs % 100 or not 0 <= advert.adver_int_cs <= V2_MAX_ADVER_INT_CS:
             raise ValueError(f"VRRPv2 interval {advert.adver_int_cs} cs is not a whole number of seconds 0-255")
-        if advert.auth_type == AUTH_AH:
-            raise ValueError("IPsec AH authentication is not supported")
+        if advert.auth_type == AUTH_AH and advert.auth_data:
+            # keepalived's AH adverts carry zero authentication data: the ICV is in the AH
+            # (vrrp_child.ah wraps the message).
+            raise ValueError("IPsec AH adverts carry no authentication data")
         if not 0 <= advert.auth_type <= 255:
             raise ValueError(f"auth type {advert.auth_type} out of range")
         if len(advert.auth_data) > AUTH_DATA_LEN:
@@ -167,7 +169,7 @@ def encode(advert: Advert, src: IPAddress, dst: IPAddress, *, v3_checksum_as_v2:
     IPv4 pseudo-header, as keepalived (all versions' default) and FRR do, or over the
     message alone with `v3_checksum_as_v2` (RFC 9568 section 5.2.8, Cisco, Juniper). v3
     over IPv6: with the IPv6 pseudo-header (RFC 5798 section 5.2.8). Raises ValueError for
-    an advert that cannot be encoded (IPsec AH among them)."""
+    an advert that cannot be encoded."""
     family = _check_encodable(advert, src, dst)
     body = b"".join([a.packed for a in advert.addresses])
     count = len(advert.addresses)

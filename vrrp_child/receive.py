@@ -61,7 +61,8 @@ class Expect:
 
     def advert(self, priority: int) -> Advert:
         """Our own advert for this VRID at `priority`: what we expect is what we send."""
-        v2_auth = self.version == 2 and self.auth_type != AUTH_NONE
+        # keepalived's AH adverts carry zero authentication data (the ICV is in the AH).
+        v2_auth = self.version == 2 and self.auth_type == AUTH_PASS
         return Advert(
             version=self.version,
             vrid=self.vrid,
@@ -92,8 +93,9 @@ def check(advert: Advert, expect: Expect, *, check_addresses: bool = True) -> Ve
     `skip_check_adv_addr` when the advert comes from the master already known.
 
     Authentication (RFC 3768 section 7.1; keepalived's AUTH_PASS and AH): a type keepalived
-    does not know, a type other than ours, or a wrong password drops the advert. IPsec AH is
-    not implemented: an instance configured for it drops every advert as unsupported.
+    does not know, a type other than ours, or a wrong password drops the advert. For IPsec
+    AH the type is checked here; the ICV, SPI and sequence number were checked before the
+    message was decoded (vrrp_child.ah, by the instance).
 
     v2 interval (RFC 3768 section 7.1 "MUST verify ... the same as the locally configured",
     keepalived: "to prevent concurrent VRID running"): a mismatch drops. v3 has no such
@@ -134,10 +136,6 @@ def _check_v2(advert: Advert, expect: Expect) -> Verdict | None:
             False,
             DropReason.AUTH_TYPE_MISMATCH,
             f"({name}) received a {advert.auth_type} auth, expecting {expect.auth_type}!",
-        )
-    if expect.auth_type == AUTH_AH:
-        return Verdict(
-            False, DropReason.AUTH_UNSUPPORTED, f"({name}) IPsec AH authentication is not supported - advert dropped"
         )
     if expect.auth_type == AUTH_PASS:
         # keepalived compares all 8 bytes (NUL padded) in constant time.

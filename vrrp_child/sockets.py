@@ -26,6 +26,11 @@ Receiving:
 - Unicast sockets are bound to `unicast_src_ip`, so the kernel gives them only packets
   addressed to it. `unicast_peer` TTL limits and `check_unicast_src` are a `PeerTable`,
   applied by the socket when given one, or by the caller after demultiplexing.
+- IPsec AH (`auth_type AH`, vrrp_child.ah): a protocol 51 socket with IP_HDRINCL, as
+  keepalived's, since the AH sits between the IP header and the VRRP message and its ICV
+  covers the IP header: the caller sends whole datagrams (`ah.seal`). `recv` gives the VRRP
+  message after the AH as `payload` (the workload demultiplexes by its VRID) and the whole
+  datagram as `datagram` for the ICV check.
 - The receive buffer is large (user-reports #13: adverts piling up in Recv-Q) and every
   readiness drains the queue, up to a bound so one busy socket cannot hold the loop.
 """
@@ -44,6 +49,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from conf.vrrp import UnicastPeer
+from vrrp_child.ah import AH_LEN, AH_PROTO
 from vrrp_child.packet import MCAST_V4, MCAST_V6, VRRP_PROTO, IPAddress
 
 log = logging.getLogger(__name__)
@@ -85,6 +91,7 @@ class Received:
     dst: IPAddress
     ttl: int
     ifindex: int
+    datagram: bytes = b""  # protocol 51 (IPsec AH) only: the IPv4 datagram, header included
 
 
 @dataclass(frozen=True)
@@ -146,8 +153,12 @@ class VrrpSocket:
         peers: PeerTable | None = None,
         rcvbuf: int = DEFAULT_RCVBUF,
         sndbuf: int = DEFAULT_SNDBUF,
+        proto: int = VRRP_PROTO,
     ) -> None:
         self.ifname = ifname
+        self.proto = proto
+        if proto == AH_PROTO and src.version != 4:
+            raise ValueError("IPsec AH is IPv4 only (keepalived refuses it with IPv6)")
         self.family = src.version
         self.src = src
         self.unicast = unicast
@@ -159,7 +170,7 @@ class VrrpSocket:
         self.ifindex = socket.if_nametoindex(ifname)
         self._loop: asyncio.AbstractEventLoop | None = None
         af = socket.AF_INET if self.family == 4 else socket.AF_INET6
-        self.sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTO)
+        self.sock = socket.socket(af, socket.SOCK_RAW, proto)
         try:
             self._setup(unicast_ttl, rcvbuf, sndbuf)
         except BaseException:
@@ -176,9 +187,9 @@ class VrrpSocket:
         )
 
     @property
-    def key(self) -> tuple[str, int, IPAddress | None]:
-        """What sockets are shared by: (interface, family, unicast source)."""
-        return (self.ifname, self.family, self.src if self.unicast else None)
+    def key(self) -> tuple[str, int, IPAddress | None, int]:
+        """What sockets are shared by: (interface, family, unicast source, protocol)."""
+        return (self.ifname, self.family, self.src if self.unicast else None, self.proto)
 
     def _setup(self, unicast_ttl: int | None, rcvbuf: int, sndbuf: int) -> None:
         s = self.sock
@@ -197,6 +208,9 @@ class VrrpSocket:
         # keepalived's header has no DF bit; the kernel would set it (PMTU discovery).
         s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT)
         s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        if self.proto == AH_PROTO:
+            # the AH's ICV covers the IP header: we build it (ah.seal), as keepalived does
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         if self.unicast:
             s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, VRRP_TTL if unicast_ttl is None else unicast_ttl)
             s.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
@@ -364,12 +378,21 @@ class VrrpSocket:
         for level, kind, value in anc:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
                 ifindex = _IN_PKTINFO.unpack_from(value)[0]
+        datagram = b""
+        start = ihl
+        if self.proto == AH_PROTO:
+            if total < ihl + AH_LEN or len(data) < total:
+                self.stats.dropped["malformed"] += 1
+                return None
+            datagram = data[:total]
+            start = ihl + AH_LEN
         return Received(
-            data[ihl:total],
+            data[start:total],
             IPv4Address(data[12:16]),
             IPv4Address(data[16:20]),
             data[8],
             ifindex,
+            datagram,
         )
 
     def _parse_v6(self, data: bytes, anc: list[tuple[int, int, bytes]], addr: object) -> Received | None:

@@ -31,13 +31,16 @@ from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child import channels, fsm, holdings
+from vrrp_child.ah import AH_PROTO
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.firewall import ChildFirewall
 from vrrp_child.holdings import Item, RouteItem
+from vrrp_child.holdwatch import HoldWatch
 from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
 from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
 from vrrp_child.pacing import Intervals, Pacer
+from vrrp_child.packet import VRRP_PROTO
 from vrrp_child.routing import BatchResult, Routing
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
 from vrrp_child.static import apply_static, remove_static, static_diff
@@ -60,7 +63,7 @@ PENDING_RETRIES = 60
 NOTIFY_TIMEOUT = 30.0  # a notify script that runs longer is terminated (keepalived has none)
 STOP_SCRIPTS_WAIT = 2.0  # at shutdown, how long notify_stop scripts may delay the exit
 
-SocketKey = tuple[str, int, object]
+SocketKey = tuple[str, int, object, int]
 
 
 @dataclass
@@ -87,6 +90,7 @@ def identity(inst: VrrpInstance) -> tuple[object, ...]:
         None if inst.is_unicast else inst.mcast_dst_ip,  # the multicast group joined
         (vmac.ifname, vmac.mac) if vmac is not None else None,
         inst.vmac_xmit_base,
+        inst.auth_type == "AH",  # its own socket (protocol 51)
     )
 
 
@@ -139,6 +143,10 @@ class VrrpWorkload:
         gdefs = config.global_defs
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
+        # deleted VIPs, virtual routes and rules, on the link watcher's socket
+        self.holdwatch = HoldWatch(self, self.links.events.join)
+        self.holdwatch.configure(config)
+        self.links.others = self._holdings_changed
         self.routing = Routing(self.rtnl)
         self.firewall = ChildFirewall(self.conditions)  # no accept mode: nftables (vrrp_child.firewall)
         self.firewall.configure(config)
@@ -181,6 +189,7 @@ class VrrpWorkload:
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
         self.firewall.configure(config)
+        self.holdwatch.configure(config)
         # The trackers keep the results of the scripts/files/processes that stay.
         self.trackers.configure(config)
         self._watch_tracked_interfaces()
@@ -369,7 +378,9 @@ class VrrpWorkload:
 
     def _socket(self, conf: VrrpInstance, ifname: str, local: object) -> VrrpSocket:
         unicast = conf.is_unicast
-        key: SocketKey = (ifname, conf.family, local if unicast else None)
+        # IPsec AH: a socket of its own, protocol 51 (keepalived's sockpool proto(51))
+        proto = AH_PROTO if conf.auth_type == "AH" else VRRP_PROTO
+        key: SocketKey = (ifname, conf.family, local if unicast else None, proto)
         sock = self.sockets.get(key)
         if sock is None:
             peers = PeerTable.of(conf.unicast_peer, check_unicast_src=bool(conf.check_unicast_src)) if unicast else None
@@ -380,6 +391,7 @@ class VrrpWorkload:
                 group=conf.mcast_dst_ip,
                 unicast_ttl=conf.unicast_ttl,
                 peers=peers,
+                proto=proto,
             )
             sock.attach(self.loop, self._receiver(sock))
             self.sockets[key] = sock
@@ -460,6 +472,10 @@ class VrrpWorkload:
             if self._retry is not None:
                 self._retry.cancel()
             self._retry_pending()
+
+    def _holdings_changed(self, messages: list[Any]) -> None:
+        self.holdwatch.messages(messages)
+        self._flush()
 
     # ---- trackers: effective priority and FAULT ----------------------------------------------
 

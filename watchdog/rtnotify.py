@@ -16,6 +16,8 @@ RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 _RCVBUF = 1 << 20
+_SOL_NETLINK = 270
+_NETLINK_ADD_MEMBERSHIP = 1
 
 
 class RtnlNotifications:
@@ -59,6 +61,13 @@ class RtnlNotifications:
                 self.log.warning("Cannot decode a %s notification: %s", self.what.lower(), e)
         if messages or lost:
             self.batch(messages, lost)
+
+    def join(self, groups: int) -> None:
+        """Add multicast groups (an RTMGRP_ mask) to the bound socket: one socket carries
+        every kind of notification the child reads."""
+        for bit in range(32):
+            if groups & (1 << bit):
+                self.sock.setsockopt(_SOL_NETLINK, _NETLINK_ADD_MEMBERSHIP, bit + 1)
 
     def close(self) -> None:
         try:

@@ -319,7 +319,7 @@ def test_encode_refuses_what_cannot_be_sent() -> None:
         "v3 auth": replace(V3_4, auth_type=AUTH_PASS, auth_data=b"x"),
         "v2 interval 1.5 s": replace(V2, adver_int_cs=150),
         "v2 interval 256 s": replace(V2, adver_int_cs=25600),
-        "v2 AH": replace(V2, auth_type=AUTH_AH),
+        "v2 AH with auth data": replace(V2, auth_type=AUTH_AH, auth_data=b"x"),
         "v2 auth type 256": replace(V2, auth_type=256),
         "v2 long password": replace(V2, auth_data=b"123456789"),
         "version 4": replace(V3_4, version=4),

@@ -60,12 +60,11 @@ def test_auth_type_mismatch() -> None:
     assert check(ah, V2_EXPECT).reason is DropReason.AUTH_TYPE_MISMATCH
 
 
-def test_ah_is_reported_as_unsupported() -> None:
+def test_ah_type_checked_here_icv_by_the_instance() -> None:
+    # The AH itself (ICV, SPI, sequence) is vrrp_child.ah's, checked before decoding.
     expect = replace(V2_EXPECT, auth_type=AUTH_AH)
-    verdict = check(replace(V2_ADVERT, auth_type=AUTH_AH, auth_data=b""), expect)
-    assert (verdict.accept, verdict.reason) == (False, DropReason.AUTH_UNSUPPORTED)
-    assert verdict.log is not None and "not supported" in verdict.log
-    assert DropReason.AUTH_UNSUPPORTED.stats_line == ("Authentication Errors", "Invalid Type")
+    assert check(replace(V2_ADVERT, auth_type=AUTH_AH, auth_data=b""), expect) == Verdict(True)
+    assert expect.advert(100).auth_data == b""  # keepalived sends zeros in the VRRP message
 
 
 def test_password() -> None:

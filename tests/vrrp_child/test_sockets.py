@@ -19,6 +19,7 @@ import pytest
 
 from conf.vrrp import UnicastPeer
 from tests.lab.lab import Lab, Node
+from vrrp_child import ah
 from vrrp_child.packet import MCAST_V4, MCAST_V6
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
 
@@ -106,7 +107,7 @@ def test_v4_multicast_between_nodes_not_to_self(a: Node, b: Node) -> None:
         a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
         b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
     ):
-        assert sa.key == ("va", 4, None)
+        assert sa.key == ("va", 4, None, 112)
         assert sa.send(V4_ADVERT, MCAST_V4)
         assert receive(sb) == Received(V4_ADVERT, IPv4Address("192.0.2.1"), MCAST_V4, 255, b.ifindex("vb"))
         # and back: both nodes hear each other, neither hears itself
@@ -244,7 +245,7 @@ def test_v4_unicast(a: Node, b: Node) -> None:
         b.call(lambda: VrrpSocket("vb", b_src, unicast=True)) as sb,
         b.call(lambda: VrrpSocket("vb", b_src)) as sb_multicast,
     ):
-        assert sa.key == ("va", 4, a_src)
+        assert sa.key == ("va", 4, a_src, 112)
         assert sa.send(V4_ADVERT, b_src)
         assert receive(sb) == Received(V4_ADVERT, a_src, b_src, 255, b.ifindex("vb"))
         # The multicast socket on the same interface is handed the unicast packet by the
@@ -464,3 +465,34 @@ def test_keepalived_hears_us_and_we_hear_it(a: Node, b: Node) -> None:
     text = keepalived.log_text()
     for name, src in (("M4", b4), ("U4", b4), ("M6", b6)):
         assert f"({name}) Master received advert from {src} with higher priority 200, ours 100" in text
+
+
+# ----------------------------------------------------------------------- IPsec AH (51)
+
+
+@needs_lab
+@pytest.mark.parametrize("unicast", [False, True])
+def test_ah_datagram_as_built(a: Node, b: Node, unicast: bool) -> None:
+    """auth_type AH: protocol 51 with IP_HDRINCL. The datagram arrives as ah.seal built it
+    (TOS 0xc0, our IP ID, TTL 255, no DF; the kernel only fills the header checksum), so the
+    ICV checks; `payload` is the VRRP message after the AH."""
+    a_src, b_src = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
+    dst = b_src if unicast else MCAST_V4
+    key = ah.key_of(b"secret1")
+    data = ah.seal(V4_ADVERT, a_src, dst, key=key, seq=7, ip_id=3, unicast=unicast)
+    with (
+        a.call(lambda: VrrpSocket("va", a_src, unicast=unicast, proto=ah.AH_PROTO)) as sa,
+        b.call(lambda: VrrpSocket("vb", b_src, unicast=unicast, proto=ah.AH_PROTO)) as sb,
+        b.call(lambda: VrrpSocket("vb", b_src, unicast=unicast)) as sb_vrrp,
+    ):
+        assert sa.key == ("va", 4, a_src if unicast else None, 51)
+        assert sa.send(data, dst)
+        rx = receive(sb)
+        assert rx == Received(V4_ADVERT, a_src, dst, 255, b.ifindex("vb"), data)
+        assert ah.unseal(rx.datagram, key, unicast=unicast).seq == 7
+        assert nothing_for(sb_vrrp)  # protocol 112 sockets do not see it
+
+
+def test_ah_is_ipv4_only() -> None:
+    with pytest.raises(ValueError, match="IPv4"):
+        VrrpSocket("lo", IPv6Address("::1"), proto=51)
