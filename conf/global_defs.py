@@ -8,15 +8,14 @@ Ranges and messages follow what keepalived 2.2.7 `-t` reports for each keyword.
 
 from __future__ import annotations
 
-import grp
 import ipaddress
-import pwd
 import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from conf import accounts
 from conf.addresses import IpAddressEntry
 from conf.bfd import BfdInstance, check_bfd_instances
 from conf.routes import RouteEntry
@@ -110,12 +109,12 @@ class NotifyFifo:
 def check_user(user: str, group: str | None) -> str | None:
     """What is wrong with a user[/group] to run scripts as, or None."""
     try:
-        pwd.getpwnam(user)
+        accounts.getpwnam(user)
     except KeyError:
         return f"user '{user}' does not exist"
     if group is not None:
         try:
-            grp.getgrnam(group)
+            accounts.getgrnam(group)
         except KeyError:
             return f"group '{group}' does not exist"
     return None
@@ -671,7 +670,7 @@ class GlobalDefs(Block):
         if self.script_user is not None:
             return self.script_user
         try:
-            pwd.getpwnam(DEFAULT_SCRIPT_USER)
+            accounts.getpwnam(DEFAULT_SCRIPT_USER)
             return ScriptUser(DEFAULT_SCRIPT_USER)
         except KeyError:
             return ScriptUser("root")

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import grp
 import os
-import pwd
 import re
 import shutil
 import stat
@@ -31,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from conf import accounts
 from conf.schema import Block, Context, FrozenMap, keyword_name
 from conf.values import Script
 
@@ -53,8 +52,8 @@ def resolve_user(spec: Any) -> RunAs | None:
     if not words:
         return None
     try:
-        pw = pwd.getpwnam(words[0])
-        gid = grp.getgrnam(words[1]).gr_gid if len(words) > 1 else pw.pw_gid
+        pw = accounts.getpwnam(words[0])
+        gid = accounts.getgrnam(words[1]).gr_gid if len(words) > 1 else pw.pw_gid
     except KeyError:
         return None
     return RunAs(pw.pw_uid, gid, words[0])

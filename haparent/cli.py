@@ -19,6 +19,7 @@ from conf import DEFAULT_CONFIG, load
 from conf.dump import dumps
 from conf.loader import default_config_id
 from haparent import namespace, start
+from haparent.control import DEFAULT_PATH as DEFAULT_CONTROL_SOCKET
 from haparent.version import KEEPALIVED_COMPAT, VERSION
 from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 
@@ -32,6 +33,7 @@ _TAKES_VALUE = frozenset(
         *("-f", "--use-file", "-S", "--log-facility", "-u", "--umask", "-p", "--pid", "-r", "--vrrp_pid"),
         *("-c", "--checkers_pid", "-b", "--bfd_pid", "-i", "--config-id", "--signum", "-s", "--namespace"),
         *("-A", "--snmp-agent-socket", "--heartbeat-interval", "--heartbeat-timeout"),
+        *("--control-socket",),
     }
 )
 
@@ -78,6 +80,7 @@ class Options:
     print_config: bool = False
     heartbeat_interval: float = DEFAULT_INTERVAL
     heartbeat_timeout: float = DEFAULT_TIMEOUT
+    control_socket: str = DEFAULT_CONTROL_SOCKET  # ours: pykeepalivedctl's way in ("" for none)
     namespace: str | None = None  # -s: overrides the config's net_namespace
     snmp: bool = False  # -x: accepted, SNMP is not implemented
     snmp_agent_socket: str | None = None  # -A: likewise
@@ -272,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"a child silent this long is hung: killed and respawned (default {DEFAULT_TIMEOUT:g})",
     )
+    a(
+        "--control-socket",
+        default=DEFAULT_CONTROL_SOCKET,
+        metavar="PATH",
+        help=f"the socket pykeepalivedctl talks to, root only (default {DEFAULT_CONTROL_SOCKET}; '' for none)",
+    )
     a("-v", "--version", action="store_true", help="display the version and exit")
     return p
 
@@ -310,6 +319,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
         print_config=ns.print_config,
         heartbeat_interval=ns.heartbeat_interval,
         heartbeat_timeout=ns.heartbeat_timeout,
+        control_socket=ns.control_socket,
         namespace=ns.namespace,
         snmp=ns.snmp,
         snmp_agent_socket=ns.snmp_agent_socket,

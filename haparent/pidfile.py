@@ -62,6 +62,13 @@ class PidFile:
         if pid is not None:
             os.pwrite(self.fd, f"{pid}\n".encode(), 0)
 
+    def close(self) -> None:
+        """Let go of our copy of the lock without removing the file (another process that
+        shares the open file, a child, keeps the lock)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def release(self) -> None:
         """Remove the file, then drop the lock (in that order, so no one locks a file we
         are about to remove)."""

@@ -10,6 +10,7 @@ import resource
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import daemon
@@ -18,6 +19,7 @@ from conf import load
 from conf.dump import dumps
 from conf.model import Config
 from haparent import namespace
+from haparent.control import ControlServer, InUse
 from haparent.logs import set_titles, setup_logging
 from haparent.notify import Notifier
 from haparent.pidfile import AlreadyRunning, PidFile, read_pid
@@ -204,6 +206,7 @@ def run(opts: Options) -> int:
         return EXIT_FATAL
     pidfiles = (main_pidfile, *child_pidfiles.values())
     core_pattern: str | None = None
+    children_gone = False  # supervise() returns only once every child is reaped
     try:
         if not opts.dont_fork:
             daemonize(opts, [p.fd for p in pidfiles if p.fd is not None])
@@ -222,11 +225,18 @@ def run(opts: Options) -> int:
         if opts.dump_conf:
             for line in dumps(config).splitlines():
                 log.info("%s", line)
-        return supervise(opts, config, heartbeat, child_pidfiles, pidfiles)
+        code = supervise(opts, config, heartbeat, child_pidfiles, pidfiles)
+        children_gone = True
+        return code
     finally:
         for pidfile in pidfiles:
             with contextlib.suppress(OSError):
-                pidfile.release()
+                if children_gone or pidfile is main_pidfile:
+                    pidfile.release()
+                else:
+                    # The parent dies of a bug while children may live: their pidfiles (and the
+                    # locks the children hold on them) stay, so no new daemon starts beside them.
+                    pidfile.close()
         namespace.remove_pid_directory(opts)
         restore_core_pattern(core_pattern)
 
@@ -247,6 +257,20 @@ def _log_start_notes(opts: Options, config: Config) -> None:
         log.info("note: %s", note)
 
 
+def open_control(path: str, clock: Callable[[], float]) -> ControlServer | None:
+    """The control socket, or None (disabled with '', or not possible: the daemon runs
+    without it and says why)."""
+    if not path:
+        return None
+    try:
+        return ControlServer(path, clock)
+    except InUse:
+        log.warning("Control socket %s is in use by another daemon: running without one (--control-socket)", path)
+    except OSError as e:
+        log.error("Cannot open the control socket %s: %s: running without one", e.filename or path, e.strerror or e)
+    return None
+
+
 def supervise(
     opts: Options,
     config: Config,
@@ -260,6 +284,9 @@ def supervise(
     notify_fd = notifier.fileno()
     if notify_fd is not None:
         inherited.append(notify_fd)
+    control = open_control(opts.control_socket, system.monotonic)
+    if control is not None:
+        inherited.append(control.sock.fileno())
     supervisor = Supervisor(
         opts,
         config,
@@ -272,6 +299,7 @@ def supervise(
         become_child=lambda spec: become_child(opts, spec),
         tmpdir=spill_dir(),
         fds_to_close=inherited,
+        control=control,
     )
     system.install_signals(Supervisor.SIGNALS, supervisor.signal_received)
     return supervisor.run()

@@ -10,17 +10,20 @@ Signal handlers only record; everything happens here, and every OS call goes thr
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from conf import LoadResult
 from conf.model import Config
+from conf.vrrp import VrrpInstance
+from haparent.control import Client, ControlServer, Request
 from haparent.notify import Notifier
 from haparent.respawn import Decision, Exit, RespawnPolicy, decide
 from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
@@ -30,6 +33,7 @@ from vrrp_child.liveness import RELEASED
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
 from watchdog.payload import pack, unpack
 from watchdog.protocol import (
+    Answer,
     Bye,
     Direction,
     Dump,
@@ -40,6 +44,7 @@ from watchdog.protocol import (
     LineReader,
     Message,
     ProtocolError,
+    Query,
     Ready,
     Reload,
     Reloaded,
@@ -59,6 +64,8 @@ log = logging.getLogger("pykeepalived")
 SIGJSON = signal.SIGRTMIN + 2  # keepalived's SIGJSON
 DEFAULT_CHILD_WAIT_TIME = 5.0  # global_defs child_wait_time default (keepalived.conf(5))
 LOAD_TIMEOUT = 120.0  # a configuration that takes longer to read is given up (the old one stays)
+QUERY_TIMEOUT = 2.0  # s a control request waits for the children's answers
+OUTPUT_RETRY = 0.05  # s between tries to send an answer a client's socket did not take yet
 MAX_WAIT = 10.0  # a safety net: signals (wakeup pipe), child messages and deadlines wake the loop sooner
 STATUS_MAX = 400  # systemctl status shows one line; keep STATUS= readable
 
@@ -102,7 +109,26 @@ class Child:
     # running or stopping, or once this process itself reported holding something; its
     # `ready`): survives the child, for the hold rule.
     heard_at: float = 0.0
+    restarts: int = 0  # respawns so far (pykeepalivedctl status)
+    last_exit: str | None = None  # how its predecessor ended
     claimed: bool = False  # this process reported holding something (became/resumed MASTER)
+    # The configuration this child runs: the one it was started with, then the one its last
+    # successful `reloaded` confirmed. What it holds, and how long that may outlive it, are
+    # looked up here, never in a reload the child has not taken yet.
+    config: Config | None = None
+    released: Sequence[VrrpInstance] = ()  # what the parent released for it (again at its reap)
+
+
+@dataclass
+class PendingQuery:
+    """A control request waiting for the children's answers."""
+
+    client: Client
+    kind: DumpKind
+    status: bool  # `status` (the parent's view + the JSON dumps) or a plain dump
+    deadline: float
+    waiting: set[Role] = field(default_factory=set)
+    answers: dict[Role, str | None] = field(default_factory=dict)
 
 
 Loader = Callable[[str], LoadResult]
@@ -134,6 +160,7 @@ class Supervisor:
         become_child: BecomeChild = lambda spec: None,
         tmpdir: str = "/tmp",
         fds_to_close: Iterable[int] = (),
+        control: ControlServer | None = None,
     ) -> None:
         self.opts = opts
         self.config = config
@@ -146,6 +173,12 @@ class Supervisor:
         self.become_child = become_child
         self.tmpdir = tmpdir
         self.fds_to_close = tuple(fds_to_close)
+        self.control = control
+        self.queries: dict[int, PendingQuery] = {}  # control requests waiting for the children
+        self.next_query = 1
+        self.reload_waiters: list[Client] = []  # `pykeepalivedctl reload`: answered when it ends
+        self.loaded_at = 0.0  # when the running configuration was read
+        self.last_diagnostics: list[str] = []  # the last reload's, for `pykeepalivedctl reload`
         self.children = {spec.role: Child(spec) for spec in SPECS}
         self.signals: deque[int] = deque()
         self.starting = True  # until every child said ready once: then "Startup complete"
@@ -208,7 +241,7 @@ class Supervisor:
 
     def start(self) -> None:
         now = self.system.monotonic()
-        self.next_watchdog = now
+        self.next_watchdog = self.loaded_at = now
         if not self.wanted_roles():
             log.warning("Warning - pykeepalived has no configuration to run")
         self.converge()
@@ -216,8 +249,13 @@ class Supervisor:
         self.update_status()
 
     def step(self) -> None:
-        for fd in self.system.wait(self.pipe_fds(), self.next_timeout()):
-            self.read_child(fd)
+        control_fds = self.control.fds() if self.control is not None else []
+        for fd in self.system.wait([*self.pipe_fds(), *control_fds], self.next_timeout()):
+            if self.control is not None and self.control.owns(fd):
+                for client, request in self.control.readable(fd):
+                    self.on_request(client, request)
+            else:
+                self.read_child(fd)
         while self.signals:
             getattr(self, "handle_" + self.SIGNALS[self.signals.popleft()])()
         self.finish_load()
@@ -226,6 +264,7 @@ class Supervisor:
         self.check_holds()
         self.converge()
         self.check_stop()
+        self.serve_control()
         self.ping_watchdog()
 
     def next_timeout(self) -> float:
@@ -240,6 +279,13 @@ class Supervisor:
                 deadlines.append(hold)
         if self.loading is not None:
             deadlines.append(self.load_started + LOAD_TIMEOUT)
+        if self.control is not None:
+            deadlines.extend(q.deadline for q in self.queries.values())
+            client_deadline = self.control.next_deadline()
+            if client_deadline is not None:
+                deadlines.append(client_deadline)
+            if self.control.pending_output():
+                deadlines.append(now + OUTPUT_RETRY)
         if self.notifier.watchdog_interval is not None:
             deadlines.append(self.next_watchdog)
         return max(0.0, min(deadlines) - now)
@@ -280,13 +326,18 @@ class Supervisor:
         close = [fd for c in self.children.values() for fd in (c.read_fd, c.write_fd) if fd is not None]
         own_lock = self.pidfiles[spec.role].fd
         close += [fd for fd in self.fds_to_close if fd != own_lock]
+        if self.control is not None:
+            close += self.control.fds()  # the listening socket and its clients are the parent's
+        child.config = self.config
         child.heartbeat = spec.heartbeat(self.heartbeat, self.config)
         spawned = self.system.spawn(self._child_main(spec), close)
         now = self.system.monotonic()
         child.pid, child.read_fd, child.write_fd = spawned.pid, spawned.read_fd, spawned.write_fd
         child.reader = LineReader()
         child.started_at = now
-        child.monitor = HeartbeatMonitor(child.heartbeat.timeout, now)
+        # The operator's timeout until it runs (a large configuration may keep a starting loop
+        # busy); its own, shorter one once it is ready or holds something.
+        child.monitor = HeartbeatMonitor(self.heartbeat.timeout, now)
         child.respawn_at = child.kill_at = None
         child.killed = False
         child.claimed = False
@@ -386,16 +437,23 @@ class Supervisor:
             if child.phase is Phase.STARTING:
                 self._set_phase(child, Phase.RUNNING)
                 child.heard_at = self.system.monotonic()  # its instances run (resumed MASTERs advertise)
+                self.tighten(child)
                 if child.monitor is not None:
                     child.monitor.seen(child.heard_at)
             if child.awaiting is Ready:
                 child.awaiting = None
         elif isinstance(msg, Reloaded):
+            now = self.system.monotonic()  # its loop answered: as good as a heartbeat
+            if child.monitor is not None:
+                child.monitor.seen(now)
+            if child.phase in (Phase.RUNNING, Phase.STOPPING):
+                child.heard_at = max(child.heard_at, now)
             if msg.ok:
-                # the child beats for the new configuration now (its advert intervals)
+                # it runs the new configuration now, and beats for it (its advert intervals)
+                child.config = self.config
                 child.heartbeat = child.spec.heartbeat(self.heartbeat, self.config)
-                if child.monitor is not None:
-                    child.monitor.timeout = child.heartbeat.timeout
+                if child.phase is Phase.RUNNING or child.claimed:
+                    self.tighten(child)
             else:
                 self.last_reload_error = f"{child.spec.name}: {msg.error}"
                 log.error("%s process(%s) could not reload: %s", child.spec.name, child.pid, msg.error)
@@ -403,11 +461,14 @@ class Supervisor:
                 child.awaiting = None
         elif isinstance(msg, State):
             changes = self.merge_state(child, msg)
-            if child.spec.held(self.config, changes):
+            if child.spec.held(self.child_config(child), changes):
                 # it reports holding these now (became or resumed MASTER): it advertises them,
                 # and from now on its heartbeats prove it does, even while it is still starting
                 child.heard_at = self.system.monotonic()
                 child.claimed = True
+                self.tighten(child)
+        elif isinstance(msg, Answer):
+            self.on_answer(child, msg)
         elif isinstance(msg, Bye):
             log.debug("%s process(%s) says bye: %s", child.spec.name, child.pid, msg.reason)
         self.check_settled()
@@ -443,6 +504,14 @@ class Supervisor:
         child.kill_at = None
         child.awaiting = None  # a successor, if any, is awaited afresh
         self.pidfiles[child.spec.role].write(None)
+        child.last_exit = str(ended)
+        self.forget_child_in_queries(child.spec.role)
+        if child.released:
+            # Released while it was still alive (hung, or killed as too slow): a netlink request
+            # it had under way may have landed after ours. Now that it is gone, once more.
+            for line in self.call_release(child, child.released):
+                log.error("%s", line)
+            child.released = ()
         if self.stopping or phase is Phase.STOPPING:
             log.info("%s process(%s) stopped (%s)", child.spec.name, pid, ended)
             self._set_phase(child, Phase.STOPPED)
@@ -472,6 +541,7 @@ class Supervisor:
         if d.delay > 0:
             log.warning("Restart of %s process delayed %g seconds to limit respawn rate", name, d.delay)
         child.quick_deaths = d.quick_deaths
+        child.restarts += 1
         child.respawn_at = now + d.delay
         self._set_phase(child, Phase.BACKOFF)
 
@@ -504,7 +574,7 @@ class Supervisor:
 
     def hold_deadline(self, child: Child) -> float | None:
         """When what the child last reported holding must be gone, unless it is heard again."""
-        held = child.spec.held(self.config, child.last_state)
+        held = child.spec.held(self.child_config(child), child.last_state)
         hold = child.spec.hold(held) if held else None
         return None if hold is None else child.heard_at + hold
 
@@ -514,6 +584,10 @@ class Supervisor:
         first, so that no two generations act on the same instances."""
         now = self.system.monotonic()
         for child in self.children.values():
+            deadline = self.hold_deadline(child)
+            if deadline is None or now < deadline:
+                continue
+            self.drain(child)  # its `ready` or MASTER report may be waiting unread
             deadline = self.hold_deadline(child)
             if deadline is None or now < deadline:
                 continue
@@ -528,26 +602,173 @@ class Supervisor:
             self.release_held(child, f"{child.spec.name} process not running")
 
     def release_held(self, child: Child, why: str) -> None:
-        held = child.spec.held(self.config, child.last_state)
+        held = child.spec.held(self.child_config(child), child.last_state)
         if not held:
             return
         for inst in held:
             log.warning("(%s) %s: removing VIPs (peers take over)", inst.name, why)
-        try:
-            lines = child.spec.release(held)
-        except Exception as e:  # never let the parent's loop die of it; say it loudly
-            lines = [f"cannot release {', '.join(i.name for i in held)}: {type(e).__name__}: {e}"]
-        for line in lines:
+        for line in self.call_release(child, held):
             log.error("%s", line)
         for inst in held:
             state = child.last_state.get(inst.name)
             child.last_state[inst.name] = {**(state if isinstance(state, dict) else {}), "state": RELEASED}
+        child.released = held
         self.update_status()
+
+    def call_release(self, child: Child, held: Sequence[VrrpInstance]) -> list[str]:
+        try:
+            return child.spec.release(held)
+        except Exception as e:  # never let the parent's loop die of it; say it loudly
+            return [f"cannot release {', '.join(i.name for i in held)}: {type(e).__name__}: {e}"]
+
+    def child_config(self, child: Child) -> Config:
+        return child.config if child.config is not None else self.config
+
+    def tighten(self, child: Child) -> None:
+        """From now on the child is judged by its own heartbeat timeout (the VRRP child's is
+        bounded by its advert intervals: vrrp_child.liveness)."""
+        if child.monitor is not None and child.heartbeat is not None:
+            child.monitor.timeout = child.heartbeat.timeout
 
     def kill(self, child: Child) -> None:
         if child.pid is not None:
             self.system.kill(child.pid, signal.SIGKILL)
             child.killed = True
+
+    # the control socket (pykeepalivedctl) -------------------------------------------------
+
+    def on_request(self, client: Client, request: Request | str) -> None:
+        assert self.control is not None
+        if isinstance(request, str):
+            self.control.answer(client, {"ok": False, "error": request})
+        elif request.cmd == "status":
+            self.ask_children(client, DumpKind.JSON, status=True)
+        elif request.cmd == "dump":
+            try:
+                kind = DumpKind(str(request.args.get("what")))
+            except ValueError:
+                self.control.answer(client, {"ok": False, "error": "dump needs what: data, stats or json"})
+                return
+            # keepalived's SIGUSR2 and SIGJSON reach only the VRRP child; "child" picks another
+            role = str(request.args.get("child") or Role.VRRP.value)
+            if kind is not DumpKind.DATA and role not in {r.value for r in Role}:
+                self.control.answer(client, {"ok": False, "error": f"no child '{role[:40]}'"})
+                return
+            self.ask_children(client, kind, status=False, only=None if kind is DumpKind.DATA else Role(role))
+        elif request.cmd == "reload":
+            if self.stopping:
+                self.control.answer(client, {"ok": False, "error": "the daemon is stopping"})
+                return
+            self.reload_waiters.append(client)
+            self.handle_hup()
+        else:
+            self.control.answer(client, {"ok": False, "error": f"unknown command '{request.cmd[:40]}'"})
+
+    def ask_children(self, client: Client, kind: DumpKind, *, status: bool, only: Role | None = None) -> None:
+        """Query each running child that answers `kind`; the answer goes out when all have
+        answered or QUERY_TIMEOUT has passed (a hung child does not hold the client)."""
+        qid, self.next_query = self.next_query, self.next_query + 1
+        query = PendingQuery(client, kind, status, self.system.monotonic() + QUERY_TIMEOUT)
+        for child in self.children.values():
+            if only not in (None, child.spec.role):
+                continue
+            if child.phase in (Phase.STARTING, Phase.RUNNING) and kind in child.spec.dumps:
+                query.waiting.add(child.spec.role)
+                self.send(child, Query(qid, kind))
+        self.queries[qid] = query
+        self.finish_queries()
+
+    def on_answer(self, child: Child, msg: Answer) -> None:
+        try:
+            data = unpack(msg)
+        except ProtocolError as e:
+            log.error("%s", e)
+            return
+        qid = data.get("id")
+        query = self.queries.get(qid) if isinstance(qid, int) else None
+        if query is None or child.spec.role not in query.waiting:
+            return  # a late answer to a query already answered
+        query.waiting.discard(child.spec.role)
+        text = data.get("text")
+        query.answers[child.spec.role] = text if isinstance(text, str) else None
+        self.finish_queries()
+
+    def forget_child_in_queries(self, role: Role) -> None:
+        for query in self.queries.values():
+            query.waiting.discard(role)
+
+    def finish_queries(self) -> None:
+        now = self.system.monotonic()
+        for qid, query in list(self.queries.items()):
+            if query.waiting and now < query.deadline:
+                continue
+            del self.queries[qid]
+            if self.control is None:
+                continue
+            if query.status:
+                answer = self.status_answer(query)
+            else:
+                texts = [self.data_dump()] if query.kind is DumpKind.DATA else []
+                texts += [t for t in query.answers.values() if t]
+                answer = {"ok": True, "text": "".join(texts), "missing": _names(query.waiting)}
+            self.control.answer(query.client, answer)
+
+    def status_answer(self, query: PendingQuery) -> dict[str, Json]:
+        now = self.system.monotonic()
+        children: list[Json] = []
+        for child in self.children.values():
+            children.append(
+                {
+                    "role": child.spec.role.value,
+                    "phase": child.phase.value,
+                    "pid": child.pid,
+                    "uptime": round(now - child.started_at, 3) if child.pid is not None else None,
+                    "restarts": child.restarts,
+                    "last_exit": child.last_exit,
+                    "heartbeat_age": round(child.monitor.silence(now), 3) if child.monitor is not None else None,
+                    "heartbeat_timeout": child.heartbeat.timeout if child.heartbeat is not None else None,
+                    "reported": dict(child.last_state),
+                }
+            )
+        details: dict[str, Json] = {}
+        for role, text in query.answers.items():
+            try:
+                details[role.value] = json.loads(text) if text else None
+            except ValueError:
+                details[role.value] = None
+        return {
+            "ok": True,
+            "version": VERSION,
+            "pid": os.getpid(),
+            "status": self.status_text(),
+            "config_file": self.opts.config_file,
+            "config_age": round(now - self.loaded_at, 3),
+            "reloads": self.reloads,
+            "last_reload_error": self.last_reload_error,
+            "children": children,
+            "vrrp": details.get(Role.VRRP.value),
+            "checker": details.get(Role.CHECKER.value),
+            "missing": _names(query.waiting),
+        }
+
+    def answer_reload(self, took: float) -> None:
+        waiters, self.reload_waiters = self.reload_waiters, []
+        if self.control is None:
+            return
+        for client in waiters:
+            ok = self.last_reload_error is None
+            diagnostics: list[Json] = list(self.last_diagnostics)
+            answer: dict[str, Json] = {"ok": ok, "error": self.last_reload_error, "seconds": round(took, 3)}
+            self.control.answer(client, answer | {"diagnostics": diagnostics})
+
+    def serve_control(self) -> None:
+        if self.control is None:
+            return
+        self.finish_queries()
+        self.control.flush()
+        for client in self.control.expire():
+            if client in self.reload_waiters:
+                self.reload_waiters.remove(client)
 
     # startup and reload ------------------------------------------------------------------
 
@@ -558,7 +779,7 @@ class Supervisor:
     def check_settled(self) -> None:
         """READY=1 once every child has answered: keepalived's "Startup complete" and
         "Reload complete"; then start a reload that was queued meanwhile."""
-        if not self.busy or self.stopping:
+        if not self.busy or self.stopping or self.loading is not None:
             return
         if any(c.awaiting is not None for c in self.children.values()):
             return
@@ -574,6 +795,7 @@ class Supervisor:
                 log.error("Reload finished with errors (%.3f s): %s", took, self.last_reload_error)
             else:
                 log.info("Reload complete (%.3f s)", took)
+            self.answer_reload(took)
         self.notifier.ready(self.status_text())
         self.last_status = self.status_text()
         if self.reload_queued:
@@ -584,6 +806,7 @@ class Supervisor:
         """Read the configuration off the loop (a large file takes seconds): heartbeats,
         signals, respawns and the hold rule go on meanwhile; `finish_load` takes the result."""
         log.info("Reloading pykeepalived v%s", VERSION)
+        self.last_diagnostics = []
         self.reload_started = self.load_started = self.system.monotonic()
         path = self.opts.config_file
         self.loading = self.system.background(lambda: self.loader(path))
@@ -606,6 +829,7 @@ class Supervisor:
             self.load_failed(f"cannot read {self.opts.config_file}: {type(e).__name__}: {e}")
             return
         errors = log_diagnostics(result)
+        self.last_diagnostics = [d.render(test_mode=False) for d in result.diagnostics.items]
         if not result.ok or result.config is None:
             first = errors[0] if errors else f"cannot read {self.opts.config_file}"
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -617,6 +841,7 @@ class Supervisor:
         self.last_reload_error = error
         log.error("Reload failed: %s; still running the previous configuration", error)
         self.update_status()
+        self.answer_reload(self.system.monotonic() - self.reload_started)
         if self.reload_queued:
             self.reload_queued = False
             self.start_reload()
@@ -624,6 +849,7 @@ class Supervisor:
     def apply_reload(self, config: Config) -> None:
         self.last_reload_error = None
         self.config = config
+        self.loaded_at = self.system.monotonic()
         self.reloading = True
         self.notifier.reloading(self.status_text())
         want = self.wanted_roles()
@@ -672,6 +898,9 @@ class Supervisor:
     def check_stop(self) -> None:
         if self.stopping and all(c.pid is None for c in self.children.values()):
             self.exit_code = self.exit_status
+            if self.control is not None:
+                self.control.shutdown()
+                self.control = None
 
     # watchdog, status, dumps -------------------------------------------------------------
 
@@ -752,6 +981,10 @@ class Supervisor:
             lines.append(f"   Quick deaths in a row = {child.quick_deaths}")
             lines.append(f"   Last state = {child.last_state}")
         return "\n".join(lines) + "\n"
+
+
+def _names(roles: Iterable[Role]) -> list[Json]:
+    return [r.value for r in sorted(roles)]
 
 
 def log_diagnostics(result: LoadResult) -> list[str]:

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from conf import accounts
 from watchdog.safefile import write_atomic
 
 
@@ -77,7 +78,8 @@ class RealSystem:
         # a child would not see EOF when the parent dies.
         down_r, down_w = os.pipe2(os.O_CLOEXEC)
         up_r, up_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        with accounts.LOCK:  # never fork in the middle of a reload's NSS look-up (conf.accounts)
+            pid = os.fork()
         if pid == 0:  # the child: never returns into the parent's loop
             code = 70
             try:
@@ -140,8 +142,9 @@ class RealSystem:
 
     def background(self, work: Callable[[], T]) -> Future[T]:
         """Run `work` in a thread of its own; `wait` returns when it is done. A thread, not a
-        process: the parent forks children meanwhile, and the work (the config parser) is
-        pure Python that takes no lock a forked child could inherit held."""
+        process: the parent forks children meanwhile. The work (the config parser) is pure
+        Python; its only calls into libraries with locks of their own, the NSS user and group
+        look-ups, hold conf.accounts.LOCK, which `spawn` holds across fork()."""
         future: Future[T] = Future()
 
         def run() -> None:

@@ -40,6 +40,10 @@ MARGIN_MAX = 0.1
 HANG_ADVERTS = 2
 # Heartbeats per hang timeout: one lost or late heartbeat must never look like a hang.
 HEARTBEATS_PER_TIMEOUT = 4
+# The shortest hold (and hang timeout) the parent works with. `down_timer_adverts 1` (or 2
+# with a tiny advert_int) leaves the peers no time at all; there the rule cannot be kept
+# and the parent does the best it can (docs/daemon.md).
+HOLD_MIN = 0.05
 
 
 def margin(advert_int: float) -> float:
@@ -54,7 +58,7 @@ def hold_time(inst: VrrpInstance) -> float:
     # router share it in any sane set-up, so ours stands for theirs.
     adverts = inst.down_timer_adverts or DOWN_TIMER_ADVERTS
     mdi = master_down_interval(inst.effective_version, FASTEST_PEER_PRIORITY, adv, adverts)
-    return max(0.0, mdi - adv - margin(adv))
+    return max(HOLD_MIN, mdi - adv - margin(adv))
 
 
 def hang_time(inst: VrrpInstance) -> float:

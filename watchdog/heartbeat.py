@@ -31,7 +31,8 @@ class HeartbeatSettings:
 class HeartbeatMonitor:
     """When the parent last heard from one child, on the parent's monotonic clock.
 
-    Any message counts, not only heartbeats: each one proves the child's loop runs."""
+    The parent feeds it the time each heartbeat was written (the child's CLOCK_MONOTONIC),
+    and its `ready` and `reloaded` answers: each proves the child's loop runs."""
 
     timeout: float
     last_seen: float

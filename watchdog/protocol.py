@@ -179,6 +179,15 @@ class State(Payload):
 
 
 @dataclass(frozen=True)
+class Answer(Payload):
+    """The answer to a `query`: `{"id": the query's id, "text": the dump}` (ours: the
+    control socket's status and dumps, without a file in $TMPDIR)."""
+
+    type = "answer"
+    direction = Direction.UP
+
+
+@dataclass(frozen=True)
 class Reloaded(Message):
     type = "reloaded"
     direction = Direction.UP
@@ -258,13 +267,35 @@ class Dump(Message):
 
 
 @dataclass(frozen=True)
+class Query(Message):
+    """Send the dump of kind `what` back in an `answer` carrying `id` (the control socket)."""
+
+    type = "query"
+    direction = Direction.DOWN
+    id: int
+    what: DumpKind
+
+    def fields(self) -> dict[str, Json]:
+        return {"id": self.id, "what": self.what.value}
+
+    @classmethod
+    def from_fields(cls, d: Mapping[str, object]) -> Message:
+        what = _str(d, "what")
+        try:
+            kind = DumpKind(what)
+        except ValueError:
+            raise ProtocolError(f"unknown query '{what}'") from None
+        return cls(_int(d, "id"), kind)
+
+
+@dataclass(frozen=True)
 class Stop(Message):
     type = "stop"
     direction = Direction.DOWN
 
 
 TYPES: dict[str, type[Message]] = {
-    cls.type: cls for cls in (Hello, Ready, Heartbeat, State, Reloaded, Bye, Reload, Resume, Dump, Stop)
+    cls.type: cls for cls in (Hello, Ready, Heartbeat, State, Answer, Reloaded, Bye, Reload, Resume, Dump, Query, Stop)
 }
 
 

@@ -28,6 +28,7 @@ from conf.model import Config
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import pack, unpack
 from watchdog.protocol import (
+    Answer,
     Bye,
     Direction,
     Dump,
@@ -38,6 +39,7 @@ from watchdog.protocol import (
     LineReader,
     Message,
     ProtocolError,
+    Query,
     Ready,
     Reload,
     Reloaded,
@@ -166,6 +168,7 @@ class ChildRuntime:
         self.heartbeat = setup.heartbeat_for(setup.heartbeat, setup.config)
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.stopping = asyncio.Event()
+        self.beat_now = asyncio.Event()
         self.stop_reason = ""
         self.reader = LineReader()
         self.started = time.monotonic()
@@ -219,7 +222,10 @@ class ChildRuntime:
         while True:
             self.seq += 1
             self.send(Heartbeat(self.seq, self.loop.time()))
-            await asyncio.sleep(self.heartbeat.interval)
+            self.beat_now.clear()
+            # A reload that shortens the interval beats at once and from then on at the new pace.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.beat_now.wait(), self.heartbeat.interval)
 
     async def _first_message(self) -> Message | None:
         """The parent sends `resume` right after fork; wait for it a bounded time so a
@@ -283,17 +289,32 @@ class ChildRuntime:
         self.config = result.config
         # the parent takes the new deadline when it reads `reloaded`
         self.heartbeat = self.setup.heartbeat_for(self.setup.heartbeat, result.config)
+        self.beat_now.set()
         self.reloads += 1
         self.send(Reloaded(True))
 
-    async def _dump(self, msg: Dump) -> None:
+    async def _dump_text(self, kind: DumpKind) -> str | None:
         try:
-            body = await self.workload.dump(msg.format)
+            body = await self.workload.dump(kind)
         except Exception:
-            log.exception("Cannot produce the %s dump", msg.format.value)
+            log.exception("Cannot produce the %s dump", kind.value)
+            return None
+        return self._data_header() + body if kind is DumpKind.DATA else body
+
+    async def _answer(self, msg: Query) -> None:
+        """The dump on the pipe instead of in a file (the control socket's status and dumps)."""
+        body = await self._dump_text(msg.what)
+        data: dict[str, Json] = {"id": msg.id, "text": body, "pid": os.getpid()}
+        try:
+            _, line = pack(Answer, data)
+        except OSError as e:  # no room for the spill file: say so, the client is waiting
+            _, line = pack(Answer, {"id": msg.id, "text": None, "error": f"cannot spill the answer: {e.strerror}"})
+        self.outbox.send(line)
+
+    async def _dump(self, msg: Dump) -> None:
+        body = await self._dump_text(msg.format)
+        if body is None:
             return
-        if msg.format is DumpKind.DATA:
-            body = self._data_header() + body
         try:
             # A random temporary name (O_EXCL, 0600) renamed over the dump: a symlink planted
             # in $TMPDIR is never followed, and a reader never sees a half-written dump.
@@ -316,6 +337,8 @@ class ChildRuntime:
             msg = await self.inbox.get()
             if isinstance(msg, Reload):
                 await self._reload(msg)
+            elif isinstance(msg, Query):
+                await self._answer(msg)
             elif isinstance(msg, Dump):
                 await self._dump(msg)
             elif isinstance(msg, Stop):

@@ -120,6 +120,7 @@ class Daemon:
             "checker": workdir / "check.pid",
         }
         self.log = workdir / "daemon.log"
+        self.control_socket = workdir / "ctl.sock"
         self.notify = NotifyListener(str(workdir / "notify.sock"))
         self.args = args
         self.env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(workdir), NOTIFY_SOCKET=self.notify.path)
@@ -148,6 +149,8 @@ class Daemon:
             "0.2",
             "--heartbeat-timeout",
             "1",
+            "--control-socket",
+            str(self.control_socket),
             *self.args,
             *extra,
         ]

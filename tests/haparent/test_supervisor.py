@@ -706,3 +706,84 @@ def test_a_child_that_claims_mastership_while_starting_is_judged_by_its_heartbea
         h.sys.now += HOLD / 4
         h.beat(Role.VRRP)
     assert not h.sys.kills and released.calls == []
+
+
+VRRP_TEXT = CONFIG[: CONFIG.index("virtual_server")]
+FAST = parsed(VRRP_TEXT.replace("advert_int 1", "advert_int 0.1\n    version 3"))
+RENAMED = parsed(VRRP_TEXT.replace("VI_1", "VI_2"))
+
+
+def test_down_timer_adverts_1_is_run_not_crashed() -> None:
+    config = parsed(VRRP_TEXT.replace("advert_int 1", "advert_int 1\n    down_timer_adverts 1"))
+    assert hold_time(config.vrrp_instance["VI_1"]) > 0
+    h = Harness(config)
+    h.sup.start()
+    h.all_ready()
+    assert h.sup.children[Role.VRRP].phase is Phase.RUNNING
+
+
+def test_a_child_message_during_the_background_load_does_not_end_the_reload() -> None:
+    h = Harness()
+    h.sys.deferred = True
+    h.sup.start()
+    h.all_ready()
+    kinds = len(h.notifier.kinds())
+    h.signal(signal.SIGHUP)
+    h.say(Role.VRRP, State(data={"VI_1": {"state": "BACKUP"}}))
+    h.say(Role.CHECKER, Ready())
+    assert h.notifier.kinds()[kinds:] == [] and h.sup.reloads == 0
+    h.sys.finish()
+    h.sup.step()
+    assert h.notifier.kinds()[kinds:] == ["RELOADING"]
+    h.say(Role.VRRP, Reloaded(True))
+    h.say(Role.CHECKER, Reloaded(True))
+    assert h.notifier.kinds()[kinds:] == ["RELOADING", "READY"] and h.sup.reloads == 1
+
+
+def test_a_reload_to_faster_adverts_waits_for_the_child_to_take_it() -> None:
+    h, released = master_harness()
+    vrrp = h.pid(Role.VRRP)
+    h.next_load = LoadResult(FAST, Diagnostics())
+    h.signal(signal.SIGHUP)
+    h.sys.now += 0.4  # the child still beats at the old pace (0.48 s): no verdict on the new one yet
+    h.sup.step()
+    assert not h.sys.kills and released.calls == []
+    h.say(Role.VRRP, Reloaded(True))
+    assert h.sup.children[Role.VRRP].monitor.timeout == pytest.approx(hold_time(FAST.vrrp_instance["VI_1"]))  # type: ignore[union-attr]
+    h.sys.now += 0.3  # and now it is judged by the new one
+    h.sup.step()
+    assert (vrrp, signal.SIGKILL) in h.sys.kills
+
+
+def test_a_child_hung_before_taking_a_reload_is_released_by_the_configuration_it_ran() -> None:
+    h, released = master_harness()
+    h.next_load = LoadResult(RENAMED, Diagnostics())
+    h.signal(signal.SIGHUP)  # VI_1 becomes VI_2, but the child hangs before it reloads
+    h.sys.now += HOLD + 0.01
+    h.sup.step()
+    assert [names for _, names in released.calls] == [["VI_1"]]
+
+
+def test_what_was_released_for_a_killed_child_is_released_again_at_its_reap() -> None:
+    h, released = master_harness()
+    vrrp = h.pid(Role.VRRP)
+    h.sys.now += HOLD + 0.01
+    h.sys.kill = lambda pid, sig: h.sys.kills.append((pid, sig))  # type: ignore[method-assign]
+    h.sup.step()  # hung: killed and released, not reaped yet
+    assert [names for _, names in released.calls] == [["VI_1"]]
+    h.sys.dead.append((vrrp, signal.SIGKILL))
+    h.sup.step()
+    assert [names for _, names in released.calls] == [["VI_1"], ["VI_1"]]
+
+
+def test_a_starting_vrrp_child_gets_the_operators_timeout() -> None:
+    h = Harness(FAST)
+    h.sup.start()
+    vrrp = h.pid(Role.VRRP)
+    h.sys.now += 1.0  # far beyond its own 0.18 s, within --heartbeat-timeout (3 s)
+    h.sup.step()
+    assert not h.sys.kills
+    h.say(Role.VRRP, Ready())
+    h.sys.now += 0.5
+    h.sup.step()
+    assert (vrrp, signal.SIGKILL) in h.sys.kills

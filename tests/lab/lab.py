@@ -577,7 +577,9 @@ class Daemon(Proc):
             argv = ["keepalived", *common]
             cwd = workdir
         else:
-            argv = [sys.executable, "-m", "haparent.cli", *common]
+            # No control socket unless a test asks for one (`args`, later on the line, wins):
+            # the default path is shared by every daemon on the host.
+            argv = [sys.executable, "-m", "haparent.cli", "--control-socket", "", *common]
             env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             cwd = ROOT
         env["TMPDIR"] = str(workdir)

@@ -14,6 +14,7 @@ from watchdog import payload
 from watchdog.protocol import (
     PIPE_BUF,
     TYPES,
+    Answer,
     Bye,
     Direction,
     Dump,
@@ -25,6 +26,7 @@ from watchdog.protocol import (
     Message,
     MessageTooLarge,
     ProtocolError,
+    Query,
     Ready,
     Reload,
     Reloaded,
@@ -48,6 +50,8 @@ EXAMPLES: list[Message] = [
     Reload("/etc/keepalived/keepalived.conf"),
     Resume(data={}),
     Dump("/tmp/pykeepalived.data", DumpKind.DATA),
+    Query(4, DumpKind.JSON),
+    Answer(data={"id": 4, "text": "[]", "pid": 812}),
     Stop(),
 ]
 
