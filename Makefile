@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := keepalived iproute2 procps psmisc tcpdump tshark nftables python3-nftables
+APT_PACKAGES := keepalived iproute2 procps psmisc tcpdump tshark nftables python3-nftables curl prometheus
 
 .PHONY: all setup demo test lint typecheck unit bench chaos clean
 

@@ -259,6 +259,8 @@ class CheckerWorkload:
         freeze_heap(reload=True)
 
     async def dump(self, kind: DumpKind) -> str:
+        if kind is DumpKind.STATUS:
+            return json.dumps(self.json_dump())
         if kind is DumpKind.JSON:
             return json.dumps(self.json_dump(), indent=2) + "\n"
         if kind is DumpKind.STATS:

@@ -20,6 +20,7 @@ from conf.dump import dumps
 from conf.loader import default_config_id
 from haparent import namespace, start
 from haparent.control import DEFAULT_PATH as DEFAULT_CONTROL_SOCKET
+from haparent.metrics import parse_address
 from haparent.version import KEEPALIVED_COMPAT, VERSION
 from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 
@@ -33,7 +34,7 @@ _TAKES_VALUE = frozenset(
         *("-f", "--use-file", "-S", "--log-facility", "-u", "--umask", "-p", "--pid", "-r", "--vrrp_pid"),
         *("-c", "--checkers_pid", "-b", "--bfd_pid", "-i", "--config-id", "--signum", "-s", "--namespace"),
         *("-A", "--snmp-agent-socket", "--heartbeat-interval", "--heartbeat-timeout"),
-        *("--control-socket",),
+        *("--control-socket", "--metrics-address"),
     }
 )
 
@@ -81,6 +82,7 @@ class Options:
     heartbeat_interval: float = DEFAULT_INTERVAL
     heartbeat_timeout: float = DEFAULT_TIMEOUT
     control_socket: str = DEFAULT_CONTROL_SOCKET  # ours: pykeepalivedctl's way in ("" for none)
+    metrics_address: tuple[str, int] | None = None  # ours: serve /metrics for Prometheus there
     namespace: str | None = None  # -s: overrides the config's net_namespace
     snmp: bool = False  # -x: accepted, SNMP is not implemented
     snmp_agent_socket: str | None = None  # -A: likewise
@@ -281,8 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"the socket pykeepalivedctl talks to, root only (default {DEFAULT_CONTROL_SOCKET}; '' for none)",
     )
+    a(
+        "--metrics-address",
+        type=_metrics_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics on /metrics there (off by default; PORT alone: every address)",
+    )
     a("-v", "--version", action="store_true", help="display the version and exit")
     return p
+
+
+def _metrics_address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"'{text}' is not [HOST:]PORT ({e})") from None
 
 
 def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
@@ -320,6 +336,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
         heartbeat_interval=ns.heartbeat_interval,
         heartbeat_timeout=ns.heartbeat_timeout,
         control_socket=ns.control_socket,
+        metrics_address=ns.metrics_address,
         namespace=ns.namespace,
         snmp=ns.snmp,
         snmp_agent_socket=ns.snmp_agent_socket,

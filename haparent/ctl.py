@@ -15,6 +15,7 @@ import argparse
 import json
 import socket
 import sys
+import time
 from collections.abc import Mapping, Sequence
 
 from haparent.control import DEFAULT_PATH, MAX_ANSWER
@@ -65,6 +66,13 @@ def _age(seconds: object) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def _since(when: Json) -> str:
+    """How long ago a wall-clock time was (a state change), `-` when there is none."""
+    if not isinstance(when, int | float) or isinstance(when, bool) or when <= 0:
+        return "-"
+    return _age(max(0.0, time.time() - when))
+
+
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -113,7 +121,7 @@ def render_status(status: Mapping[str, Json]) -> str:
                 if name not in shown and name[:1] not in "!" and not name.startswith("group:") and state:
                     instances.append({"iname": name, "state_name": state})
     if instances:
-        rows = [["INSTANCE", "STATE", "PRIO", "VRID", "INTERFACE", "MASTER", "ADVERT", "SYNC GROUP", "VIPS"]]
+        rows = [["INSTANCE", "STATE", "SINCE", "PRIO", "VRID", "INTERFACE", "MASTER", "ADVERT", "SYNC GROUP", "VIPS"]]
         for d in instances:
             prio = f"{d.get('effective_priority')}"
             if d.get("effective_priority") != d.get("base_priority"):
@@ -123,6 +131,7 @@ def render_status(status: Mapping[str, Json]) -> str:
                 [
                     str(d.get("iname")),
                     str(d.get("state_name")) + (f" ({d.get('fault_reason')})" if d.get("fault_reason") else ""),
+                    _since(d.get("last_transition")),
                     prio if d.get("effective_priority") is not None else "-",
                     str(d.get("vrid") or "-"),
                     str(d.get("ifp_ifname") or "-"),

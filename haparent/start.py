@@ -21,6 +21,7 @@ from conf.model import Config
 from haparent import namespace
 from haparent.control import ControlServer, InUse
 from haparent.logs import set_titles, setup_logging
+from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
 from haparent.pidfile import AlreadyRunning, PidFile, read_pid
 from haparent.respawn import RespawnPolicy
@@ -271,6 +272,19 @@ def open_control(path: str, clock: Callable[[], float]) -> ControlServer | None:
     return None
 
 
+def open_metrics(address: tuple[str, int] | None, wake: Callable[[], None]) -> MetricsServer | None:
+    if address is None:
+        return None
+    host, port = address
+    try:
+        server = MetricsServer(host, port, wake)
+    except OSError as e:
+        log.error("Cannot serve metrics on %s:%d: %s: running without them", host, port, e.strerror or e)
+        return None
+    log.info("Serving Prometheus metrics on http://%s:%d/metrics", host, port)
+    return server
+
+
 def supervise(
     opts: Options,
     config: Config,
@@ -287,6 +301,9 @@ def supervise(
     control = open_control(opts.control_socket, system.monotonic)
     if control is not None:
         inherited.append(control.sock.fileno())
+    metrics = open_metrics(opts.metrics_address, system.wake)
+    if metrics is not None:
+        inherited.append(metrics.fileno())
     supervisor = Supervisor(
         opts,
         config,
@@ -300,6 +317,7 @@ def supervise(
         tmpdir=spill_dir(),
         fds_to_close=inherited,
         control=control,
+        metrics=metrics,
     )
     system.install_signals(Supervisor.SIGNALS, supervisor.signal_received)
     return supervisor.run()

@@ -24,6 +24,7 @@ from conf import LoadResult
 from conf.model import Config
 from conf.vrrp import VrrpInstance
 from haparent.control import Client, ControlServer, Request
+from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
 from haparent.respawn import Decision, Exit, RespawnPolicy, decide
 from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
@@ -119,13 +120,15 @@ class Child:
     released: Sequence[VrrpInstance] = ()  # what the parent released for it (again at its reap)
 
 
+Reply = Callable[[dict[str, Json]], None]
+
+
 @dataclass
 class PendingQuery:
-    """A control request waiting for the children's answers."""
+    """A control request (or a metrics refresh) waiting for the children's answers."""
 
-    client: Client
-    kind: DumpKind
-    status: bool  # `status` (the parent's view + the JSON dumps) or a plain dump
+    reply: Reply
+    kind: DumpKind  # STATUS: the parent's view with the children's; else a plain dump
     deadline: float
     waiting: set[Role] = field(default_factory=set)
     answers: dict[Role, str | None] = field(default_factory=dict)
@@ -161,6 +164,7 @@ class Supervisor:
         tmpdir: str = "/tmp",
         fds_to_close: Iterable[int] = (),
         control: ControlServer | None = None,
+        metrics: MetricsServer | None = None,
     ) -> None:
         self.opts = opts
         self.config = config
@@ -174,6 +178,7 @@ class Supervisor:
         self.tmpdir = tmpdir
         self.fds_to_close = tuple(fds_to_close)
         self.control = control
+        self.metrics = metrics
         self.queries: dict[int, PendingQuery] = {}  # control requests waiting for the children
         self.next_query = 1
         self.reload_waiters: list[Client] = []  # `pykeepalivedctl reload`: answered when it ends
@@ -328,6 +333,8 @@ class Supervisor:
         close += [fd for fd in self.fds_to_close if fd != own_lock]
         if self.control is not None:
             close += self.control.fds()  # the listening socket and its clients are the parent's
+        if self.metrics is not None:
+            close.append(self.metrics.fileno())
         child.config = self.config
         child.heartbeat = spec.heartbeat(self.heartbeat, self.config)
         spawned = self.system.spawn(self._child_main(spec), close)
@@ -642,11 +649,11 @@ class Supervisor:
         if isinstance(request, str):
             self.control.answer(client, {"ok": False, "error": request})
         elif request.cmd == "status":
-            self.ask_children(client, DumpKind.JSON, status=True)
+            self.ask_children(self.replier(client), DumpKind.STATUS)
         elif request.cmd == "dump":
-            try:
-                kind = DumpKind(str(request.args.get("what")))
-            except ValueError:
+            kinds = {k.value: k for k in (DumpKind.DATA, DumpKind.STATS, DumpKind.JSON)}
+            kind = kinds.get(str(request.args.get("what")))
+            if kind is None:
                 self.control.answer(client, {"ok": False, "error": "dump needs what: data, stats or json"})
                 return
             # keepalived's SIGUSR2 and SIGJSON reach only the VRRP child; "child" picks another
@@ -654,7 +661,7 @@ class Supervisor:
             if kind is not DumpKind.DATA and role not in {r.value for r in Role}:
                 self.control.answer(client, {"ok": False, "error": f"no child '{role[:40]}'"})
                 return
-            self.ask_children(client, kind, status=False, only=None if kind is DumpKind.DATA else Role(role))
+            self.ask_children(self.replier(client), kind, only=None if kind is DumpKind.DATA else Role(role))
         elif request.cmd == "reload":
             if self.stopping:
                 self.control.answer(client, {"ok": False, "error": "the daemon is stopping"})
@@ -664,15 +671,23 @@ class Supervisor:
         else:
             self.control.answer(client, {"ok": False, "error": f"unknown command '{request.cmd[:40]}'"})
 
-    def ask_children(self, client: Client, kind: DumpKind, *, status: bool, only: Role | None = None) -> None:
-        """Query each running child that answers `kind`; the answer goes out when all have
-        answered or QUERY_TIMEOUT has passed (a hung child does not hold the client)."""
+    def replier(self, client: Client) -> Reply:
+        def reply(answer: dict[str, Json]) -> None:
+            if self.control is not None:
+                self.control.answer(client, answer)
+
+        return reply
+
+    def ask_children(self, reply: Reply, kind: DumpKind, *, only: Role | None = None) -> None:
+        """Query each running child that answers `kind`; `reply` gets the answer when all
+        have answered or QUERY_TIMEOUT has passed (a hung child does not hold the client)."""
         qid, self.next_query = self.next_query, self.next_query + 1
-        query = PendingQuery(client, kind, status, self.system.monotonic() + QUERY_TIMEOUT)
+        query = PendingQuery(reply, kind, self.system.monotonic() + QUERY_TIMEOUT)
         for child in self.children.values():
             if only not in (None, child.spec.role):
                 continue
-            if child.phase in (Phase.STARTING, Phase.RUNNING) and kind in child.spec.dumps:
+            answers = kind is DumpKind.STATUS or kind in child.spec.dumps
+            if child.phase in (Phase.STARTING, Phase.RUNNING) and answers:
                 query.waiting.add(child.spec.role)
                 self.send(child, Query(qid, kind))
         self.queries[qid] = query
@@ -703,15 +718,13 @@ class Supervisor:
             if query.waiting and now < query.deadline:
                 continue
             del self.queries[qid]
-            if self.control is None:
-                continue
-            if query.status:
+            if query.kind is DumpKind.STATUS:
                 answer = self.status_answer(query)
             else:
                 texts = [self.data_dump()] if query.kind is DumpKind.DATA else []
                 texts += [t for t in query.answers.values() if t]
                 answer = {"ok": True, "text": "".join(texts), "missing": _names(query.waiting)}
-            self.control.answer(query.client, answer)
+            query.reply(answer)
 
     def status_answer(self, query: PendingQuery) -> dict[str, Json]:
         now = self.system.monotonic()
@@ -736,6 +749,8 @@ class Supervisor:
                 details[role.value] = json.loads(text) if text else None
             except ValueError:
                 details[role.value] = None
+        vrrp = details.get(Role.VRRP.value)
+        vrrp = vrrp if isinstance(vrrp, dict) else {}
         return {
             "ok": True,
             "version": VERSION,
@@ -746,7 +761,8 @@ class Supervisor:
             "reloads": self.reloads,
             "last_reload_error": self.last_reload_error,
             "children": children,
-            "vrrp": details.get(Role.VRRP.value),
+            "vrrp": vrrp.get("instances", []),
+            "vrrp_scripts": vrrp.get("scripts", {}),
             "checker": details.get(Role.CHECKER.value),
             "missing": _names(query.waiting),
         }
@@ -762,9 +778,12 @@ class Supervisor:
             self.control.answer(client, answer | {"diagnostics": diagnostics})
 
     def serve_control(self) -> None:
+        if self.metrics is not None and self.metrics.want.is_set():
+            self.metrics.want.clear()  # a scrape waits for a fresh status (haparent.metrics)
+            self.ask_children(self.metrics.update, DumpKind.STATUS)
+        self.finish_queries()
         if self.control is None:
             return
-        self.finish_queries()
         self.control.flush()
         for client in self.control.expire():
             if client in self.reload_waiters:
@@ -901,6 +920,9 @@ class Supervisor:
             if self.control is not None:
                 self.control.shutdown()
                 self.control = None
+            if self.metrics is not None:
+                self.metrics.shutdown()
+                self.metrics = None
 
     # watchdog, status, dumps -------------------------------------------------------------
 

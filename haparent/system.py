@@ -62,6 +62,11 @@ class RealSystem:
     def __init__(self) -> None:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
+    def wake(self) -> None:
+        """Wake `wait` from another thread (the metrics server's)."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
     def own_fds(self) -> tuple[int, ...]:
         return (self._wake_r, self._wake_w)
 
@@ -152,8 +157,7 @@ class RealSystem:
                 future.set_result(work())
             except BaseException as e:  # handed to the loop, which reports it
                 future.set_exception(e)
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"\0")
+            self.wake()
 
         threading.Thread(target=run, name="pykeepalived-load", daemon=True).start()
         return future

@@ -163,6 +163,8 @@ class Instance:
     in_sync_group: bool = False
     priority_delta: int = 0  # the trackers' weights (tracking.Verdict.delta)
     faults: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> reasons
+    # wall-clock time of the last state change (keepalived's JSON "last_transition"): for people
+    last_transition: float = 0.0
     # auth_type AH: the sequence number and IP ID, kept across reloads as keepalived does
     ah_seq: ah.SeqCounter = field(default_factory=ah.SeqCounter, repr=False)
 
@@ -528,6 +530,8 @@ class Instance:
         self.edges.rx_lower_pri(self)
 
     def _entered(self, action: fsm.Entered) -> None:
+        if not action.resumed:
+            self.last_transition = time.time()
         if action.state is fsm.State.MASTER and not action.resumed:
             self.stats.become_master += 1
         if action.old is fsm.State.MASTER and action.state is not fsm.State.MASTER:

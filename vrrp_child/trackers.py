@@ -31,6 +31,7 @@ from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child.linkwatch import link_up
 from vrrp_child.tracking import ScriptCounter, ScriptState, TrackStatus, script_step
+from watchdog.protocol import Json
 from watchdog.scripts import Outcome, ScriptResult, ScriptRunner
 
 if TYPE_CHECKING:
@@ -434,6 +435,17 @@ class Trackers:
             *self._dump_trackers("script", s.name),
             f"   State = {'running' if s.running else 'idle'}",
         ]
+
+    def script_states(self) -> dict[str, Json]:
+        """Each vrrp_script's Status (GOOD/BAD) and State (idle/running), as the data dump says
+        them (keepalived exporters read these)."""
+        return {
+            name: {
+                "status": "GOOD" if s.counter.state is ScriptState.GOOD else "BAD",
+                "state": "running" if s.running else "idle",
+            }
+            for name, s in sorted(self.scripts.items())
+        }
 
     def _dump_trackers(self, kind: str, name: str) -> list[str]:
         if self._config is None:

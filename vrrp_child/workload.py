@@ -228,6 +228,9 @@ class VrrpWorkload:
         self._flush()
 
     async def dump(self, kind: DumpKind) -> str:
+        if kind is DumpKind.STATUS:
+            status = {"instances": [self._json(i) for i in self.instances.values()]}
+            return json.dumps(status | {"scripts": self.trackers.script_states()})
         if kind is DumpKind.JSON:
             return json.dumps([self._json(i) for i in self.instances.values()], indent=2) + "\n"
         if kind is DumpKind.STATS:
@@ -842,6 +845,12 @@ class VrrpWorkload:
                 "fault_reason": inst.fault_reason,
                 "vips": [str(e.address) for e in c.virtual_ipaddress],
                 "evips": [str(e.address) for e in c.virtual_ipaddress_excluded],
+                "last_transition": inst.last_transition,
+                # ours: what the instance tracks (their states: the status' vrrp_scripts)
+                "track_script": [r.name for r in c.track_script],
+                "track_interface": [r.name for r in c.track_interface],
+                "track_file": [r.name for r in c.track_file],
+                "track_process": [r.name for r in c.track_process],
             },
             "stats": dict(vars(inst.stats)),
         }

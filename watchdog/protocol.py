@@ -46,6 +46,7 @@ class DumpKind(enum.StrEnum):
     DATA = "data"
     STATS = "stats"
     JSON = "json"
+    STATUS = "status"  # ours, on the pipe only: the JSON dump and more (pykeepalivedctl, /metrics)
 
 
 def _int(d: Mapping[str, object], key: str) -> int:

@@ -92,7 +92,8 @@ class Workload(Protocol):
         """Switch to a new, validated configuration; raise to refuse it (the old one stays)."""
 
     async def dump(self, kind: DumpKind) -> str:
-        """The content of a dump file: text for DATA and STATS, a JSON document for JSON."""
+        """The content of a dump file: text for DATA and STATS, a JSON document for JSON and
+        STATUS (the JSON dump and what else a status view needs)."""
 
     async def stop(self) -> None:
         """Release what the workload holds (VIPs, IPVS entries) and return."""
