@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/parse_bench.py
 	$(BIN)/python bench/vrrp_failover.py
 	$(BIN)/python -m bench.checker_bench
+	$(BIN)/python -m bench.metrics_bench
 
 # Random faults on two pykeepalived nodes (keepalived 2.2.7 beside them as the reference) for
 # PYK_CHAOS_SECONDS (default 180); PYK_CHAOS_SEED repeats a run. See docs/daemon.md, "Chaos test".
