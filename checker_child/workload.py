@@ -32,6 +32,7 @@ from checker_child import probes
 from checker_child.addresses import AddressWatch
 from checker_child.checks import ping
 from checker_child.checks.base import Probe, ProbeEnv, Result, Target
+from checker_child.latency import Latency
 from checker_child.scheduler import Attempts, Scheduler, first_delay
 from checker_child.state import (
     Event,
@@ -156,6 +157,7 @@ class Check:
     last: str = ""
     last_ok: bool | None = None
     last_at: float = 0.0  # time.time() of the last result
+    started: float = 0.0  # loop time the running check started (its duration, for the latency)
     conn: probes.TcpConnect | None = None  # a TCP_CHECK connect in progress
 
     @property
@@ -187,6 +189,7 @@ class CheckerWorkload:
         self.ipvs_available = False
         self.ipvs_status = IpvsStatus(False, "not opened yet")
         self.tallies = _Tallies()
+        self.latency = Latency()  # check durations per checker type (the /metrics histogram)
         self.started_at = time.monotonic()
         self._report: Report = lambda changes: None
         self.conditions = Conditions(self._report)  # bound to the parent's report in start()
@@ -260,7 +263,7 @@ class CheckerWorkload:
 
     async def dump(self, kind: DumpKind) -> str:
         if kind is DumpKind.STATUS:
-            return json.dumps(self.json_dump())
+            return json.dumps(self.json_dump() | {"check_latency": self.latency.json()})
         if kind is DumpKind.JSON:
             return json.dumps(self.json_dump(), indent=2) + "\n"
         if kind is DumpKind.STATS:
@@ -464,6 +467,7 @@ class CheckerWorkload:
             self.sched.later(check.attempts.delay_loop, check)
             return
         check.running = True
+        check.started = self.loop.time()
         if type(check.conf) is TcpCheck:
             check.conn = probes.TcpConnect(self.loop, check.target, functools.partial(self._connected, check))
             check.conn.start()
@@ -517,6 +521,9 @@ class CheckerWorkload:
         t.results += 1
         check.runs += 1
         check.last, check.last_ok, check.last_at = result.detail, result.ok, time.time()
+        if check.started:
+            self.latency.observe(check.type_name, self.loop.time() - check.started)
+            check.started = 0.0
         if not result.ok:
             t.failures += 1
             check.failures += 1
@@ -851,6 +858,7 @@ class CheckerWorkload:
             "failures": c.failures,
             "last_result": c.last,
             "last_ok": c.last_ok,
+            "last_at": c.last_at,
             "dynamic_weight": c.dyn_weight,
             "track_file": c.file_path,
         }

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from watchdog.protocol import Json
@@ -163,7 +163,15 @@ def _checker(status: Mapping[str, Json]) -> list[Metric]:
         for rs in map(_d, _l(vs.get("real_servers"))):
             up.add_metric([name, str(rs.get("rs"))], 1.0 if rs.get("alive") else 0.0)
             weight.add_metric([name, str(rs.get("rs"))], _n(rs.get("weight")))
-    out: list[Metric] = [up, weight, quorum]
+    latency = HistogramMetricFamily(
+        "pykeepalived_check_duration_seconds", "How long checks took, per checker type", labels=["checker"]
+    )
+    for kind, histogram in _d(checker.get("check_latency")).items():
+        h = _d(histogram)
+        buckets = [(str(le), _n(n)) for le, n in (b for b in map(_l, _l(h.get("buckets"))) if len(b) == 2)]
+        if buckets:
+            latency.add_metric([kind], buckets, _n(h.get("sum")))
+    out: list[Metric] = [up, weight, quorum, latency]
     if checker:
         ipvs.add_metric([], 1.0 if _d(checker.get("ipvs")).get("programmed", True) else 0.0)
         out.append(ipvs)

@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from checker_child.latency import Latency
 from haparent.metrics import families, parse_address
 from watchdog.protocol import Json
 
@@ -98,3 +99,23 @@ def test_addresses(text: str, want: tuple[str, int]) -> None:
 def test_bad_addresses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_address(text)
+
+
+def test_check_durations_become_a_histogram() -> None:
+    latency = Latency()
+    for seconds in (0.0005, 0.004, 0.004, 0.3, 20.0):
+        latency.observe("TCP_CHECK", seconds)
+    status: dict[str, Json] = {"ok": True, "checker": {"virtual_servers": [], "check_latency": latency.json()}}
+    registry = CollectorRegistry(auto_describe=False)
+
+    class One(Collector):
+        def collect(self) -> Iterator[Metric]:
+            yield from families(status)
+
+    registry.register(One())
+    text = generate_latest(registry).decode()
+    assert 'pykeepalived_check_duration_seconds_bucket{checker="TCP_CHECK",le="0.001"} 1.0' in text
+    assert 'pykeepalived_check_duration_seconds_bucket{checker="TCP_CHECK",le="0.005"} 3.0' in text
+    assert 'pykeepalived_check_duration_seconds_bucket{checker="TCP_CHECK",le="0.5"} 4.0' in text
+    assert 'pykeepalived_check_duration_seconds_bucket{checker="TCP_CHECK",le="+Inf"} 5.0' in text
+    assert 'pykeepalived_check_duration_seconds_count{checker="TCP_CHECK"} 5.0' in text
