@@ -763,6 +763,7 @@ class Supervisor:
             "children": children,
             "vrrp": vrrp.get("instances", []),
             "vrrp_scripts": vrrp.get("scripts", {}),
+            "vrrp_trackers": vrrp.get("trackers", {}),
             "checker": details.get(Role.CHECKER.value),
             "missing": _names(query.waiting),
         }

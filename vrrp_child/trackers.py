@@ -447,6 +447,14 @@ class Trackers:
             for name, s in sorted(self.scripts.items())
         }
 
+    def other_states(self) -> dict[str, Json]:
+        """track_interface (up), track_file (value) and vrrp_track_process (running) states."""
+        return {
+            "interfaces": dict(sorted(self._interfaces.items())),
+            "files": dict(sorted(self._files.items())),
+            "processes": dict(sorted(self._processes.items())),
+        }
+
     def _dump_trackers(self, kind: str, name: str) -> list[str]:
         if self._config is None:
             return []

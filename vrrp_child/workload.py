@@ -230,7 +230,8 @@ class VrrpWorkload:
     async def dump(self, kind: DumpKind) -> str:
         if kind is DumpKind.STATUS:
             status = {"instances": [self._json(i) for i in self.instances.values()]}
-            return json.dumps(status | {"scripts": self.trackers.script_states()})
+            trackers = {"scripts": self.trackers.script_states(), "trackers": self.trackers.other_states()}
+            return json.dumps(status | trackers)
         if kind is DumpKind.JSON:
             return json.dumps([self._json(i) for i in self.instances.values()], indent=2) + "\n"
         if kind is DumpKind.STATS:
