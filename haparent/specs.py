@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from checker_child import child as checker_child
 from conf.model import Config
-from conf.vrrp import VrrpInstance
 from vrrp_child import child as vrrp_child
 from vrrp_child import liveness, release
+from vrrp_child.liveness import Held
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import ChildSetup
@@ -46,11 +46,11 @@ class ChildSpec:
     # bounded by its advert intervals: vrrp_child.liveness).
     heartbeat: Callable[[HeartbeatSettings, Config], HeartbeatSettings] = lambda base, config: base
     # What must not outlive the child's adverts: the instances it last reported MASTER ...
-    held: Callable[[Config, Mapping[str, Json]], Sequence[VrrpInstance]] = lambda config, states: ()
+    held: Callable[[Config, Mapping[str, Json]], Held] = lambda config, states: Held()
     # ... how long they may stay once the child was last heard (None: nothing held) ...
-    hold: Callable[[Sequence[VrrpInstance]], float | None] = lambda held: None
+    hold: Callable[[Held], float | None] = lambda held: None
     # ... and releasing them (the parent does it when the child cannot; the error lines).
-    release: Callable[[Sequence[VrrpInstance]], list[str]] = lambda held: []
+    release: Callable[[Held], list[str]] = lambda held: []
 
 
 def _states(reports: Mapping[str, Json], keep: Callable[[str], bool]) -> Counter[str]:

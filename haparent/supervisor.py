@@ -15,14 +15,14 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from conf import LoadResult
 from conf.model import Config
-from conf.vrrp import VrrpInstance
+from haparent import startstop
 from haparent.control import Client, ControlServer, Request
 from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
@@ -30,7 +30,7 @@ from haparent.respawn import Decision, Exit, RespawnPolicy, decide
 from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
 from haparent.system import ChildMain, System
 from haparent.version import VERSION
-from vrrp_child.liveness import RELEASED
+from vrrp_child.liveness import RELEASED, Held
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
 from watchdog.payload import pack, unpack
 from watchdog.protocol import (
@@ -117,7 +117,7 @@ class Child:
     # successful `reloaded` confirmed. What it holds, and how long that may outlive it, are
     # looked up here, never in a reload the child has not taken yet.
     config: Config | None = None
-    released: Sequence[VrrpInstance] = ()  # what the parent released for it (again at its reap)
+    released: Held = field(default_factory=Held)  # what the parent released for it (again at its reap)
 
 
 Reply = Callable[[dict[str, Json]], None]
@@ -201,6 +201,8 @@ class Supervisor:
         self.exit_code: int | None = None
         self.last_status = ""
         self.next_watchdog = 0.0
+        # global_defs startup_script, running in a thread: no child starts before it ends
+        self.startup_script: Future[None] | None = None
 
     # signals: handlers only record --------------------------------------------------------
 
@@ -241,6 +243,9 @@ class Supervisor:
         self.start()
         while self.exit_code is None:
             self.step()
+        # Every child is gone (keepalived's stop_keepalived): nothing is left to supervise.
+        gdefs = self.config.global_defs
+        startstop.run_quietly(startstop.shutdown(gdefs), gdefs, detail=bool(self.opts.log_detail))
         log.info("Stopped pykeepalived v%s", VERSION)
         return self.exit_code
 
@@ -249,6 +254,14 @@ class Supervisor:
         self.next_watchdog = self.loaded_at = now
         if not self.wanted_roles():
             log.warning("Warning - pykeepalived has no configuration to run")
+        gdefs = self.config.global_defs
+        script = startstop.startup(gdefs)
+        if script is not None:
+            # keepalived runs it from its loop and starts the children once it has ended
+            detail = bool(self.opts.log_detail)
+            self.startup_script = self.system.background(
+                lambda: startstop.run_quietly(script, gdefs, detail=detail)
+            )
         self.converge()
         self.check_settled()
         self.update_status()
@@ -309,7 +322,7 @@ class Supervisor:
 
     def converge(self) -> None:
         """Start what the config wants and is not running; stop what it no longer wants."""
-        if self.stopping:
+        if self.stopping or self.startup_pending():
             return
         now = self.system.monotonic()
         want = self.wanted_roles()
@@ -518,7 +531,7 @@ class Supervisor:
             # it had under way may have landed after ours. Now that it is gone, once more.
             for line in self.call_release(child, child.released):
                 log.error("%s", line)
-            child.released = ()
+            child.released = Held()
         if self.stopping or phase is Phase.STOPPING:
             log.info("%s process(%s) stopped (%s)", child.spec.name, pid, ended)
             self._set_phase(child, Phase.STOPPED)
@@ -612,21 +625,21 @@ class Supervisor:
         held = child.spec.held(self.child_config(child), child.last_state)
         if not held:
             return
-        for inst in held:
-            log.warning("(%s) %s: removing VIPs (peers take over)", inst.name, why)
+        for name in held.names():
+            log.warning("(%s) %s: removing VIPs (peers take over)", name, why)
         for line in self.call_release(child, held):
             log.error("%s", line)
-        for inst in held:
-            state = child.last_state.get(inst.name)
-            child.last_state[inst.name] = {**(state if isinstance(state, dict) else {}), "state": RELEASED}
+        for name in held.names():
+            state = child.last_state.get(name)
+            child.last_state[name] = {**(state if isinstance(state, dict) else {}), "state": RELEASED}
         child.released = held
         self.update_status()
 
-    def call_release(self, child: Child, held: Sequence[VrrpInstance]) -> list[str]:
+    def call_release(self, child: Child, held: Held) -> list[str]:
         try:
             return child.spec.release(held)
         except Exception as e:  # never let the parent's loop die of it; say it loudly
-            return [f"cannot release {', '.join(i.name for i in held)}: {type(e).__name__}: {e}"]
+            return [f"cannot release {', '.join(held.names())}: {type(e).__name__}: {e}"]
 
     def child_config(self, child: Child) -> Config:
         return child.config if child.config is not None else self.config
@@ -792,6 +805,12 @@ class Supervisor:
 
     # startup and reload ------------------------------------------------------------------
 
+    def startup_pending(self) -> bool:
+        """Whether the startup script still runs (the thread wakes the loop when it ends)."""
+        if self.startup_script is not None and self.startup_script.done():
+            self.startup_script = None
+        return self.startup_script is not None
+
     @property
     def busy(self) -> bool:
         return self.starting or self.reloading or self.loading is not None
@@ -799,7 +818,7 @@ class Supervisor:
     def check_settled(self) -> None:
         """READY=1 once every child has answered: keepalived's "Startup complete" and
         "Reload complete"; then start a reload that was queued meanwhile."""
-        if not self.busy or self.stopping or self.loading is not None:
+        if not self.busy or self.stopping or self.loading is not None or self.startup_pending():
             return
         if any(c.awaiting is not None for c in self.children.values()):
             return

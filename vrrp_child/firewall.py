@@ -55,7 +55,7 @@ import logging
 import socket
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -454,18 +454,10 @@ def release_tables(table: str, backend: Backend | None = None) -> list[str]:
     return []
 
 
-@dataclass(frozen=True)
-class HeldInstance(VrrpInstance):
-    """A MASTER instance the parent may have to release, with the firewall table of the
-    configuration it ran under (the release hook receives instances only)."""
-
-    firewall_table: str | None = None
-
-
-def held(inst: VrrpInstance, config: Config) -> VrrpInstance:
-    """`inst` as the parent's release hook needs it: with its table when it has one."""
+def table_of(config: Config, instances: Iterable[VrrpInstance]) -> str | None:
+    """The drop table these MASTER instances of `config` may have filled (the parent's
+    release removes it with their VIPs); None when none of them drops."""
     settings = Settings.of(config)
-    if settings is None or not needs_drop(inst):
-        return inst
-    values = {f.name: getattr(inst, f.name) for f in fields(inst) if f.init}
-    return HeldInstance(**values, firewall_table=settings.table)
+    if settings is None or not any(needs_drop(i) for i in instances):
+        return None
+    return settings.table

@@ -21,7 +21,8 @@ than the hold time nor --heartbeat-timeout) is declared hung and its VIPs releas
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from conf.model import Config
 from conf.vrrp import VrrpInstance
@@ -67,9 +68,25 @@ def hang_time(inst: VrrpInstance) -> float:
     return min(HANG_ADVERTS * inst.advert_int, hold_time(inst))
 
 
-def shortest_hold(instances: Iterable[VrrpInstance]) -> float | None:
+@dataclass(frozen=True)
+class Held:
+    """What a VRRP child holds on the system for the parent to release: the instances it
+    reported MASTER, and the nftables table of the configuration they run under (no-accept
+    drop rules, vrrp_child.firewall), if any."""
+
+    instances: tuple[VrrpInstance, ...] = ()
+    firewall_table: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def names(self) -> list[str]:
+        return [i.name for i in self.instances]
+
+
+def shortest_hold(held: Held) -> float | None:
     """The hold time of the most demanding instance; None without instances."""
-    holds = [hold_time(i) for i in instances]
+    holds = [hold_time(i) for i in held.instances]
     return min(holds) if holds else None
 
 
@@ -89,12 +106,12 @@ def vrrp_heartbeat(base: HeartbeatSettings, config: Config) -> HeartbeatSettings
 RELEASED = "RELEASED"
 
 
-def masters(config: Config, states: Mapping[str, Json]) -> list[VrrpInstance]:
+def masters(config: Config, states: Mapping[str, Json]) -> Held:
     """The configured instances the VRRP child last reported MASTER: what it holds on the
     system (sync groups report under their own keys and hold nothing of their own)."""
     out = []
     for name, inst in config.vrrp_instance.items():
         state = states.get(name)
         if isinstance(state, dict) and state.get("state") == "MASTER":
-            out.append(firewall.held(inst, config))  # with its nftables table, for release
-    return out
+            out.append(inst)
+    return Held(tuple(out), firewall.table_of(config, out) if out else None)

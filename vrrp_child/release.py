@@ -16,6 +16,7 @@ from conf.vrrp import VrrpInstance
 from vrrp_child import firewall, holdings, packet
 from vrrp_child.fsm import PRIO_STOP
 from vrrp_child.holdings import Item, RouteItem
+from vrrp_child.liveness import Held
 from vrrp_child.netlink import Rtnl
 from vrrp_child.receive import Expect
 from vrrp_child.routing import Routing
@@ -24,9 +25,11 @@ from vrrp_child.sockets import VrrpSocket
 SocketKey = tuple[str, IPAddress, bool, IPAddress | None]
 
 
-def release(instances: Sequence[VrrpInstance]) -> list[str]:
-    """Remove the VIPs, virtual routes and virtual rules of `instances`, then announce
-    priority 0 for each; the error lines (an address already gone is no error)."""
+def release(held: Held) -> list[str]:
+    """Remove the VIPs, virtual routes and virtual rules of the held instances, then announce
+    priority 0 for each, and drop their no-accept table; the error lines (an address already
+    gone is no error)."""
+    instances = held.instances
     vips: list[Item] = []
     routes: list[RouteItem] = []
     rules: list[RuleEntry] = []
@@ -53,9 +56,8 @@ def release(instances: Sequence[VrrpInstance]) -> list[str]:
         errors.append(f"cannot release the VIPs: {e.strerror or e}")
     # the no-accept drop tables (vrrp_child.firewall): they exist only while such an instance
     # is MASTER, and the child that made them cannot delete them any more
-    tables = {i.firewall_table for i in instances if isinstance(i, firewall.HeldInstance) and i.firewall_table}
-    for table in sorted(tables):
-        errors += firewall.release_tables(table)
+    if held.firewall_table is not None:
+        errors += firewall.release_tables(held.firewall_table)
     return errors
 
 

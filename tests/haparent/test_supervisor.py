@@ -16,7 +16,6 @@ import conf
 from conf import LoadResult
 from conf.diagnostics import Diagnostics
 from conf.model import Config
-from conf.vrrp import VrrpInstance
 from haparent.cli import Options
 from haparent.notify import Notifier
 from haparent.respawn import RespawnPolicy
@@ -25,7 +24,7 @@ from haparent.supervisor import LOAD_TIMEOUT, SIGJSON, Phase, Supervisor
 from haparent.system import ChildMain, Spawned, T
 from tests.haparent.daemon_util import CHECKER_ONLY as CHECKER_ONLY_TEXT
 from tests.haparent.daemon_util import CONFIG
-from vrrp_child.liveness import hold_time, vrrp_heartbeat
+from vrrp_child.liveness import Held, hold_time, vrrp_heartbeat
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import (
     Direction,
@@ -523,8 +522,8 @@ class Released:
         child.spec = dataclasses.replace(child.spec, release=self.release)
         self.h = h
 
-    def release(self, held: Sequence[VrrpInstance]) -> list[str]:
-        self.calls.append((self.h.sys.now, [i.name for i in held]))
+    def release(self, held: Held) -> list[str]:
+        self.calls.append((self.h.sys.now, held.names()))
         return []
 
 
