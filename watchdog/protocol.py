@@ -85,6 +85,14 @@ def _optional_str(d: Mapping[str, object], key: str) -> str | None:
     return v
 
 
+def _dump_kind(d: Mapping[str, object], key: str) -> DumpKind:
+    value = _str(d, key)
+    try:
+        return DumpKind(value)
+    except ValueError:
+        raise ProtocolError(f"unknown dump kind '{value[:40]}' in '{key}'") from None
+
+
 def _optional_object(d: Mapping[str, object], key: str) -> dict[str, Json] | None:
     v = d.get(key)
     if v is not None and not isinstance(v, dict):
@@ -259,12 +267,7 @@ class Dump(Message):
 
     @classmethod
     def from_fields(cls, d: Mapping[str, object]) -> Message:
-        fmt = _str(d, "format")
-        try:
-            kind = DumpKind(fmt)
-        except ValueError:
-            raise ProtocolError(f"unknown dump format '{fmt}'") from None
-        return cls(_str(d, "path"), kind)
+        return cls(_str(d, "path"), _dump_kind(d, "format"))
 
 
 @dataclass(frozen=True)
@@ -281,12 +284,7 @@ class Query(Message):
 
     @classmethod
     def from_fields(cls, d: Mapping[str, object]) -> Message:
-        what = _str(d, "what")
-        try:
-            kind = DumpKind(what)
-        except ValueError:
-            raise ProtocolError(f"unknown query '{what}'") from None
-        return cls(_int(d, "id"), kind)
+        return cls(_int(d, "id"), _dump_kind(d, "what"))
 
 
 @dataclass(frozen=True)
