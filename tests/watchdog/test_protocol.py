@@ -89,7 +89,7 @@ def test_unknown_fields_are_ignored() -> None:
         (b'{"t":"heartbeat","seq":"1","time":1}', "'seq' must be an integer"),
         (b'{"t":"heartbeat","seq":true,"time":1}', "'seq' must be an integer"),
         (b'{"t":"reloaded","ok":1}', "'ok' must be true or false"),
-        (b'{"t":"dump","path":"/x","format":"xml"}', "unknown dump format 'xml'"),
+        (b'{"t":"dump","path":"/x","format":"xml"}', "unknown dump kind 'xml'"),
         (b'{"t":"state"}', "exactly one of 'data' and 'file'"),
         (b'{"t":"state","data":{},"file":"/x"}', "exactly one of 'data' and 'file'"),
         (b'{"t":"hello","pid":1}', "'role' must be a string"),
