@@ -739,9 +739,7 @@ class GlobalTop(Block):
     linkbeat_interfaces: tuple[LinkbeatInterface, ...] = kw(
         linkbeat_interfaces, (), many="merge", unsupported="linkbeat polling is not implemented"
     )
-    interface_up_down_delays: tuple[IfUpDownDelay, ...] = kw(
-        if_up_down_delays, (), many="merge", unsupported="interface state changes are not delayed"
-    )
+    interface_up_down_delays: tuple[IfUpDownDelay, ...] = kw(if_up_down_delays, (), many="merge")
     track_group: FrozenMap[str, TrackGroup] = kw(Named(TrackGroup), EMPTY, many="map")
     # Collected per block in file order (so that rule preferences are numbered as
     # keepalived numbers them), then joined by finish_global.

@@ -76,7 +76,9 @@ class IfUpDownDelay:
 
     interface: str
     down_delay: float
-    up_delay: float  # the down delay when not given
+    # 0 when not given: keepalived 2.2.7's parser (vrrp_parser.c), whatever keepalived.conf(5)
+    # says ("set to be the same as the down delay")
+    up_delay: float
     location: Location | None = field(default=None, compare=False, repr=False)
 
 
@@ -87,7 +89,7 @@ def _delay_item(line: Stmt, ctx: Context) -> IfUpDownDelay:
     if not line.args:
         raise ConfigValueError(f"no delay given for {line.keyword}")
     down = _DELAY.parse(line.args[0])
-    up = _DELAY.parse(line.args[1]) if len(line.args) > 1 else down
+    up = _DELAY.parse(line.args[1]) if len(line.args) > 1 else 0.0
     check_interface(line.keyword, "up/down delay", ctx, line.location)
     return IfUpDownDelay(line.keyword, down, up, line.location)
 

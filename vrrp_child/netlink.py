@@ -118,6 +118,7 @@ class Interface:
     link: int | None  # IFLA_LINK: the lower device (a macvlan's base interface)
     primary_ipv4: ipaddress.IPv4Address | None
     link_local_ipv6: ipaddress.IPv6Address | None
+    flags: int = 0  # ifi_flags (IFF_*), for the link watch's log lines as keepalived prints them
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,7 @@ class Rtnl:
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
         lower = link.get_attr("IFLA_LINK")
         return Interface(
+            flags=link["flags"],
             index=link["index"],
             name=link.get_attr("IFLA_IFNAME"),
             mac=link.get_attr("IFLA_ADDRESS") or "",

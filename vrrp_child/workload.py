@@ -37,7 +37,7 @@ from vrrp_child.firewall import ChildFirewall
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.holdwatch import HoldWatch
 from vrrp_child.instance import FAULT_GROUP, FAULT_TRACKERS, Instance
-from vrrp_child.linkwatch import LinkWatch
+from vrrp_child.linkwatch import LinkWatch, link_delays
 from vrrp_child.netlink import Rtnl
 from vrrp_child.pacing import Intervals, Pacer
 from vrrp_child.packet import VRRP_PROTO
@@ -143,6 +143,7 @@ class VrrpWorkload:
         gdefs = config.global_defs
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
+        self._configure_link_delays(config)
         # deleted VIPs, virtual routes and rules, on the link watcher's socket
         self.holdwatch = HoldWatch(self, self.links.events.join)
         self.holdwatch.configure(config)
@@ -217,6 +218,7 @@ class VrrpWorkload:
                 self._clear_conditions(name)
         self.config = config
         self._configure_pacing(config)
+        self._configure_link_delays(config)
         created = [self._create(conf) for name, conf in config.vrrp_instance.items() if name not in kept]
         added = [i for i in created if i is not None]
         self._remove_stale(added)
@@ -332,7 +334,7 @@ class VrrpWorkload:
         self.instances[name] = inst
         self._clear_conditions(name)
         up = base.running and base.up
-        self.links.watch(base.name, up)
+        self.links.watch(base.name, up, base.flags)
         if not up and not conf.dont_track_primary:
             inst.set_fault(f"interface {base.name} down")
         return inst
@@ -491,7 +493,7 @@ class VrrpWorkload:
             else:
                 link = self.rtnl.interface(ifname)
                 up = link is not None and link.up and link.running
-                self.links.watch(ifname, up)
+                self.links.watch(ifname, up, link.flags if link is not None else None)
             self.trackers.set_interface(ifname, up)
 
     def _trackers_changed(self) -> None:
@@ -727,6 +729,13 @@ class VrrpWorkload:
         self._pacing.pop(ifname, None)
         ready, wake = self.pacer.due(ifname, self.loop.time())
         self._send_paced(ifname, ready, wake)
+
+    def _configure_link_delays(self, config: Config) -> None:
+        """interface_up_down_delays, within keepalived's bound (vrrp_child.linkwatch)."""
+        delays, notes = link_delays(config.interface_up_down_delays, config.vrrp_instance.values())
+        for line in notes:
+            log.info("%s", line)
+        self.links.configure(delays)
 
     def _configure_pacing(self, config: Config) -> None:
         """vrrp_garp_interval / vrrp_gna_interval, and garp_group per interface."""

@@ -100,7 +100,8 @@ _CONSUMED_TEXT: dict[str, str] = {
         notify_up retry smtp_alert uthreshold virtualhost warmup weight
     """,
     "the top level": """
-        SSL child_wait_time garp_group global_defs instance net_namespace static_ipaddress static_routes
+        SSL child_wait_time garp_group global_defs instance interface_up_down_delays net_namespace
+        static_ipaddress static_routes
         static_rules track_file track_group use_pid_dir virtual_server virtual_server_group vrrp_instance
         vrrp_script vrrp_sync_group vrrp_track_process
     """,

@@ -354,9 +354,9 @@ def test_linkbeat_and_up_down_delays(tmp_path: Path) -> None:
         LinkbeatInterface("eth5"),
     )
     assert c.interface_up_down_delays == (
-        IfUpDownDelay("eth0", 1.0, 1.0),
+        IfUpDownDelay("eth0", 1.0, 0.0),
         IfUpDownDelay("eth1", 2.5, 3.0),
-        IfUpDownDelay("eth7", 1.0, 1.0),
+        IfUpDownDelay("eth7", 1.0, 0.0),
     )
     assert [line for line, _ in resets(r)] == [4, 10, 5, 11]  # 5, 11: eth5 and eth7 do not exist
     assert problems(r, Severity.WARNING) == []
