@@ -508,6 +508,10 @@ class Supervisor:
         return changes
 
     def reap(self) -> None:
+        if self.startup_pending():
+            # No child runs yet, and waitpid(-1) would take the script's exit status from the
+            # thread that waits for it.
+            return
         for pid, status in self.system.reap():
             child = next((c for c in self.children.values() if c.pid == pid), None)
             if child is not None:
