@@ -25,8 +25,9 @@ from typing import Protocol
 from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
 from conf.vrrp import VrrpInstance
-from vrrp_child import ah, fsm, holdings, packet
+from vrrp_child import ah, fsm, holdings, netlink, packet
 from vrrp_child.arp import announcement
+from vrrp_child.garp_extra import extra_if_items
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.packet import AUTH_AH, Advert, DropReason, PacketError
 from vrrp_child.receive import Expect, check
@@ -132,6 +133,9 @@ class _RateLimit:
         log.info("%s%s", text, f" ({extra} more since last logged)" if extra else "")
 
 
+EXTRA_IF_SLACK = 0.01  # s; garp_extra_if is due at the advert this close to its time
+
+
 @dataclass
 class Instance:
     """The run-time side of one vrrp_instance."""
@@ -158,6 +162,9 @@ class Instance:
     _timer: Timer | None = field(default=None, repr=False)
     _timer_at: float | None = field(default=None, repr=False)
     _garp_timers: list[asyncio.TimerHandle] = field(default_factory=list, repr=False)
+    # garp_extra_if (vrrp_child.garp_extra): when the next frames are due, and them per interface
+    _extra_if_at: float | None = field(default=None, repr=False)
+    _extra_if_frames: dict[str, bytes] = field(default_factory=dict, repr=False)
     _limit: _RateLimit = field(default_factory=_RateLimit, repr=False)
     vips_set: bool = False
     in_sync_group: bool = False
@@ -206,8 +213,8 @@ class Instance:
 
     # ---- the state machine ---------------------------------------------------------------
 
-    def start(self, *, resume_master: bool = False) -> None:
-        self._step(fsm.Start(resume_master=resume_master))
+    def start(self, *, resume_master: bool = False, delay_until: float | None = None) -> None:
+        self._step(fsm.Start(resume_master=resume_master, delay_until=delay_until))
 
     def shutdown(self) -> None:
         self._step(fsm.Shutdown())
@@ -315,6 +322,10 @@ class Instance:
         if fired is not None:
             self.machine = fired
             self.send_advert(fsm.effective_priority(fired, self.params))
+            # keepalived's check sees its advert timer's time, a hair after the due time when
+            # the interval is a whole number of adverts; ours may run a little early (EXTRA_IF_SLACK)
+            if self._extra_if_at is not None and self.edges.loop.time() > self._extra_if_at - EXTRA_IF_SLACK:
+                self._garp_extra_if()
             self._arm()
             return
         self._step(fsm.Tick())
@@ -482,11 +493,33 @@ class Instance:
         refresh = self.conf.garp_master_refresh or 0
         if refresh > 0:
             self._garp_timers.append(self.edges.loop.call_later(refresh, self._refresh, items, refresh))
+        self._arm_extra_if(items)
+
+    def _arm_extra_if(self, items: list[Item]) -> None:
+        """garp_extra_if: the frames (from each interface's own MAC, as keepalived) and the
+        first due time, one interval after becoming MASTER."""
+        extra = extra_if_items(self.conf, items, self.ifname)
+        self._extra_if_frames = {}
+        for entry, ifname in extra:
+            ip = entry.ip
+            link = netlink.interface(ifname)
+            if link is None or not link.mac or not isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+                continue
+            self._extra_if_frames[ifname] = announcement(link.mac, ip, router=self.router_flag)
+        every = self.conf.garp_extra_if.interval if self.conf.garp_extra_if is not None else 0
+        self._extra_if_at = self.edges.loop.time() + every if self._extra_if_frames else None
+
+    def _garp_extra_if(self) -> None:
+        every = self.conf.garp_extra_if.interval if self.conf.garp_extra_if is not None else 0
+        for ifname, frame in self._extra_if_frames.items():
+            self.edges.send_frames(ifname, [frame])
+        self._extra_if_at = self.edges.loop.time() + every if every > 0 else None
 
     def _leave_master(self) -> None:
         for t in self._garp_timers:
             t.cancel()
         self._garp_timers.clear()
+        self._extra_if_at = None
         if self.vips_set and not self.edges.dont_release:
             routes, rules = self.route_items(), self.rule_items()
             if routes or rules:
