@@ -595,7 +595,7 @@ class GlobalDefs(Block):
     rs_init_notifies: bool = kw(Flag(), False)
     no_checker_emails: bool = kw(Flag(), False)
     umask: int | None = kw(UmaskConv())  # None: IWGRP|IWOTH (0o022) unless -m/--umask was given
-    vrrp_startup_delay: float | None = kw(Float(0.001, 4294.967295), unsupported="the VRRP child starts at once")
+    vrrp_startup_delay: float | None = kw(Float(0.001, 4294.967295))
     log_unknown_vrids: bool = kw(Flag(), False, unsupported="adverts for unknown VRIDs are not logged")
     vmac_prefix: str = kw(Str(), "vrrp")
     vmac_addr_prefix: str | None = kw(Str())  # default vmac_prefix

@@ -147,6 +147,7 @@ class Machine:
     master_ip/master_priority: the master last heard (ourselves while MASTER).
     owner_conflict: another owner was seen; we run at 254 until reconfigured (keepalived).
     want_master: a sync group member's down timer fired; it waits for the rest of its group.
+    delay_until: the end of global_defs vrrp_startup_delay (None: none).
     """
 
     state: State = State.INIT
@@ -160,6 +161,7 @@ class Machine:
     owner_conflict: bool = False
     want_master: bool = False
     last_transition: float | None = None
+    delay_until: float | None = None
 
 
 # ---------------------------------------------------------------- events
@@ -167,9 +169,12 @@ class Machine:
 
 @dataclass(frozen=True)
 class Start:
-    """RFC 5798 section 6.4.1 Startup; resume_master: our predecessor was MASTER (respawn)."""
+    """RFC 5798 section 6.4.1 Startup; resume_master: our predecessor was MASTER (respawn).
+    delay_until: global_defs vrrp_startup_delay ends then (keepalived's vrrp_delayed_start_time):
+    until that time a BACKUP's Master_Down_Timer counts from it, not from now."""
 
     resume_master: bool = False
+    delay_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -367,6 +372,12 @@ class _Step:
     def skew(self) -> float:
         return skew_time(self.p.version, self.priority, self.m.master_adver_int)
 
+    def down_at(self, interval: float) -> float:
+        """Master_Down_Timer's deadline `interval` from now, or from the end of vrrp_startup_delay
+        while it runs (keepalived vrrp_init_instance_sands): nothing goes MASTER before it ends."""
+        delay = self.m.delay_until
+        return (delay if delay is not None and self.now < delay else self.now) + interval
+
 
 def step(m: Machine, p: Params, event: Event, now: float) -> tuple[Machine, tuple[Action, ...]]:
     """Apply one event at time `now`; return the new machine and the actions, in order."""
@@ -439,7 +450,7 @@ def _enter_backup(s: _Step, resumed: bool) -> None:
     # RFC 5798 section 6.4.1: Master_Down_Timer = Master_Down_Interval (the caller has set
     # master_adver_int: configured on start and fault recovery, learned when a master gave way).
     # keepalived clears preempt_time on every entry to BACKUP.
-    s.m = replace(s.m, down_deadline=s.now + s.mdi(), advert_deadline=None, preempt_deadline=None)
+    s.m = replace(s.m, down_deadline=s.down_at(s.mdi()), advert_deadline=None, preempt_deadline=None)
 
 
 def _enter_master(s: _Step, resumed: bool) -> None:
@@ -507,10 +518,16 @@ def _due(deadline: float | None, now: float) -> bool:
 
 def _on_start(s: _Step, ev: Start) -> None:
     if s.m.state is not State.INIT:
-        return  # already running, or a fault came first (FaultOff will bring it up)
-    s.m = replace(s.m, master_adver_int=s.p.advert_int)
+        # already running, or a fault came first (FaultOff will bring it up, the delay still on)
+        s.m = replace(s.m, delay_until=ev.delay_until)
+        return
+    s.m = replace(s.m, master_adver_int=s.p.advert_int, delay_until=ev.delay_until)
     if ev.resume_master:
-        _goto_master(s, resumed=True)
+        _goto_master(s, resumed=True)  # ours, beyond keepalived: a respawn keeps its VIPs
+    elif s.is_owner and s.p.start_master and s.down_at(0.0) > s.now:
+        # keepalived: the owner waits in BACKUP with a 1 us down timer, so MASTER when the delay ends
+        _change_state(s, State.BACKUP, init=True)
+        s.m = replace(s.m, down_deadline=s.down_at(0.0))
     elif s.is_owner and s.p.start_master:
         # RFC 5798 section 6.4.1: the owner goes Master at once.
         _goto_master(s)
@@ -545,7 +562,7 @@ def _backup_rx(s: _Step, ev: AdvertIn) -> None:
     if ev.priority == PRIO_STOP:
         # The master resigned: take over after Skew_Time, the highest-priority backup first.
         s.log("Backup received priority 0 advertisement", detail=True, key="rx_prio0_backup")
-        s.m = replace(s.m, down_deadline=s.now + s.skew())
+        s.m = replace(s.m, down_deadline=s.down_at(s.skew()))
         return
     preempt_delay_running = (
         s.p.preempt and s.p.preempt_delay > 0 and (s.m.preempt_deadline is None or s.m.preempt_deadline > s.now)
@@ -553,7 +570,7 @@ def _backup_rx(s: _Step, ev: AdvertIn) -> None:
     if not s.p.preempt or ev.priority >= ours or preempt_delay_running:
         _adopt_interval(s, ev)
         s.m = _evolve(
-            s.m, down_deadline=s.now + s.mdi(), master_ip=ev.src, master_priority=ev.priority, want_master=False
+            s.m, down_deadline=s.down_at(s.mdi()), master_ip=ev.src, master_priority=ev.priority, want_master=False
         )
         if s.p.preempt and s.p.preempt_delay > 0:
             _track_preempt_delay(s, ev.priority >= ours)

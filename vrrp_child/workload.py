@@ -104,6 +104,8 @@ class VrrpWorkload:
         self.sockets: dict[SocketKey, VrrpSocket] = {}
         self.by_vrid: dict[tuple[SocketKey, int], Instance] = {}
         self.resumed: dict[str, Mapping[str, Json]] = {}
+        # global_defs vrrp_startup_delay: until then (loop time) nothing goes MASTER (fsm.Start)
+        self.delay_until: float | None = None
         self.config: Config | None = None
         self.started = time.monotonic()
         self._batch = _Batch()
@@ -166,6 +168,12 @@ class VrrpWorkload:
         self._resume_groups()
         self._remove_stale([i for i in instances if not self._resumes_master(i)])
         self._apply_tracking()
+        delay = gdefs.vrrp_startup_delay
+        if delay:
+            # keepalived's start_vrrp, at each start of the child (never on a reload): every instance
+            # sits in BACKUP, hearing adverts, and its Master_Down_Timer counts from the delay's end
+            log.info("Delaying startup for %g seconds", delay)
+            self.delay_until = self.loop.time() + delay
         for inst in instances:
             self._start(inst)
 
@@ -426,7 +434,8 @@ class VrrpWorkload:
             return
         if resume:
             log.info("(%s) resuming as MASTER after a child restart", inst.name)
-        inst.start(resume_master=resume)  # in FAULT, the machine waits for the fault to end
+        # in FAULT, the machine waits for the fault to end; a resumed MASTER is not delayed
+        inst.start(resume_master=resume, delay_until=self.delay_until)
 
     def _remove_stale(self, instances: list[Instance]) -> None:
         """keepalived removes its VIPs left on the interfaces by an earlier run when it starts

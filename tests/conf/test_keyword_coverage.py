@@ -90,7 +90,7 @@ _CONSUMED_TEXT: dict[str, str] = {
         vrrp_higher_prio_send_advert vrrp_lower_prio_no_advert vrrp_mcast_group4 vrrp_mcast_group6
         vrrp_min_garp vrrp_notify_fifo vrrp_notify_fifo_script vrrp_notify_priority_changes
         vrrp_process_name vrrp_skip_check_adv_addr vrrp_strict vrrp_version
-        startup_script startup_script_timeout shutdown_script shutdown_script_timeout
+        startup_script startup_script_timeout shutdown_script shutdown_script_timeout vrrp_startup_delay
         vrrp_priority checker_priority vrrp_no_swap checker_no_swap vrrp_cpu_affinity
         checker_cpu_affinity vrrp_rt_priority checker_rt_priority vrrp_rlimit_rttime
         checker_rlimit_rttime
