@@ -30,6 +30,7 @@ from conf.trackers import TrackFile, TrackProcess, TrackRef, VrrpScript
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child.linkwatch import link_up
+from vrrp_child.static_track import static_track_refs
 from vrrp_child.tracking import ScriptCounter, ScriptState, TrackStatus, script_step
 from watchdog.protocol import Json
 from watchdog.scripts import Outcome, ScriptResult, ScriptRunner
@@ -223,6 +224,10 @@ class Trackers:
             ):
                 for ref in refs:
                     yield kind, ref
+        # static addresses/routes/rules with a track_group: their interfaces (weight 0)
+        for refs in static_track_refs(config)[0].values():
+            for ref in refs:
+                yield "interface", ref
 
     def _configure_scripts(self, config: Config, names: set[str]) -> None:
         wanted = {n: s for n, s in config.vrrp_script.items() if n in names and s.script is not None}

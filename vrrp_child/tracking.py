@@ -220,6 +220,12 @@ def instance_verdict(inst: VrrpInstance, status: TrackStatus, group: VrrpSyncGro
     )
 
 
+def static_verdict(track_interface: Iterable[TrackRef], status: TrackStatus) -> Verdict:
+    """The interfaces an instance tracks through static entries' track_group (weight 0:
+    vrrp_child.static_track)."""
+    return _refs_verdict(track_interface, (), (), (), status, weighted=True)
+
+
 def group_verdict(group: VrrpSyncGroup, status: TrackStatus) -> Verdict:
     """vrrp_sync_group track_*: "will update the status/priority of all VRRP instances
     which are members of the sync group"."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from conf.model import Config
 from conf.rules import RuleEntry
+from conf.trackers import TrackRef
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
 from vrrp_child import channels, fsm, holdings
@@ -44,10 +45,11 @@ from vrrp_child.packet import VRRP_PROTO
 from vrrp_child.routing import BatchResult, Routing
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
 from vrrp_child.static import apply_static, remove_static, static_diff
+from vrrp_child.static_track import static_track_refs
 from vrrp_child.syncgroup import GroupAction, GroupEntered, MemberView, SyncGroup, ToMember
 from vrrp_child.ticks import Ticks
 from vrrp_child.trackers import Trackers
-from vrrp_child.tracking import group_verdict, instance_verdict
+from vrrp_child.tracking import group_verdict, instance_verdict, static_verdict
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec
 from watchdog.fifo import Fifos, group_line, instance_line
 from watchdog.protocol import DumpKind, Json
@@ -124,6 +126,7 @@ class VrrpWorkload:
         self._sync_scheduled = False
         self.holding: list[Instance] = []  # built, waiting for the first result of every script
         self._waiting: dict[str, tuple[str, ...]] = {}  # instance -> its scripts without a result
+        self.static_refs: dict[str, tuple[TrackRef, ...]] = {}  # track_group of static entries
 
     # ---- Workload ----------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class VrrpWorkload:
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
         self._configure_link_delays(config)
+        self._configure_static_tracking(config)
         # deleted VIPs, virtual routes and rules, on the link watcher's socket
         self.holdwatch = HoldWatch(self, self.links.events.join)
         self.holdwatch.configure(config)
@@ -227,6 +231,7 @@ class VrrpWorkload:
         self.config = config
         self._configure_pacing(config)
         self._configure_link_delays(config)
+        self._configure_static_tracking(config)
         created = [self._create(conf) for name, conf in config.vrrp_instance.items() if name not in kept]
         added = [i for i in created if i is not None]
         self._remove_stale(added)
@@ -520,6 +525,9 @@ class VrrpWorkload:
             verdict = instance_verdict(inst.conf, status, group)
             if group is not None:
                 verdict = verdict + group_verdict(group, status)
+            static = self.static_refs.get(inst.name)
+            if static:
+                verdict = verdict + static_verdict(static, status)
             delta, faults = verdict.delta, tuple(verdict.faults)
             self._waiting[inst.name] = tuple(verdict.waiting)
             old_prio = inst.params.priority
@@ -738,6 +746,12 @@ class VrrpWorkload:
         self._pacing.pop(ifname, None)
         ready, wake = self.pacer.due(ifname, self.loop.time())
         self._send_paced(ifname, ready, wake)
+
+    def _configure_static_tracking(self, config: Config) -> None:
+        """track_group on static entries: the interfaces each instance tracks (weight 0)."""
+        self.static_refs, notes = static_track_refs(config)
+        for line in notes:
+            log.info("%s", line)
 
     def _configure_link_delays(self, config: Config) -> None:
         """interface_up_down_delays, within keepalived's bound (vrrp_child.linkwatch)."""
