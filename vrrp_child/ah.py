@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -176,3 +177,29 @@ class SeqCounter:
             self.seq = seq
             return True
         return False
+
+
+# A MASTER's counter reported to the parent goes on growing: one number per advert, and a few
+# more for priority-0 and lower-priority answers; twice the advert rate covers them.
+RESUME_RATE: Final = 2
+RESUME_MARGIN: Final = 16
+
+
+def seq_above(reported: int, reported_at: float, now: float, advert_int: float) -> int:
+    """A sequence number above every one a MASTER that reported `reported` at `reported_at`
+    (time.monotonic(), which is system-wide) can have sent by `now`: where a successor child
+    (or the parent's priority-0 release) goes on. keepalived's backups accept any number above
+    the last one (vrrp_in_chk_ipsecah), so a gap is harmless; a number at or below it is
+    dropped as a replay, which is what restarting at 0 did."""
+    elapsed = max(0.0, now - reported_at)
+    return min(SEQ_MAX, reported + RESUME_RATE * math.ceil(elapsed / max(advert_int, 0.01)) + RESUME_MARGIN)
+
+
+def reported_seq(state: object) -> tuple[int, float] | None:
+    """The (counter, time) of an instance's state report (`ah_seq`, `ah_at`), if any."""
+    if not isinstance(state, dict):
+        return None
+    seq, at = state.get("ah_seq"), state.get("ah_at")
+    if isinstance(seq, int) and isinstance(at, (int, float)):
+        return seq, float(at)
+    return None

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from conf.model import Config
 from conf.vrrp import VrrpInstance
-from vrrp_child import firewall
+from vrrp_child import ah, firewall
 from vrrp_child.fsm import DOWN_TIMER_ADVERTS, master_down_interval
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import Json
@@ -76,6 +76,9 @@ class Held:
 
     instances: tuple[VrrpInstance, ...] = ()
     firewall_table: str | None = None
+    # auth_type AH: each instance's last reported sequence number and when (vrrp_child.ah),
+    # so that the priority-0 release goes out above it
+    ah_seqs: tuple[tuple[str, int, float], ...] = ()
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -110,8 +113,12 @@ def masters(config: Config, states: Mapping[str, Json]) -> Held:
     """The configured instances the VRRP child last reported MASTER: what it holds on the
     system (sync groups report under their own keys and hold nothing of their own)."""
     out = []
+    seqs = []
     for name, inst in config.vrrp_instance.items():
         state = states.get(name)
         if isinstance(state, dict) and state.get("state") == "MASTER":
             out.append(inst)
-    return Held(tuple(out), firewall.table_of(config, out) if out else None)
+            seq = ah.reported_seq(state)
+            if seq is not None:
+                seqs.append((name, *seq))
+    return Held(tuple(out), firewall.table_of(config, out) if out else None, tuple(seqs))

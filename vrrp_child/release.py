@@ -8,21 +8,28 @@ here before the peers are told, never the other way round."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import ipaddress
+import time
+from collections.abc import Mapping, Sequence
 
 from conf.rules import RuleEntry
 from conf.values import IPAddress
 from conf.vrrp import VrrpInstance
-from vrrp_child import firewall, holdings, packet
+from vrrp_child import ah, firewall, holdings, packet
+from vrrp_child.ah import AH_PROTO
 from vrrp_child.fsm import PRIO_STOP
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.liveness import Held
 from vrrp_child.netlink import Rtnl
+from vrrp_child.packet import VRRP_PROTO
 from vrrp_child.receive import Expect
 from vrrp_child.routing import Routing
 from vrrp_child.sockets import VrrpSocket
 
-SocketKey = tuple[str, IPAddress, bool, IPAddress | None]
+SocketKey = tuple[str, IPAddress, bool, IPAddress | None, int]
+
+# The last AH sequence number the parent sent per instance (it lives as long as the parent).
+_ah_sent: dict[str, int] = {}
 
 
 def release(held: Held) -> list[str]:
@@ -51,7 +58,7 @@ def release(held: Held) -> list[str]:
             if vips:
                 result = rtnl.remove_addresses(vips)
                 errors += [f"Cannot remove VIP {f.entry.address} from {f.ifname}: {f.message}" for f in result.failed]
-            errors += announce_stop(instances, rtnl)
+            errors += announce_stop(instances, rtnl, {name: (seq, at) for name, seq, at in held.ah_seqs})
     except OSError as e:
         errors.append(f"cannot release the VIPs: {e.strerror or e}")
     # the no-accept drop tables (vrrp_child.firewall): they exist only while such an instance
@@ -61,9 +68,13 @@ def release(held: Held) -> list[str]:
     return errors
 
 
-def announce_stop(instances: Sequence[VrrpInstance], rtnl: Rtnl) -> list[str]:
+def announce_stop(
+    instances: Sequence[VrrpInstance], rtnl: Rtnl, ah_seqs: Mapping[str, tuple[int, float]] | None = None
+) -> list[str]:
     """One priority-0 advert per instance, to its multicast group or each unicast peer, from
-    the source its adverts have (one socket per interface and source)."""
+    the source its adverts have (one socket per interface and source). An `auth_type AH`
+    instance's is sealed as the child seals it (vrrp_child.ah), with a sequence number above
+    any its child can have used since it reported `ah_seqs[name]` (or 1 without a report)."""
     errors: list[str] = []
     sockets: dict[SocketKey, VrrpSocket] = {}
     try:
@@ -74,12 +85,19 @@ def announce_stop(instances: Sequence[VrrpInstance], rtnl: Rtnl) -> list[str]:
             if ifname is None or local is None:
                 errors.append(f"({conf.name}) cannot send priority 0: no interface or no source address")
                 continue
-            key = (ifname, local, conf.is_unicast, conf.mcast_dst_ip)
+            is_ah = conf.auth_type == "AH"
+            proto = AH_PROTO if is_ah else VRRP_PROTO
+            key = (ifname, local, conf.is_unicast, conf.mcast_dst_ip, proto)
             try:
                 sock = sockets.get(key)
                 if sock is None:
                     sock = sockets[key] = VrrpSocket(
-                        ifname, local, unicast=conf.is_unicast, group=conf.mcast_dst_ip, unicast_ttl=conf.unicast_ttl
+                        ifname,
+                        local,
+                        unicast=conf.is_unicast,
+                        group=conf.mcast_dst_ip,
+                        unicast_ttl=conf.unicast_ttl,
+                        proto=proto,
                     )
             except OSError as e:
                 errors.append(f"({conf.name}) cannot send priority 0 on {ifname}: {e.strerror or e}")
@@ -88,12 +106,32 @@ def announce_stop(instances: Sequence[VrrpInstance], rtnl: Rtnl) -> list[str]:
             peers = [p.address for p in conf.unicast_peer if p.address.version == sock.family]
             try:
                 advert = Expect.from_instance(conf).advert(PRIO_STOP)
+                seq = None
+                if is_ah:
+                    prev = (ah_seqs or {}).get(conf.name)
+                    seq = ah.seq_above(*prev, time.monotonic(), conf.advert_int) if prev is not None else 1
+                    # the parent releases a killed child's instances again at its reap: a
+                    # repeated number would be dropped as a replay
+                    seq = _ah_sent[conf.name] = max(seq, _ah_sent.get(conf.name, 0) + 1)
                 for dst in peers if sock.unicast else group:
-                    sock.send(packet.encode(advert, local, dst), dst)
-            except ValueError as e:  # what the child cannot send either (auth_type AH)
+                    message = packet.encode(advert, local, dst)
+                    if seq is not None:
+                        message = _seal(conf, message, local, dst, seq=seq, unicast=sock.unicast)
+                    sock.send(message, dst)
+            except ValueError as e:  # what the child cannot send either
                 errors.append(f"({conf.name}) cannot send priority 0: {e}")
     finally:
         for sock in sockets.values():
             with contextlib.suppress(OSError):
                 sock.close()
     return errors
+
+
+def _seal(conf: VrrpInstance, message: bytes, src: IPAddress, dst: IPAddress, *, seq: int, unicast: bool) -> bytes:
+    """The AH datagram the child would send (vrrp_child.instance._send_ah): the IP ID is any
+    non-zero value, covered by the ICV but checked by no receiver."""
+    if not isinstance(src, ipaddress.IPv4Address) or not isinstance(dst, ipaddress.IPv4Address):
+        raise ValueError("IPsec AH is IPv4 only")
+    ttl = 255 if not unicast or conf.unicast_ttl is None else conf.unicast_ttl
+    key = ah.key_of(Expect.from_instance(conf).auth_pass)
+    return ah.seal(message, src, dst, key=key, seq=seq, ip_id=1, ttl=ttl, unicast=unicast)

@@ -31,7 +31,7 @@ from conf.rules import RuleEntry
 from conf.trackers import TrackRef
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
-from vrrp_child import channels, fsm, holdings
+from vrrp_child import ah, channels, fsm, holdings
 from vrrp_child.ah import AH_PROTO
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.firewall import ChildFirewall
@@ -439,6 +439,12 @@ class VrrpWorkload:
             return
         if resume:
             log.info("(%s) resuming as MASTER after a child restart", inst.name)
+            prev = ah.reported_seq(self.resumed.get(inst.name))
+            if prev is not None:
+                # the predecessor's adverts went on after its last report: start above them,
+                # or a keepalived backup drops ours as replays (a backup's successor starts
+                # at 0 and takes the master's numbers, as keepalived's)
+                inst.ah_seq.seq = ah.seq_above(*prev, time.monotonic(), inst.conf.advert_int)
         # in FAULT, the machine waits for the fault to end; a resumed MASTER is not delayed
         inst.start(resume_master=resume, delay_until=self.delay_until)
 
@@ -456,11 +462,33 @@ class VrrpWorkload:
         if inst in self.holding:
             self.holding.remove(inst)
         self._waiting.pop(inst.name, None)
+        was = inst.state
+        inst.deleted = True  # no STOP notifies: keepalived sends the ones below instead
         inst.shutdown()
         inst.cancel_timers()
         self.instances.pop(inst.name, None)
         self.by_vrid = {k: v for k, v in self.by_vrid.items() if v is not inst}
+        self._deleted_notifies(inst, was)
         self._report({inst.name: None})
+
+    def _deleted_notifies(self, inst: Instance, was: fsm.State) -> None:
+        """keepalived 2.2.7 clear_diff_vrrp / send_instance_notifies: a removed instance's
+        notifies say FAULT (`notify ... FAULT`, the FIFO, SMTP), none at all if it was in FAULT
+        already; with notify_deleted they say DELETED, and its script runs if it has one. Never
+        notify_fault: keepalived picks the state's script while the state is still DELETED (seen
+        beside keepalived, tests/lab/test_notify_deleted.py)."""
+        conf = inst.conf
+        deleted = conf.notify_deleted
+        if deleted is None and was is fsm.State.FAULT:
+            return
+        word = "FAULT" if deleted is None else "DELETED"
+        if deleted is not None and deleted.script is not None:
+            self.notify(inst, deleted.script)
+        if conf.notify is not None:
+            self.notify(inst, conf.notify, ("INSTANCE", inst.name, word, str(inst.params.priority)))
+        self.fifos.send(instance_line(inst.name, word, inst.params.priority))
+        if conf.smtp_alert:
+            self.alerter.alert(*vrrp_alert(self._router_id(), "INSTANCE", inst.name, word))
 
     def _close_unused_sockets(self) -> None:
         used = {id(i.socket) for i in self.instances.values()}
@@ -792,15 +820,15 @@ class VrrpWorkload:
         group = self.groups.get(self.group_of.get(inst.name, ""))
         if group is not None:
             self._group_actions(group, group.entered(inst.name, inst.state, old, self._views(group)))
-        self._report(
-            {
-                inst.name: {
-                    "state": inst.state.value,
-                    "priority": inst.params.priority,
-                    "id": _id_text(inst.conf),
-                }
-            }
-        )
+        report: dict[str, Json] = {
+            "state": inst.state.value,
+            "priority": inst.params.priority,
+            "id": _id_text(inst.conf),
+        }
+        if inst.conf.auth_type == "AH":
+            # so that a successor child, or the parent's priority-0 release, sends above it
+            report |= {"ah_seq": inst.ah_seq.seq, "ah_at": time.monotonic()}
+        self._report({inst.name: report})
 
     # ---- dumps ---------------------------------------------------------------------------
 

@@ -172,3 +172,16 @@ def test_seq_counter_as_keepalived() -> None:
     assert c.next_advert()[1] == 1  # the IP ID skips 0
     c.seq = ah.SEQ_MAX + 1
     assert c.next_advert()[0] == ah.SEQ_MAX + 1  # keepalived stops counting there
+
+
+def test_seq_above_covers_twice_the_advert_rate_since_the_report() -> None:
+    # reported 100 at t=10 s; 5.5 s later at advert_int 1: 100 + 2 * 6 + 16
+    assert ah.seq_above(100, 10.0, 15.5, 1.0) == 128
+    assert ah.seq_above(100, 10.0, 9.0, 1.0) == 116  # a clock seen going back counts as no time
+    assert ah.seq_above(ah.SEQ_MAX, 0.0, 100.0, 1.0) == ah.SEQ_MAX  # never past keepalived's stop
+
+
+def test_reported_seq_reads_the_state_report() -> None:
+    assert ah.reported_seq({"state": "MASTER", "ah_seq": 7, "ah_at": 3.5}) == (7, 3.5)
+    assert ah.reported_seq({"state": "MASTER"}) is None
+    assert ah.reported_seq(None) is None
