@@ -284,9 +284,7 @@ class VrrpSyncGroup(Block):
     notify_backup: Script | None = kw(ScriptCmd(with_user=True))
     notify_fault: Script | None = kw(ScriptCmd(with_user=True))
     notify_stop: Script | None = kw(ScriptCmd(with_user=True))
-    notify_deleted: NotifyDeleted | None = kw(
-        OptionalScript(), unsupported="notify scripts get FAULT when an instance is deleted"
-    )
+    # no notify_deleted: keepalived 2.2.7 has it for instances only ("Unknown keyword" here)
     notify: Script | None = kw(ScriptCmd(with_user=True))
     notify_priority_changes: bool | None = kw(Flag())
     smtp_alert: bool | None = kw(Flag())
@@ -408,9 +406,7 @@ class VrrpInstance(Block):
     notify_backup: Script | None = kw(ScriptCmd(with_user=True))
     notify_fault: Script | None = kw(ScriptCmd(with_user=True))
     notify_stop: Script | None = kw(ScriptCmd(with_user=True))
-    notify_deleted: NotifyDeleted | None = kw(
-        OptionalScript(), unsupported="notify scripts get FAULT when an instance is deleted"
-    )
+    notify_deleted: NotifyDeleted | None = kw(OptionalScript())  # vrrp_child.workload._retire
     notify: Script | None = kw(ScriptCmd(with_user=True))
     notify_master_rx_lower_pri: Script | None = kw(ScriptCmd(with_user=True))
     notify_priority_changes: bool | None = kw(Flag())

@@ -167,6 +167,9 @@ class Instance:
     _extra_if_frames: dict[str, bytes] = field(default_factory=dict, repr=False)
     _limit: _RateLimit = field(default_factory=_RateLimit, repr=False)
     vips_set: bool = False
+    # removed by a reload: its stop runs no STOP notifies (keepalived sends DELETED or FAULT
+    # instead: vrrp_child.workload._retire)
+    deleted: bool = False
     in_sync_group: bool = False
     priority_delta: int = 0  # the trackers' weights (tracking.Verdict.delta)
     faults: dict[str, tuple[str, ...]] = field(default_factory=dict)  # source -> reasons
@@ -569,6 +572,8 @@ class Instance:
             self.stats.become_master += 1
         if action.old is fsm.State.MASTER and action.state is not fsm.State.MASTER:
             self.stats.release_master += 1
+        if self.deleted:
+            return
         script = {
             fsm.State.MASTER: self.conf.notify_master,
             fsm.State.BACKUP: self.conf.notify_backup,

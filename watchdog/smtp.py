@@ -42,6 +42,7 @@ VRRP_BODIES = {
     ("INSTANCE", "BACKUP"): ("Entering BACKUP state", "=> VRRP Instance is no longer owning VRRP VIPs <="),
     ("INSTANCE", "FAULT"): ("Entering FAULT state", "=> VRRP Instance is no longer owning VRRP VIPs <="),
     ("INSTANCE", "STOP"): ("Stopping", "=> VRRP Instance stopping <="),
+    ("INSTANCE", "DELETED"): ("Deleted", "=> VRRP Deleted at reload <="),  # notify_deleted
     ("GROUP", "MASTER"): ("Entering MASTER state", "=> All VRRP group instances are now in MASTER state <="),
     ("GROUP", "BACKUP"): ("Entering BACKUP state", "=> All VRRP group instances are now in BACKUP state <="),
     ("GROUP", "FAULT"): ("Entering FAULT state", "=> All VRRP group instances are now in FAULT state <="),
@@ -51,7 +52,7 @@ VRRP_BODIES = {
 
 def vrrp_alert(router_id: str, kind: str, name: str, state: str) -> tuple[str, str]:
     """(subject, body) for an instance (`kind` INSTANCE) or sync group (GROUP) entering
-    `state` (MASTER, BACKUP, FAULT, STOP)."""
+    `state` (MASTER, BACKUP, FAULT, STOP; DELETED for an instance)."""
     what, body = VRRP_BODIES[(kind, state)]
     label = "VRRP Instance" if kind == "INSTANCE" else "VRRP Group"
     return f"[{router_id}] {label} {name} - {what}", body

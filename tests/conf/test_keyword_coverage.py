@@ -127,7 +127,7 @@ _CONSUMED_TEXT: dict[str, str] = {
         accept advert_int authentication check_unicast_src debug dont_track_primary down_timer_adverts
         garp_extra_if garp_lower_prio_delay garp_lower_prio_repeat garp_master_delay garp_master_refresh
         garp_master_refresh_repeat garp_master_repeat higher_prio_send_advert interface lower_prio_no_advert
-        mcast_dst_ip mcast_src_ip native_ipv6 no_accept nopreempt notify notify_backup notify_fault
+        mcast_dst_ip mcast_src_ip native_ipv6 no_accept nopreempt notify notify_backup notify_deleted notify_fault
         notify_master notify_master_rx_lower_pri notify_priority_changes notify_stop preempt preempt_delay
         priority promote_secondaries skip_check_adv_addr smtp_alert state strict_mode track_file
         track_interface track_process track_script track_src_ip unicast_peer unicast_src_ip unicast_ttl
