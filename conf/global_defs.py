@@ -676,18 +676,26 @@ class GlobalDefs(Block):
             return ScriptUser("root")
 
     def names(self) -> dict[str, str | None]:
-        """The process names to set (None: leave `keepalived`); process_names gives the defaults."""
-        base = (
-            {"parent": "keepalived", "vrrp": "keepalived_vrrp", "checker": "keepalived_ipvs", "bfd": "keepalived_bfd"}
-            if self.process_names
-            else {}
-        )
-        return {
-            "parent": self.process_name or base.get("parent"),
-            "vrrp": self.vrrp_process_name or base.get("vrrp"),
-            "checker": self.checker_process_name or base.get("checker"),
-            "bfd": self.bfd_process_name or base.get("bfd"),
+        """The name (comm) each process sets, None: its usual one (watchdog.procname). As keepalived
+        2.2.7's global_parser.c: process_names names the children keepalived_vrrp, keepalived_lvs
+        and keepalived_bfd (not the parent), and of it and a child's own keyword the later wins."""
+        defaults = {"vrrp": "keepalived_vrrp", "checker": "keepalived_lvs", "bfd": "keepalived_bfd"}
+        own = {
+            "parent": ("process_name", self.process_name),
+            "vrrp": ("vrrp_process_name", self.vrrp_process_name),
+            "checker": ("checker_process_name", self.checker_process_name),
+            "bfd": ("bfd_process_name", self.bfd_process_name),
         }
+        out: dict[str, str | None] = {}
+        for role, (fname, value) in own.items():
+            default = defaults.get(role) if self.process_names else None
+            out[role] = default if value is None or (default and self._after("process_names", fname)) else value
+        return out
+
+    def _after(self, first: str, second: str) -> bool:
+        """Whether keyword `first` came after `second` in the same file."""
+        a, b = self.locations.get(first), self.locations.get(second)
+        return a is not None and b is not None and a.file == b.file and a.line > b.line
 
     def smtp_alert_for(self, family: str) -> bool:
         """The default smtp_alert of a vrrp_instance ("vrrp") or a virtual server

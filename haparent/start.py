@@ -31,6 +31,7 @@ from haparent.system import RealSystem
 from haparent.version import VERSION
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import spill_dir
+from watchdog.procname import ProcessName
 from watchdog.sched import startup_notice
 
 if TYPE_CHECKING:
@@ -214,6 +215,8 @@ def run(opts: Options) -> int:
         core_pattern = enable_core_dumps(opts)
         setup_logging(opts, PARENT_IDENT + opts.ident_suffix)
         set_titles(" ".join(["pykeepalived: parent", *sys.argv[1:]]), PARENT_COMM)
+        parent_name = ProcessName("parent")  # global_defs process_name (keepalived sets it at start)
+        parent_name.apply(config.global_defs)
         main_pidfile.write(os.getpid())
         for pidfile in child_pidfiles.values():
             pidfile.write(None)
@@ -226,7 +229,7 @@ def run(opts: Options) -> int:
         if opts.dump_conf:
             for line in dumps(config).splitlines():
                 log.info("%s", line)
-        code = supervise(opts, config, heartbeat, child_pidfiles, pidfiles)
+        code = supervise(opts, config, heartbeat, child_pidfiles, pidfiles, parent_name=parent_name)
         children_gone = True
         return code
     finally:
@@ -291,6 +294,8 @@ def supervise(
     heartbeat: HeartbeatSettings,
     child_pidfiles: dict[Role, PidFile],
     pidfiles: tuple[PidFile, ...],
+    *,
+    parent_name: ProcessName,
 ) -> int:
     system = RealSystem()
     notifier = Notifier()
@@ -318,6 +323,7 @@ def supervise(
         fds_to_close=inherited,
         control=control,
         metrics=metrics,
+        rename=lambda new: parent_name.apply(new.global_defs),
     )
     system.install_signals(Supervisor.SIGNALS, supervisor.signal_received)
     return supervisor.run()

@@ -165,6 +165,7 @@ class Supervisor:
         fds_to_close: Iterable[int] = (),
         control: ControlServer | None = None,
         metrics: MetricsServer | None = None,
+        rename: Callable[[Config], None] = lambda config: None,
     ) -> None:
         self.opts = opts
         self.config = config
@@ -179,6 +180,7 @@ class Supervisor:
         self.fds_to_close = tuple(fds_to_close)
         self.control = control
         self.metrics = metrics
+        self.rename = rename  # process_name: the parent's comm follows the configuration
         self.queries: dict[int, PendingQuery] = {}  # control requests waiting for the children
         self.next_query = 1
         self.reload_waiters: list[Client] = []  # `pykeepalivedctl reload`: answered when it ends
@@ -259,9 +261,7 @@ class Supervisor:
         if script is not None:
             # keepalived runs it from its loop and starts the children once it has ended
             detail = bool(self.opts.log_detail)
-            self.startup_script = self.system.background(
-                lambda: startstop.run_quietly(script, gdefs, detail=detail)
-            )
+            self.startup_script = self.system.background(lambda: startstop.run_quietly(script, gdefs, detail=detail))
         self.converge()
         self.check_settled()
         self.update_status()
@@ -892,6 +892,7 @@ class Supervisor:
     def apply_reload(self, config: Config) -> None:
         self.last_reload_error = None
         self.config = config
+        self.rename(config)
         self.loaded_at = self.system.monotonic()
         self.reloading = True
         self.notifier.reloading(self.status_text())

@@ -27,6 +27,7 @@ from conf import load
 from conf.model import Config
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import pack, unpack
+from watchdog.procname import ProcessName
 from watchdog.protocol import (
     Answer,
     Bye,
@@ -179,6 +180,7 @@ class ChildRuntime:
         # once started, so that STATUS= does not show a degradation that went with it.
         self.stale_conditions: set[str] = set()
         self.sched = ProcessScheduling(setup.role)  # nice, SCHED_RR, mlockall, affinity
+        self.comm = ProcessName(setup.role)  # vrrp_process_name, checker_process_name, process_names
 
     # pipe I/O -------------------------------------------------------------------------
 
@@ -242,6 +244,7 @@ class ChildRuntime:
             await self._resume(first)
         elif first is not None:
             self.inbox.put_nowait(first)  # handled in order once started
+        self.comm.apply(self.config.global_defs)  # keepalived: as soon as the child has read its config
         await self.workload.start(self.config, self.report)
         # After the start's work, as keepalived's start_vrrp/start_check do
         self.sched.apply(plan_for(self.config.global_defs, self.setup.role))
@@ -265,6 +268,7 @@ class ChildRuntime:
             await self._reload_config(msg)
         finally:
             self.sched.apply(plan_for(self.config.global_defs, self.setup.role))
+            self.comm.apply(self.config.global_defs)
 
     async def _reload_config(self, msg: Reload) -> None:
         # Parsed off the loop: a large configuration takes a while, and adverts and
