@@ -54,6 +54,7 @@ class Client:
     deadline: float
     inbuf: bytearray = field(default_factory=bytearray)
     outbuf: bytearray = field(default_factory=bytearray)
+    asked: bool = False  # its one request was handed over: later bytes are ignored
     answered: bool = False  # the answer is queued: close once it is sent
 
     def fileno(self) -> int:
@@ -150,13 +151,19 @@ class ControlServer:
         if not data:
             self.close(client)
             return []
+        if client.asked:
+            return []  # one request per connection
         client.inbuf += data
         nl = client.inbuf.find(b"\n")
         if nl < 0:
-            if len(client.inbuf) > MAX_REQUEST:
-                return [(client, f"the request is longer than {MAX_REQUEST} bytes")]
-            return []
-        return [(client, parse_request(bytes(client.inbuf[:nl])))]
+            if len(client.inbuf) <= MAX_REQUEST:
+                return []
+            request: Request | str = f"the request is longer than {MAX_REQUEST} bytes"
+        else:
+            request = parse_request(bytes(client.inbuf[:nl]))
+        client.asked = True
+        client.inbuf.clear()
+        return [(client, request)]
 
     def _accept(self) -> None:
         for _ in range(MAX_CLIENTS):

@@ -222,3 +222,19 @@ def test_render_status_is_readable() -> None:
     }
     text = ctl.render_status(status)
     assert "VI_1" in text and "140/150" in text and "1h01m" in text and "192.0.2.100/24" in text
+
+
+def test_one_request_per_connection(daemon: MakeDaemon) -> None:
+    d = started(daemon())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(d.control_socket))
+        s.sendall(b'{"cmd": "status"}\n{"cmd": "reload"}\n')
+        answer = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.count(b"\n") == 1 and json.loads(answer)["ok"]
+    assert d.notify.kinds().count("RELOADING") == 0  # the second line was not a request
