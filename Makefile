@@ -53,5 +53,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	PYK_CHAOS_SECONDS=$${PYK_CHAOS_SECONDS:-180} $(BIN)/python -m tests.lab.chaos
 
+# Man pages generated from the argparse parsers and the configuration keyword tables
+# (haparent/manpages.py): pykeepalived(8), pykeepalivedctl(8), pygenhash(1), pykeepalived.conf(5).
+.PHONY: man
+man: $(STAMP)
+	$(BIN)/python -m haparent.manpages build/man
+
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
