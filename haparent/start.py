@@ -41,6 +41,7 @@ log = logging.getLogger("pykeepalived")
 
 # keepalived's exit codes (enum exit_code).
 EXIT_FATAL = 1
+EXIT_TEMPFAIL = 75  # sysexits EX_TEMPFAIL: try again later (a child of an earlier daemon still runs)
 EXIT_CONFIG = 2
 OLD_CHILD_WAIT = 5.0  # s: how long a new daemon waits for an orphaned child of an old one
 CORE_PATTERN = "/proc/sys/kernel/core_pattern"  # -M writes it, and restores it on exit
@@ -200,6 +201,11 @@ def run(opts: Options) -> int:
     try:
         namespace.create_pid_directory(opts)
         main_pidfile, child_pidfiles = lock_pidfiles(opts)
+    except OldChildRunning as e:
+        # Temporary: the old child stops by itself once it runs (systemd's Restart= retries;
+        # 1 is a permanent status there, RestartPreventExitStatus).
+        sys.stderr.write(f"pykeepalived: {e}\n")
+        return EXIT_TEMPFAIL
     except AlreadyRunning as e:
         sys.stderr.write(f"pykeepalived: {e}\n")
         return EXIT_FATAL
