@@ -465,7 +465,7 @@ class NotificationEmail(Names):
 _BFD = "BFD is not implemented"
 _SNMP = "SNMP is not implemented"
 _DBUS = "D-Bus is not implemented"
-_FW = "firewalling (nftables/iptables/ipsets) is not implemented"
+_FW = "iptables, ipsets and the IPVS nftables rules are not implemented (the VRRP nftables drop tables are)"
 _BUFS = "socket buffer tuning is not implemented"
 
 
