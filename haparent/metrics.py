@@ -101,6 +101,11 @@ def _vrrp(status: Mapping[str, Json]) -> list[Metric]:
         "pykeepalived_effective_priority", "Priority with trackers", labels=list(INSTANCE_LABELS)
     )
     base = GaugeMetricFamily("pykeepalived_base_priority", "Configured priority", labels=list(INSTANCE_LABELS))
+    other = CounterMetricFamily(
+        "pykeepalived_other_errors",
+        "Adverts dropped for a reason keepalived has no counter for (version, checksum, VRID)",
+        labels=list(INSTANCE_LABELS),
+    )
     since = GaugeMetricFamily(
         "pykeepalived_last_transition_timestamp_seconds",
         "When the instance last changed state (Unix time)",
@@ -117,7 +122,8 @@ def _vrrp(status: Mapping[str, Json]) -> list[Metric]:
         effective.add_metric(labels, _n(data.get("effective_priority")))
         base.add_metric(labels, _n(data.get("base_priority")))
         since.add_metric(labels, _n(data.get("last_transition")))
-    return [state, *counters.values(), effective, base, since]
+        other.add_metric(labels, _n(stats.get("other_err")))
+    return [state, *counters.values(), other, effective, base, since]
 
 
 def _scripts(status: Mapping[str, Json]) -> list[Metric]:
