@@ -61,3 +61,12 @@ man: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# A Debian package of the working tree, built with dpkg-deb (contrib/debian/README.md), and
+# its test: installed, run, reloaded and purged in the systemd container (slow, not in `test`).
+.PHONY: deb deb-test
+deb: $(STAMP)
+	contrib/debian/build-deb.sh $(BIN)/python dist
+
+deb-test: deb
+	PYKEEPALIVED_DEB=1 $(BIN)/python -m pytest -q tests/systemd/test_deb.py

@@ -29,7 +29,8 @@ from types import TracebackType
 
 SUITE = "bookworm"
 VARIANT = "minbase"
-INCLUDE = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "iproute2", "procps")
+# python3-nftables: a Depends of the Debian package (test_deb.py), and the VRRP child's firewall.
+INCLUDE = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "iproute2", "procps", "python3-nftables")
 # Bumped whenever `_customize` changes what goes into the cached tree, so the cache is rebuilt.
 RECIPE = 1
 # The container's python3; the wheels built on the host must match it (setproctitle is compiled).
