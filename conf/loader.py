@@ -25,11 +25,28 @@ def default_config_id() -> str:
     return socket.gethostname().split(".", 1)[0]
 
 
+IFF_LOOPBACK = 0x8  # linux/if.h
+
+
 def local_interfaces() -> frozenset[str]:
     try:
         return frozenset(name for _, name in socket.if_nameindex())
     except OSError:
         return frozenset()
+
+
+def loopback_interfaces(names: frozenset[str]) -> frozenset[str]:
+    """The loopback ones among `names` (their IFF_LOOPBACK flag in sysfs): keepalived refuses
+    a vrrp_instance on a loopback interface."""
+    out = set()
+    for name in names:
+        try:
+            with open(f"/sys/class/net/{name}/flags", encoding="ascii") as f:
+                if int(f.read().strip(), 16) & IFF_LOOPBACK:
+                    out.add(name)
+        except (OSError, ValueError):
+            continue
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -64,7 +81,11 @@ def load(
         stmts = parse_statements(pre.lines(path), diags)
         if not pre.files:
             return LoadResult(None, diags, ())
-        ctx = Context(diags, cid, interfaces if interfaces is not None else local_interfaces())
+        if interfaces is None:
+            here = local_interfaces()
+            ctx = Context(diags, cid, here, loopback_interfaces(here))
+        else:
+            ctx = Context(diags, cid, interfaces)
         config = parse_block(Config, stmts, ctx, location=None)
     except ConfigTooLarge as e:
         diags.error(f"configuration too large: {e.message}", e.location)

@@ -69,6 +69,7 @@ class Context:
     config_id: str = ""
     # Filled by the loader before the VRRP/LVS blocks are checked.
     interfaces: frozenset[str] | None = None  # None: unknown, do not check
+    loopbacks: frozenset[str] = frozenset()  # of those, the loopback ones (IFF_LOOPBACK)
     settings: dict[str, Any] = field(default_factory=dict)
 
 

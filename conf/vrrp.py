@@ -869,6 +869,13 @@ def _complete_instance(
     if inst.interface is None and not inst.unicast_peer:
         ctx.diags.error(f"({name}) Unknown interface! (an interface or unicast peers are needed)", loc)
         return None
+    if inst.interface is not None and inst.interface in ctx.loopbacks:
+        # keepalived 2.2.7: "cannot use a loopback interface (lo) for vrrp - ignoring", then
+        # "Unknown interface!" and -t exits 5; VRRP adverts cannot go out on a loopback.
+        ctx.diags.error(
+            f"({name}) cannot use a loopback interface ({inst.interface}) for vrrp - ignoring", inst.where("interface")
+        )
+        return None
     if inst.interface is not None and ctx.interfaces is not None and inst.interface not in ctx.interfaces:
         # keepalived -t fails on it ("Non-existent interface specified in configuration")
         # unless global_defs dynamic_interfaces allows interfaces that come later.

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import conf
 from conf.diagnostics import Diagnostic, Severity
 from conf.trackers import InitFile, TrackRef, Weight
 from conf.vrrp import UseVmac
@@ -601,3 +602,17 @@ def test_track_process_bare_param_match_and_quorum_max_zero(tmp_path: Path) -> N
     clean(r)
     tp = config_of(r).vrrp_track_process["tp"]
     assert tp.param_match == "exact" and tp.quorum == 0 and tp.quorum_max == 0
+
+
+def test_a_loopback_interface_is_refused_as_keepalived_does(tmp_path: Path) -> None:
+    """keepalived 2.2.7 -t: "(VI_1) cannot use a loopback interface (lo) for vrrp - ignoring",
+    "(VI_1) Unknown interface!", exit 5."""
+    path = tmp_path / "k.conf"
+    path.write_text(
+        "vrrp_instance VI_1 {\n  interface lo\n  virtual_router_id 51\n  priority 100\n"
+        "  virtual_ipaddress {\n    192.0.2.10/24\n  }\n}\n"
+    )
+    result = conf.load(str(path))  # this host's interfaces: lo is a loopback
+    errors = [d.render(test_mode=True) for d in result.diagnostics.items if d.label(test_mode=True) == "error"]
+    assert any("cannot use a loopback interface (lo) for vrrp - ignoring" in e for e in errors), errors
+    assert result.diagnostics.exit_code() == 5
