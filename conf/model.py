@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from conf.global_defs import GlobalTop
 from conf.lvs import LvsTop
-from conf.schema import Context
+from conf.schema import Block, Context, KeywordSpec, block_label, each_block_field
 from conf.security import check_script_security
 from conf.vrrp import VrrpTop
 
@@ -44,3 +44,23 @@ class Config(GlobalTop, VrrpTop, LvsTop):
     def has_checker(self) -> bool:
         """keepalived starts the checker child when there is any virtual_server."""
         return bool(self.virtual_server)
+
+
+def keywords_by_block() -> dict[str, dict[str, KeywordSpec]]:
+    """block label -> keyword -> spec, over every Block class of the model (the first class
+    to define a keyword under a label gives its spec): what the keyword-coverage test and
+    the pykeepalived.conf(5) page walk."""
+    found: dict[str, dict[str, KeywordSpec]] = {}
+    todo: list[type[Block]] = [Config, Block]
+    seen: set[type[Block]] = set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith(("tests", "__main__")):
+            continue  # test-only blocks
+        for fname, spec in each_block_field(cls):
+            found.setdefault(block_label(cls), {}).setdefault(spec.keyword or fname, spec)
+    return found

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from checker_child.genhash import make_parser as genhash_parser
-from conf.model import Config
-from conf.schema import Block, KeywordSpec, block_label, each_block_field
+from conf.model import keywords_by_block
+from conf.schema import KeywordSpec
 from haparent.cli import SIGNUMS, build_parser
 from haparent.ctl import parser as ctl_parser
 from haparent.version import KEEPALIVED_COMPAT, VERSION
@@ -254,22 +254,12 @@ DIFFERENCES = [
 
 def conf_sections() -> dict[str, dict[str, KeywordSpec]]:
     """block label -> keyword -> spec, every Block class of the model, in man page order
-    (the walk of tests/conf/test_keyword_coverage.py)."""
+    (conf.model.keywords_by_block, some blocks merged into the top level)."""
     found: dict[str, dict[str, KeywordSpec]] = {}
-    todo: list[type[Block]] = [Config, Block]
-    seen: set[type[Block]] = set()
-    while todo:
-        cls = todo.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        todo.extend(cls.__subclasses__())
-        if cls.__module__.startswith(("tests", "__main__")):
-            continue
-        label = block_label(cls)
-        label = TOP if label in _MERGED_INTO_TOP else label
-        for fname, spec in each_block_field(cls):
-            found.setdefault(label, {}).setdefault(spec.keyword or fname, spec)
+    for label, specs in keywords_by_block().items():
+        merged = found.setdefault(TOP if label in _MERGED_INTO_TOP else label, {})
+        for word, spec in specs.items():
+            merged.setdefault(word, spec)
     order = [x for x in _ORDER if x in found] + sorted(set(found) - set(_ORDER))
     return {label: dict(sorted(found[label].items())) for label in order}
 

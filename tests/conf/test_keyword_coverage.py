@@ -11,8 +11,8 @@ reads: move it to a note.
 
 from __future__ import annotations
 
-from conf.model import Config
-from conf.schema import Block, KeywordSpec, block_label, each_block_field
+from conf.model import keywords_by_block
+from conf.schema import KeywordSpec
 
 # block label -> keywords acted on (the words split on white space)
 _CONSUMED_TEXT: dict[str, str] = {
@@ -170,20 +170,7 @@ def consumed() -> dict[str, set[str]]:
 
 def every_keyword() -> dict[str, dict[str, KeywordSpec]]:
     """block label -> keyword -> spec, over every Block class the model uses."""
-    out: dict[str, dict[str, KeywordSpec]] = {}
-    todo: list[type[Block]] = [Config, Block]
-    seen: set[type[Block]] = set()
-    while todo:
-        cls = todo.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        todo.extend(cls.__subclasses__())
-        if cls.__module__.startswith("tests"):
-            continue
-        for fname, spec in each_block_field(cls):
-            out.setdefault(block_label(cls), {})[spec.keyword or fname] = spec
-    return out
+    return keywords_by_block()
 
 
 def test_every_keyword_is_consumed_or_noted() -> None:
