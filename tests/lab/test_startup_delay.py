@@ -43,6 +43,9 @@ vrrp_instance VI_2 {{
 """
 
 
+START_SLACK = 3.0  # s: a daemon's own start-up on a loaded 2-core machine (tests assert generous bounds)
+
+
 def test_startup_delay_beside_keepalived(lab2: Lab) -> None:
     vips = {i: (f"192.0.2.{99 + i}", f"192.0.2.{109 + i}") for i in (1, 2)}
     started = {}
@@ -66,9 +69,11 @@ def test_startup_delay_beside_keepalived(lab2: Lab) -> None:
         log = daemons[i].log_text()
         assert f"Delaying startup for {DELAY:g} seconds" in log, names[i]
         assert "(VI_1) Entering BACKUP STATE (init)" in log, names[i]
-        # the owner: at the end of the delay (pykeepalived's interpreter start adds ~0.5 s)
-        assert DELAY - 0.05 < owner < DELAY + 1.2, (names[i], owner)
+        # the owner: at the end of the delay. Counted from the process start, so the upper
+        # bound leaves room for starting the daemon (pykeepalived's interpreter: ~0.8 s idle,
+        # 1.6 s measured with the suite loading both cores)
+        assert DELAY - 0.05 < owner < DELAY + START_SLACK, (names[i], owner)
         # priority 100: the delay, then its Master_Down_Interval (3.61 s)
-        assert DELAY + 3.5 < backup < DELAY + 3.61 + 1.2, (names[i], backup)
+        assert DELAY + 3.5 < backup < DELAY + 3.61 + START_SLACK, (names[i], backup)
     for d in daemons.values():
         d.stop()
