@@ -406,8 +406,9 @@ def test_interop(lab2: Lab, v: Variant, master_kind: Kind) -> None:
     # SIGKILL: Master_Down_Interval counted from the last advert, which left up to one interval earlier.
     mdi = v.master_down(BACKUP_PRIO)
     assert mdi - v.advert_int - 0.05 <= t.sigkill <= mdi + LATE, t
-    # Preemption: the returning master's own Master_Down_Interval plus its start-up (Python takes longer).
-    assert v.master_down(MASTER_PRIO) - 0.05 <= t.preempt <= v.master_down(MASTER_PRIO) + 2.0, t
+    # Preemption: the returning master's own Master_Down_Interval plus its start-up (Python takes
+    # longer: the parent's imports alone ~1.1 s; 2.05 s over it measured with the suite on both cores).
+    assert v.master_down(MASTER_PRIO) - 0.05 <= t.preempt <= v.master_down(MASTER_PRIO) + 3.0, t
     assert t.handover <= MAX_HANDOVER, t
 
 
