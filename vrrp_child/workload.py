@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +30,7 @@ from conf.rules import RuleEntry
 from conf.trackers import TrackRef
 from conf.values import Script
 from conf.vrrp import VrrpInstance, VrrpSyncGroup
-from vrrp_child import ah, channels, fsm, holdings
+from vrrp_child import ah, channels, dumps, fsm, holdings
 from vrrp_child.ah import AH_PROTO
 from vrrp_child.arp import FrameSender, ipv6_forwarding
 from vrrp_child.firewall import ChildFirewall
@@ -243,17 +242,7 @@ class VrrpWorkload:
         self._flush()
 
     async def dump(self, kind: DumpKind) -> str:
-        if kind is DumpKind.STATUS:
-            status = {"instances": [self._json(i) for i in self.instances.values()]}
-            trackers = {"scripts": self.trackers.script_states(), "trackers": self.trackers.other_states()}
-            return json.dumps(status | trackers)
-        if kind is DumpKind.JSON:
-            return json.dumps([self._json(i) for i in self.instances.values()], indent=2) + "\n"
-        if kind is DumpKind.STATS:
-            return "".join(self._stats_text(i) for i in self.instances.values())
-        text = "".join(self._data_text(i) for i in self.instances.values())
-        text += "".join(self._group_text(name) for name in self.groups)
-        return text + self.trackers.dump()
+        return dumps.render(kind, list(self.instances.values()), self.groups, self.group_of, self.trackers)
 
     async def stop(self) -> None:
         if not hasattr(self, "rtnl"):
@@ -829,92 +818,6 @@ class VrrpWorkload:
             # so that a successor child, or the parent's priority-0 release, sends above it
             report |= {"ah_seq": inst.ah_seq.seq, "ah_at": time.monotonic()}
         self._report({inst.name: report})
-
-    # ---- dumps ---------------------------------------------------------------------------
-
-    def _data_text(self, inst: Instance) -> str:
-        c, m = inst.conf, inst.machine
-        vips = "".join(f"     {e.address} dev {ifname}\n" for e, ifname in inst.vip_items())
-        return (
-            f" VRRP Instance = {inst.name}\n"
-            f"   State = {m.state.value}\n"
-            f"   Interface = {c.interface}\n"
-            f"   Using src_ip = {inst.local_ip}\n"
-            f"   Virtual Router ID = {inst.vrid}\n"
-            f"   Version = {inst.params.version}\n"
-            f"   Priority = {c.effective_priority}\n"
-            f"   Effective priority = {inst.params.priority}\n"
-            f"   Advert interval = {c.advert_int} sec\n"
-            f"   Master advert interval = {m.master_adver_int} sec\n"
-            f"   Preempt = {'disabled' if c.nopreempt else 'enabled'}\n"
-            f"   Preempt delay = {c.preempt_delay} secs\n"
-            f"   Master router = {m.master_ip}\n"
-            f"   Master priority = {m.master_priority}\n"
-            f"   Unicast = {'yes' if c.is_unicast else 'no'}\n"
-            f"   Sync group = {self.group_of.get(inst.name, 'none')}\n"
-            f"   Fault = {inst.fault_reason or 'none'}\n"
-            f"   Virtual IP = {len(inst.vip_items())}\n{vips}"
-        )
-
-    def _group_text(self, name: str) -> str:
-        group = self.groups[name]
-        members = "".join(f"     {m}\n" for m in group.members)
-        count = len(group.members)
-        return f" VRRP Sync Group = {name}, {group.state.value}\n   VRRP member instances = {count}\n{members}"
-
-    def _stats_text(self, inst: Instance) -> str:
-        s = inst.stats
-        return (
-            f"VRRP Instance: {inst.name}\n"
-            f"  Advertisements:\n    Received: {s.advert_rcvd}\n    Sent: {s.advert_sent}\n"
-            f"  Became master: {s.become_master}\n"
-            f"  Released master: {s.release_master}\n"
-            f"  Packet Errors:\n    Length: {s.packet_len_err}\n    TTL: {s.ip_ttl_err}\n"
-            f"    Invalid Type: {s.invalid_type_rcvd}\n    Advertisement Interval: {s.advert_interval_err}\n"
-            f"    Address List: {s.addr_list_err}\n"
-            f"  Authentication Errors:\n    Invalid Type: {s.invalid_authtype}\n"
-            f"    Type Mismatch: {s.authtype_mismatch}\n    Failure: {s.auth_failure}\n"
-            f"  Priority Zero:\n    Received: {s.pri_zero_rcvd}\n    Sent: {s.pri_zero_sent}\n"
-        )
-
-    def _json(self, inst: Instance) -> dict[str, object]:
-        """keepalived's JSON dump layout: [{"data": {...}, "stats": {...}}, ...]."""
-        c, m = inst.conf, inst.machine
-        group = self.groups.get(self.group_of.get(inst.name, ""))
-        state_number = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3, "STOP": 98}
-        return {
-            "data": {
-                "iname": inst.name,
-                "ifp_ifname": c.interface,
-                "vrid": inst.vrid,
-                "base_priority": c.effective_priority,
-                "effective_priority": inst.params.priority,
-                "state": state_number.get(m.state.value, 0),
-                "state_name": m.state.value,
-                "version": inst.params.version,
-                "adver_int": c.advert_int,
-                "master_adver_int": m.master_adver_int,
-                "nopreempt": int(c.nopreempt),
-                "preempt_delay": c.preempt_delay,
-                "master_saddr": str(m.master_ip) if m.master_ip is not None else None,
-                "src_ip": str(inst.local_ip),
-                "vipset": int(inst.vips_set),
-                "sync_group": self.group_of.get(inst.name),
-                # not in keepalived's dump (it has no group entries): the group's state, next
-                # to the name keepalived gives, so the array layout stays keepalived's
-                "sync_group_state": group.state.value if group is not None else None,
-                "fault_reason": inst.fault_reason,
-                "vips": [str(e.address) for e in c.virtual_ipaddress],
-                "evips": [str(e.address) for e in c.virtual_ipaddress_excluded],
-                "last_transition": inst.last_transition,
-                # ours: what the instance tracks (their states: the status' vrrp_scripts)
-                "track_script": [r.name for r in c.track_script],
-                "track_interface": [r.name for r in c.track_interface],
-                "track_file": [r.name for r in c.track_file],
-                "track_process": [r.name for r in c.track_process],
-            },
-            "stats": dict(vars(inst.stats)),
-        }
 
 
 # Conditions raised per instance until it is built (or removed by a reload).

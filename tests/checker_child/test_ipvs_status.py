@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from checker_child import dumps
 from checker_child import ipvs as ipvs_mod
 from checker_child.workload import CheckerWorkload
 from conf import load
@@ -97,11 +98,11 @@ def test_no_ipvs_in_the_kernel_is_reported_and_dumped(monkeypatch: pytest.Monkey
             assert [d.text for d in degraded_of(state)] == [
                 f"notify FIFO {tmp_path}/missing/fifo: No such file or directory"
             ]
-            doc: Any = wl.json_dump()
+            doc: Any = dumps.json_dump(wl)
             assert doc["ipvs"]["programmed"] is False
             assert doc["ipvs"]["not_programmed_because"] == "no IPVS in the kernel"
             assert doc["degraded"][0]["key"] == f"fifo:{tmp_path}/missing/fifo"
-            assert " IPVS = not programmed: no IPVS in the kernel" in wl.data_text()
+            assert " IPVS = not programmed: no IPVS in the kernel" in dumps.data_text(wl)
         finally:
             await wl.stop()
 

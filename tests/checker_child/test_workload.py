@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from checker_child import dumps
 from checker_child.checks import ping
 from checker_child.workload import CheckerWorkload, file_check_verdict, rs_key
 from conf import load
@@ -82,16 +83,16 @@ class Run:
         return merged
 
     def rs(self, vs_index: int = 0, rs_index: int = 0) -> dict[str, Any]:
-        doc = json.loads(json.dumps(self.wl.json_dump()))
+        doc = json.loads(json.dumps(dumps.json_dump(self.wl)))
         rs: dict[str, Any] = doc["virtual_servers"][vs_index]["real_servers"][rs_index]
         return rs
 
     def vs(self, vs_index: int = 0) -> dict[str, Any]:
-        vs: dict[str, Any] = json.loads(json.dumps(self.wl.json_dump()))["virtual_servers"][vs_index]
+        vs: dict[str, Any] = json.loads(json.dumps(dumps.json_dump(self.wl)))["virtual_servers"][vs_index]
         return vs
 
     def table(self) -> list[dict[str, Any]]:
-        table: list[dict[str, Any]] = json.loads(json.dumps(self.wl.json_dump()))["ipvs"]["table"]
+        table: list[dict[str, Any]] = json.loads(json.dumps(dumps.json_dump(self.wl)))["ipvs"]["table"]
         return table
 
 
