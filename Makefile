@@ -28,8 +28,8 @@ demo: $(STAMP)
 	$(BIN)/python contrib/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check conf haparent watchdog vrrp_child checker_child tests bench contrib
-	$(BIN)/ruff format --check --quiet conf haparent watchdog vrrp_child checker_child tests bench contrib || \
+	$(BIN)/ruff check conf haparent watchdog vrrp_child checker_child labkit tests bench contrib
+	$(BIN)/ruff format --check --quiet conf haparent watchdog vrrp_child checker_child labkit tests bench contrib || \
 		{ echo "run: $(BIN)/ruff format ."; exit 1; }
 
 typecheck: $(STAMP)

@@ -67,7 +67,7 @@ HTTP_REPLY = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n
 def serve(tcp: int, http: int) -> None:
     """Accept-and-close listeners for the TCP servers, minimal HTTP for the HTTP ones."""
     _raise_nofile()
-    from tests.checker_child.servers_lab import AcceptCloseSockets  # noqa: PLC0415 (only the listeners need it)
+    from labkit.listeners import AcceptCloseSockets  # noqa: PLC0415 (only the listeners need it)
 
     async def http_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -23,8 +23,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from tests.lab.lab import ROOT, Lab, Node, VrrpPacket
-from tests.lab.test_vrrp_pyk import config, instance
+from labkit.configs import config, instance
+from labkit.lab import ROOT, Lab, Node, VrrpPacket
 
 PORT = 9650
 

@@ -54,7 +54,7 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.lab.lab import Daemon, Lab, Node, ensure_tools, wait_for
+from labkit.lab import Daemon, Lab, Node, ensure_tools, wait_for
 
 Kind = Literal["keepalived", "pykeepalived"]
 KINDS: tuple[Kind, ...] = ("keepalived", "pykeepalived")

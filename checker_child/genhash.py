@@ -24,7 +24,7 @@ from typing import NoReturn, TextIO
 
 from checker_child.checks.base import Target
 from checker_child.checks.http import Fetched, FetchError, fetch, ssl_context
-from haparent.version import KEEPALIVED_COMPAT, VERSION
+from watchdog.version import KEEPALIVED_COMPAT, VERSION
 
 DEFAULT_TIMEOUT = 5.0  # genhash's HTTP_CNX_TIMEOUT
 

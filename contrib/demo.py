@@ -86,7 +86,7 @@ def run_failover() -> int:
 
 
 def failover_steps(vip: str, config: str) -> int:
-    from tests.lab.lab import Lab  # noqa: PLC0415 - the same lab the VRRP tests use; needs the repo on sys.path
+    from labkit.lab import Lab  # noqa: PLC0415 - the same lab the VRRP tests use; needs the repo on sys.path
 
     with Lab(n=2) as lab:
         node1 = lab.node(1).pykeepalived(config, args=["-i", "node1"])

@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from checker_child import genhash as pygenhash
 from conf import DEFAULT_CONFIG, load
@@ -21,8 +20,9 @@ from conf.loader import default_config_id
 from haparent import namespace, start
 from haparent.control import DEFAULT_PATH as DEFAULT_CONTROL_SOCKET
 from haparent.metrics import parse_address
-from haparent.version import KEEPALIVED_COMPAT, VERSION
+from haparent.options import Options
 from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
+from watchdog.version import KEEPALIVED_COMPAT, VERSION
 
 # keepalived's exit code for bad command-line usage.
 EXIT_USAGE = 1
@@ -49,58 +49,6 @@ SIGNUMS: dict[str, int] = {
 }
 
 FACILITIES = [str(n) for n in range(8)] + [f"local{n}" for n in range(8)] + ["user", "daemon"]
-
-
-@dataclass(frozen=True)
-class Options:
-    config_file: str = DEFAULT_CONFIG
-    vrrp_only: bool = False
-    check_only: bool = False
-    no_bfd: bool = False
-    run_all: bool = False
-    log_console: bool = False
-    log_detail: int = 0
-    log_facility: str = "daemon"
-    no_syslog: bool = False
-    umask: int | None = None
-    release_vips: bool = False
-    dont_release_vrrp: bool = False
-    dont_release_ipvs: bool = False
-    dont_respawn: bool = False
-    dont_fork: bool = False
-    dump_conf: bool = False
-    pid_file: str = "/run/pykeepalived.pid"
-    vrrp_pid_file: str = "/run/pykeepalived_vrrp.pid"
-    checkers_pid_file: str = "/run/pykeepalived_checkers.pid"
-    bfd_pid_file: str = "/run/pykeepalived_bfd.pid"
-    address_monitoring: bool = False
-    all_config: bool = False
-    config_id: str = ""
-    config_test: bool = False
-    config_test_log: str | None = None
-    print_config: bool = False
-    heartbeat_interval: float = DEFAULT_INTERVAL
-    heartbeat_timeout: float = DEFAULT_TIMEOUT
-    control_socket: str = DEFAULT_CONTROL_SOCKET  # ours: pykeepalivedctl's way in ("" for none)
-    metrics_address: tuple[str, int] | None = None  # ours: serve /metrics for Prometheus there
-    namespace: str | None = None  # -s: overrides the config's net_namespace
-    snmp: bool = False  # -x: accepted, SNMP is not implemented
-    snmp_agent_socket: str | None = None  # -A: likewise
-    core_dump: bool = False  # -m (also set by -M)
-    core_dump_pattern: str | None = None  # -M[PATTERN]: "core" when PATTERN is empty
-    # What the daemon runs as once net_namespace/instance are known (haparent.start):
-    # keepalived's ident is Keepalived_NAMESPACE_INSTANCE, ours pykeepalived_..._NAMESPACE_INSTANCE.
-    ident_suffix: str = ""
-
-    def notes(self) -> list[str]:
-        """Options accepted for keepalived compatibility that do nothing here: said once at
-        start-up (and by -t), never silently ignored."""
-        out = []
-        if self.snmp:
-            out.append("-x/--snmp: SNMP is not implemented by pykeepalived; ignored")
-        if self.snmp_agent_socket is not None:
-            out.append("-A/--snmp-agent-socket: SNMP is not implemented by pykeepalived; ignored")
-        return out
 
 
 class _Parser(argparse.ArgumentParser):

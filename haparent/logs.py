@@ -12,12 +12,11 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 import setproctitle
 
-if TYPE_CHECKING:
-    from haparent.cli import Options
+from haparent.options import Options
 
 # Read at each setup_logging call, so tests can point it at a socket of their own.
 SYSLOG_SOCKET = "/dev/log"

@@ -23,7 +23,7 @@ from conf.model import keywords_by_block
 from conf.schema import KeywordSpec
 from haparent.cli import SIGNUMS, build_parser
 from haparent.ctl import parser as ctl_parser
-from haparent.version import KEEPALIVED_COMPAT, VERSION
+from watchdog.version import KEEPALIVED_COMPAT, VERSION
 
 Section = tuple[str, str]  # (heading, roff body)
 

@@ -22,12 +22,9 @@ import ctypes
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from conf.model import Config
-
-if TYPE_CHECKING:
-    from haparent.cli import Options
+from haparent.options import Options
 
 NETNS_DIR = "/run/netns"  # iproute2's, as keepalived's netns_dir (RUNSTATEDIR "/netns/")
 PID_DIR = "/run/pykeepalived"  # keepalived: KEEPALIVED_PID_DIR, /run/keepalived

@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from checker_child import child as checker_child
 from conf.model import Config
+from haparent.options import Options
 from vrrp_child import child as vrrp_child
 from vrrp_child import liveness, release
 from vrrp_child.liveness import Held
@@ -18,9 +18,6 @@ from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import ChildSetup
 from watchdog.status import is_condition, summary_tail
-
-if TYPE_CHECKING:
-    from haparent.cli import Options
 
 
 class Role(enum.StrEnum):

@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import daemon
 
@@ -23,19 +22,17 @@ from haparent.control import ControlServer, InUse
 from haparent.logs import set_titles, setup_logging
 from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
+from haparent.options import Options
 from haparent.pidfile import AlreadyRunning, PidFile, read_pid
 from haparent.respawn import RespawnPolicy
 from haparent.specs import PARENT_COMM, PARENT_IDENT, SPECS, ChildSpec, Role
 from haparent.supervisor import SIGJSON, Supervisor, log_diagnostics
 from haparent.system import RealSystem
-from haparent.version import VERSION
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import spill_dir
 from watchdog.procname import ProcessName
 from watchdog.sched import startup_notice
-
-if TYPE_CHECKING:
-    from haparent.cli import Options
+from watchdog.version import VERSION
 
 log = logging.getLogger("pykeepalived")
 

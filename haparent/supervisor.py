@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from conf import LoadResult
 from conf.model import Config
@@ -26,10 +26,10 @@ from haparent import startstop
 from haparent.control import Client, ControlServer, Request
 from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
+from haparent.options import Options
 from haparent.respawn import Decision, Exit, RespawnPolicy, decide
 from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
 from haparent.system import ChildMain, System
-from haparent.version import VERSION
 from vrrp_child.liveness import RELEASED, Held
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
 from watchdog.payload import pack, unpack
@@ -56,9 +56,7 @@ from watchdog.protocol import (
     encode,
 )
 from watchdog.runtime import ChildSetup
-
-if TYPE_CHECKING:
-    from haparent.cli import Options
+from watchdog.version import VERSION
 
 log = logging.getLogger("pykeepalived")
 

@@ -17,8 +17,8 @@ WHEELHOUSE=${WHEELHOUSE:-$top/.venv/wheelhouse}
 
 cd "$top"
 started=$(date +%s)
-version=$("$PYTHON" -c 'from haparent.version import VERSION; print(VERSION)')
-compat=$("$PYTHON" -c 'from haparent.version import KEEPALIVED_COMPAT; print(KEEPALIVED_COMPAT)')
+version=$("$PYTHON" -c 'from watchdog.version import VERSION; print(VERSION)')
+compat=$("$PYTHON" -c 'from watchdog.version import KEEPALIVED_COMPAT; print(KEEPALIVED_COMPAT)')
 arch=$(dpkg --print-architecture)
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 pynext=$("$PYTHON" -c 'import sys; print("%d.%d" % (sys.version_info[0], sys.version_info[1] + 1))')

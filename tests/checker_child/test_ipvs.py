@@ -84,7 +84,7 @@ def test_without_kernel_ipvs() -> None:
 
 @no_ipvs
 def test_kernel_apply_and_read_back() -> None:
-    from tests.lab.lab import Lab
+    from labkit.lab import Lab
 
     with Lab(1) as lab:
         node = lab.node(1)

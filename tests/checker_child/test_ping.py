@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from checker_child.checks import ping
 from checker_child.checks.base import ProbeEnv, Result, Target
 from conf.checkers import PingCheck
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 from watchdog.checksum import checksum
 
 T = TypeVar("T")

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from checker_child.checks import udp
 from checker_child.checks.base import ProbeEnv, Result, Target
 from conf.checkers import ReplyHex, ReplyPattern, UdpCheck
+from labkit.lab import Lab
 from tests.checker_child.servers_extra import Listening, echo, fixed, free_udp_port, silent, udp_server
-from tests.lab.lab import Lab
 
 T = TypeVar("T")
 ENV = ProbeEnv()

@@ -22,9 +22,9 @@ from checker_child.workload import CheckerWorkload, file_check_verdict, rs_key
 from conf import load
 from conf.model import Config
 from conf.trackers import Weight
-from tests.checker_child.servers_lab import Listener
+from labkit.lab import Lab
+from labkit.listeners import Listener
 from tests.lab.conftest import lab2, lab_tools, make_lab  # noqa: F401 (fixtures)
-from tests.lab.lab import Lab
 from watchdog.protocol import DumpKind, Json
 
 FAST = "delay_loop 0.2\n    retry 1\n    delay_before_retry 0.1\n    warmup 0\n    connect_timeout 1"

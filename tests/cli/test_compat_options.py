@@ -10,6 +10,7 @@ import pytest
 
 from checker_child import genhash as pygenhash
 from haparent import cli, start
+from haparent.options import Options
 
 CONF = "global_defs {\n    router_id lab1\n}\n"
 
@@ -31,7 +32,7 @@ def test_snmp_values_reach_the_options() -> None:
     opts, _ = cli.parse_args(["-x", "-A", "/run/agentx"])
     assert opts.snmp and opts.snmp_agent_socket == "/run/agentx"
     assert len(opts.notes()) == 2
-    assert cli.Options().notes() == []
+    assert Options().notes() == []
 
 
 @pytest.mark.parametrize(
@@ -67,7 +68,7 @@ def test_core_dump_raises_the_limit_and_sets_then_restores_the_pattern(
     start.restore_core_pattern(original)
     assert pattern_file.read_text() == "|/usr/lib/systemd/systemd-coredump %P\n"
     calls.clear()
-    assert start.enable_core_dumps(cli.Options()) is None
+    assert start.enable_core_dumps(Options()) is None
     assert calls == []
 
 

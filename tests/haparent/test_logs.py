@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from haparent import logs
-from haparent.cli import Options
 from haparent.logs import Syslog, setup_logging
+from haparent.options import Options
 from tests.haparent.daemon_util import CONFIG, Daemon, short_tmpdir, wait_for
 
 

@@ -19,7 +19,8 @@ import pytest
 from conf import load
 from conf.model import Config
 from haparent import namespace
-from haparent.cli import Options, parse_args
+from haparent.cli import parse_args
+from haparent.options import Options
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,8 +16,8 @@ import conf
 from conf import LoadResult
 from conf.diagnostics import Diagnostics
 from conf.model import Config
-from haparent.cli import Options
 from haparent.notify import Notifier
+from haparent.options import Options
 from haparent.respawn import RespawnPolicy
 from haparent.specs import Role
 from haparent.supervisor import LOAD_TIMEOUT, SIGJSON, Phase, Supervisor

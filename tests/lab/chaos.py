@@ -69,7 +69,7 @@ from typing import Literal
 
 import psutil  # type: ignore[import-untyped]
 
-from tests.lab.lab import NETNS_DIR, Daemon, Lab, LabError, Node, Sample, alive, ensure_tools, netns_inode
+from labkit.lab import NETNS_DIR, Daemon, Lab, LabError, Node, Sample, alive, ensure_tools, netns_inode
 
 Impl = Literal["pykeepalived", "keepalived"]
 IMPLS: tuple[Impl, ...] = ("pykeepalived", "keepalived")

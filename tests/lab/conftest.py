@@ -15,7 +15,7 @@ from types import FrameType
 
 import pytest
 
-from tests.lab.lab import Lab, cleanup_stale, ensure_tools
+from labkit.lab import Lab, cleanup_stale, ensure_tools
 
 
 def _terminated(signum: int, frame: FrameType | None) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from tests.lab.lab import Daemon, LabError, Sample, VrrpPacket, decode_vrrp, wait_for
+from labkit.lab import Daemon, LabError, Sample, VrrpPacket, decode_vrrp, wait_for
 
 # keepalived 2.2.7's receive-side complaints (vrrp_check_packet and friends, `strings keepalived`): any of
 # them in a log means the other side's adverts were not what it expects. "Setting unicast VRRPv3 checksum

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from labkit.lab import Lab
 from tests.lab.chaos import Settings, report, run_chaos
-from tests.lab.lab import Lab
 
 pytestmark = pytest.mark.lab
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from haparent.specs import CHECKER
-from tests.lab.lab import Lab, Proc, wait_for
+from labkit.lab import Lab, Proc, wait_for
 from watchdog.protocol import DumpKind
 
 LISTENER = """

@@ -13,7 +13,7 @@ from typing import Literal
 
 import pytest
 
-from tests.lab.lab import Daemon, Lab, Node
+from labkit.lab import Daemon, Lab, Node
 
 pytestmark = pytest.mark.lab
 

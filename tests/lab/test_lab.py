@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import (
+from labkit.lab import (
     NETNS_DIR,
     PREFIX,
     Daemon,

@@ -25,8 +25,9 @@ from typing import Literal
 
 import pytest
 
-from tests.lab.lab import ROOT, Daemon, Lab, Sample, longest_overlap, wait_for
-from tests.lab.test_vrrp_pyk import VIP, config, instance, start
+from labkit.configs import VIP, config, instance
+from labkit.lab import ROOT, Daemon, Lab, Sample, longest_overlap, wait_for
+from tests.lab.test_vrrp_pyk import start
 
 pytestmark = pytest.mark.lab
 

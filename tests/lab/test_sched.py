@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import Daemon, Lab, wait_for
+from labkit.lab import Daemon, Lab, wait_for
 
 pytestmark = pytest.mark.lab
 

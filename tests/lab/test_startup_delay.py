@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 
 pytestmark = pytest.mark.lab
 

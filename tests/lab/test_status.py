@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.lab.lab import ROOT, Daemon, Lab, Node, wait_for
-from tests.lab.test_vrrp_pyk import VIP, config, instance
+from labkit.configs import VIP, config, instance
+from labkit.lab import ROOT, Daemon, Lab, Node, wait_for
 
 pytestmark = pytest.mark.lab
 

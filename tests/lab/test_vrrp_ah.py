@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.lab.lab import Daemon, Lab, assert_single_holder, takeover_seconds
+from labkit.lab import Daemon, Lab, assert_single_holder, takeover_seconds
 from vrrp_child import ah
 
 pytestmark = pytest.mark.lab

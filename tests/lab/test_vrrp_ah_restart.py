@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from tests.lab.lab import Lab, wait_for
+from labkit.lab import Lab, wait_for
 from tests.lab.test_vrrp_ah import conf
 
 pytestmark = pytest.mark.lab

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import Lab, Node, wait_for
+from labkit.lab import Lab, Node, wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -42,6 +42,7 @@ from typing import Literal
 
 import pytest
 
+from labkit.lab import Daemon, Lab, Sample
 from tests.lab.interop_checks import (
     ERROR_COUNTERS,
     WirePacket,
@@ -52,7 +53,6 @@ from tests.lab.interop_checks import (
     rx_problems,
     sleep_until,
 )
-from tests.lab.lab import Daemon, Lab, Sample
 
 pytestmark = pytest.mark.lab
 

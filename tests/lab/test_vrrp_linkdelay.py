@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 
 pytestmark = pytest.mark.lab
 

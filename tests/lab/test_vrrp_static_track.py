@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.lab.lab import Lab, wait_for
+from labkit.lab import Lab, wait_for
 
 pytestmark = pytest.mark.lab
 

@@ -28,8 +28,8 @@ from typing import Literal
 
 import pytest
 
+from labkit.lab import Daemon, Lab, netns_inode, wait_for
 from tests.lab.interop_checks import holders_between, longest_spell, rx_problems
-from tests.lab.lab import Daemon, Lab, netns_inode, wait_for
 from watchdog.fifo import group_line, instance_line
 
 pytestmark = pytest.mark.lab

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import Daemon, Lab
+from labkit.lab import Daemon, Lab
 from tests.lab.track_scenarios import (
     ADVERT_INT,
     BACKUP_PRIO,

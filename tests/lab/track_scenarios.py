@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tests.lab.lab import Daemon, Lab, Node, Proc, Sample, Sampler, longest_overlap, wait_for
+from labkit.lab import Daemon, Lab, Node, Proc, Sample, Sampler, longest_overlap, wait_for
 
 Kind = Literal["pykeepalived", "keepalived"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from haparent.version import VERSION
 from tests.systemd.harness import Container
+from watchdog.version import VERSION
 
 pytestmark = [
     pytest.mark.systemd,

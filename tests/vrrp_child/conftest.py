@@ -1,4 +1,4 @@
-"""The namespace tests here run on `Lab.pair()` of tests/lab/lab.py: node 1 on va (192.0.2.1/24,
+"""The namespace tests here run on `Lab.pair()` of labkit/lab.py: node 1 on va (192.0.2.1/24,
 2001:db8::1/64, fe80::1/64), node 2 on vb (.2, ::2, fe80::2), both on the lab's switch. `pair` is a
 fresh one per test, torn down after it, pass or fail (the tails of its daemons' logs are printed when
 the test failed)."""
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
 

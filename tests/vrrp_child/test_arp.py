@@ -1,6 +1,6 @@
 """vrrp_child.arp: frames compared byte for byte with keepalived 2.2.7's (golden captures
 below, and live in a namespace), and sent for real with AF_PACKET (on `pair`, a `Lab.pair()`
-of tests/lab/lab.py: see conftest.py)."""
+of labkit/lab.py: see conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 
-from tests.lab.lab import Lab, Node
+from labkit.lab import Lab, Node
 from tests.vrrp_child.conftest import needs_root
 from vrrp_child.arp import (
     FrameSender,

@@ -1,7 +1,7 @@
 """Live: keepalived 2.2.7 adverts captured now are the ones in the golden fixtures, and every
 one of them decodes and encodes again byte for byte (about 9 s, root only).
 
-keepalived runs in node 1 of a `Lab.pair()` (tests/lab/lab.py), tcpdump on vb in node 2. The golden
+keepalived runs in node 1 of a `Lab.pair()` (labkit/lab.py), tcpdump on vb in node 2. The golden
 captures in fixtures/ came from here:
 
     sudo .venv/bin/python -m tests.vrrp_child.test_keepalived_capture > /tmp/captures.json
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 from tests.vrrp_child.pcap import IpPacket, ip_of_frame, parse_ip, read_pcap
 from vrrp_child.packet import VRRP_PROTO, decode, encode
 

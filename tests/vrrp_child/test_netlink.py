@@ -1,5 +1,5 @@
 """vrrp_child.netlink: request encoding (pure), then interfaces and VIPs for real in a
-namespace (node 1 of `pair`, a `Lab.pair()` of tests/lab/lab.py), asserted with `ip -j`."""
+namespace (node 1 of `pair`, a `Lab.pair()` of labkit/lab.py), asserted with `ip -j`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_NEWADDR
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
 from conf.addresses import PREFERRED_LFT_FOREVER, IpAddressEntry
-from tests.lab.lab import Lab, Node
+from labkit.lab import Lab, Node
 from tests.vrrp_child.conftest import needs_root
 from vrrp_child import netlink
 from vrrp_child.netlink import (

@@ -20,7 +20,7 @@ import conf
 from conf.model import Config
 from conf.routes import RouteEntry
 from conf.rules import RuleEntry
-from tests.lab.lab import Lab, Node
+from labkit.lab import Lab, Node
 from vrrp_child.netlink import Rtnl
 from vrrp_child.routing import (
     FIB_RULE_INVERT,

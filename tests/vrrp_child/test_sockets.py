@@ -1,5 +1,5 @@
 """vrrp_child.sockets with real packets between the two nodes of `pair`, a `Lab.pair()` of
-tests/lab/lab.py (A: va, 192.0.2.1 / 2001:db8::1 / fe80::1; B: vb, .2 / ::2 / fe80::2).
+labkit/lab.py (A: va, 192.0.2.1 / 2001:db8::1 / fe80::1; B: vb, .2 / ::2 / fe80::2).
 
 Sockets are opened inside a node's namespace (`Node.call`); a socket keeps the namespace it
 was created in, so one test process drives both nodes."""
@@ -18,7 +18,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import pytest
 
 from conf.vrrp import UnicastPeer
-from tests.lab.lab import Lab, Node
+from labkit.lab import Lab, Node
 from vrrp_child import ah
 from vrrp_child.packet import MCAST_V4, MCAST_V6
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket

@@ -10,7 +10,7 @@ from typing import Any
 
 import conf
 from conf.model import Config
-from tests.lab.lab import Lab, Node
+from labkit.lab import Lab, Node
 from vrrp_child.netlink import Rtnl
 from vrrp_child.static import apply_static, remove_static, static_diff
 

@@ -1,6 +1,6 @@
 """vrrp_child.vmac: names and MACs (pure), then the macvlan and its sysctls for real,
 compared with what keepalived 2.2.7 does in the same namespace (node 1 of a `Lab.pair()` of
-tests/lab/lab.py, interface va)."""
+labkit/lab.py, interface va)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 import conf
 from conf.vrrp import VrrpInstance
-from tests.lab.lab import Lab, Node
+from labkit.lab import Lab, Node
 from tests.vrrp_child.conftest import needs_root
 from vrrp_child.netlink import Rtnl
 from vrrp_child.vmac import VmacError, VmacManager, VmacSpec, eui64_link_local, vmac_address, vmac_name

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from conf import load
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 from tests.vrrp_child.conftest import needs_root
 from vrrp_child import fsm
 from vrrp_child.workload import VrrpWorkload

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import conf
 from conf.model import Config
-from watchdog.empty import EmptyWorkload
+from tests.watchdog.empty import EmptyWorkload
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import EXIT_MISSING_PERMISSION, ChildSetup, PermanentError, Report, Workload, run_child

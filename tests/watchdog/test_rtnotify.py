@@ -7,8 +7,8 @@ import asyncio
 import logging
 from typing import Any
 
+from labkit.lab import Lab
 from tests.lab.conftest import lab2, lab_tools, make_lab  # noqa: F401 (fixtures)
-from tests.lab.lab import Lab
 from watchdog.rtnotify import RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RtnlNotifications
 
 

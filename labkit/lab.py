@@ -43,7 +43,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypedDict, TypeVar
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 NETNS_DIR = Path("/run/netns")
 # Every namespace a lab makes is named PREFIX<pid>-<counter>-<role>; cleanup_stale() relies on it.
 PREFIX = "pklab-"

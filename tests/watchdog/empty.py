@@ -1,5 +1,5 @@
-"""A workload that holds nothing: what a child runs until its real workload exists (the
-VRRP and checker issues). It is complete as such: it starts, reloads, dumps and stops."""
+"""A workload that holds nothing, for the tests of the child runtime (watchdog/runtime.py) that
+need a child without VRRP or checkers. It starts, reloads, dumps and stops."""
 
 from __future__ import annotations
 
