@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from checker_child.state import RsId, fmt_rs, fmt_vs
 from checker_child.table import Table
-from conf.lvs import NAT
+from conf.lvs import NAT, RealServer, VirtualServer
 from watchdog.protocol import DumpKind, Json
 
 if TYPE_CHECKING:  # the workload imports this module to answer dumps
@@ -49,19 +49,7 @@ def json_dump(w: CheckerWorkload) -> dict[str, Json]:
             r = v["real_servers"].get(rid.rs)
             if r is None:
                 continue
-            rss.append(
-                {
-                    "rs": fmt_rs(vs, rsc.address, rsc.port),
-                    "address": str(rsc.address),
-                    "port": rsc.port,
-                    "alive": r["alive"],
-                    "weight": r["weight"],
-                    "configured_weight": rsc.weight if "weight" in rsc.locations else vs.weight,
-                    "inhibit_on_failure": bool(rsc.inhibit_on_failure),
-                    "lvs_method": str(rsc.lvs_method or vs.lvs_method or NAT),
-                    "checkers": [_check_json(c) for c in sorted(by_rs.get(rid, []), key=lambda c: c.index)],
-                }
-            )
+            rss.append(_rs_json(vs, rsc, r, by_rs.get(rid, [])))
         sorry = vs.sorry_server
         vss.append(
             {
@@ -97,6 +85,20 @@ def json_dump(w: CheckerWorkload) -> dict[str, Json]:
         },
         "degraded": [{"key": key, "text": text} for key, text in sorted(w.conditions.raised.items())],
         "scheduler": _sched_json(w),
+    }
+
+
+def _rs_json(vs: VirtualServer, rsc: RealServer, r: Any, checks: list[Check]) -> dict[str, Json]:
+    return {
+        "rs": fmt_rs(vs, rsc.address, rsc.port),
+        "address": str(rsc.address),
+        "port": rsc.port,
+        "alive": r["alive"],
+        "weight": r["weight"],
+        "configured_weight": rsc.weight if "weight" in rsc.locations else vs.weight,
+        "inhibit_on_failure": bool(rsc.inhibit_on_failure),
+        "lvs_method": str(rsc.lvs_method or vs.lvs_method or NAT),
+        "checkers": [_check_json(c) for c in sorted(checks, key=lambda c: c.index)],
     }
 
 

@@ -608,7 +608,7 @@ class GlobalDefs(Block):
     reload_file: str | None = kw(
         OptionalWord("", "[FILE]"), unsupported="no reload file is written"
     )  # "": keepalived.reload in the pid directory
-    data_use_instance: bool = kw(Flag(), False, unsupported="the dump file names are fixed")
+    data_use_instance: bool = kw(Flag(), False)  # dump names carry net_namespace/instance
 
     # --- what consumers need, with keepalived's defaults applied
 

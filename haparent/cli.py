@@ -8,21 +8,25 @@ reads; nothing else looks at sys.argv.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from checker_child import genhash as pygenhash
 from conf import DEFAULT_CONFIG, load
 from conf.dump import dumps
 from conf.loader import default_config_id
-from haparent import namespace, start
+from haparent import banner, namespace, start
 from haparent.control import DEFAULT_PATH as DEFAULT_CONTROL_SOCKET
 from haparent.metrics import parse_address
 from haparent.options import Options
 from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 from watchdog.version import KEEPALIVED_COMPAT, VERSION
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 # keepalived's exit code for bad command-line usage.
 EXIT_USAGE = 1
@@ -52,11 +56,35 @@ FACILITIES = [str(n) for n in range(8)] + [f"local{n}" for n in range(8)] + ["us
 
 
 class _Parser(argparse.ArgumentParser):
+    """keepalived's command line: its help layout, on stderr as keepalived prints it."""
+
+    def format_help(self) -> str:
+        return "\n".join([f"Usage: {self.prog} [OPTION...]", *map(_help_line, self._actions)]) + "\n"
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        super().print_help(file or sys.stderr)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         # keepalived: "Unknown option" and exit 1; never argparse's exit 2 with a traceback-like dump.
         self.print_usage(sys.stderr)
         sys.stderr.write(f"{self.prog}: {message}\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _help_line(action: argparse.Action) -> str:
+    """`  -f, --use-file=FILE          Use the specified ...`: keepalived's (argp's) columns."""
+    shorts = [o for o in action.option_strings if not o.startswith("--")]
+    longs = [o for o in action.option_strings if o.startswith("--")]
+    name = (f"{shorts[0]}, " if shorts else "    ") + (longs[0] if longs else "")
+    if action.nargs != 0:
+        metavar = str(action.metavar or action.dest.upper())
+        sep = "=" if longs else " "
+        name += f"[{sep}{metavar}]" if action.nargs == "?" else f"{sep}{metavar}"
+    text = (action.help or "").replace("%%", "%")
+    text = text[:1].upper() + text[1:]
+    left = f"  {name}"
+    first = f"{left:<31}" if len(left) < 30 else f"{left}\n{'':31}"
+    return first + "\n".join(textwrap.wrap(text, 79 - 31, break_on_hyphens=False)).replace("\n", "\n" + " " * 32)
 
 
 def _umask(text: str) -> int:
@@ -294,15 +322,6 @@ def parse_args(argv: Sequence[str]) -> tuple[Options, argparse.Namespace]:
     return opts, ns
 
 
-def version_text() -> str:
-    u = os.uname()
-    return (
-        f"pykeepalived v{VERSION} (compatible with Keepalived v{KEEPALIVED_COMPAT})\n"
-        f"Running on {u.sysname} {u.release} {u.version}\n"
-        f"Python {sys.version.split()[0]}\n"
-    )
-
-
 def config_test(opts: Options) -> int:
     """`-t` and `--print-config`: report every diagnostic, return keepalived's -t status."""
     lines = [f"note: {note}" for note in opts.notes()]
@@ -371,7 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
     if ns.version:
-        sys.stdout.write(version_text())
+        # on stderr, as keepalived: keepalived-exporter reads the version from there
+        sys.stderr.write(banner.version_text(distro=banner.distro_name()))
         return 0
     if ns.signum is not None:
         number = SIGNUMS.get(ns.signum)

@@ -126,7 +126,7 @@ def render_status(status: Mapping[str, Json]) -> str:
             prio = f"{d.get('effective_priority')}"
             if d.get("effective_priority") != d.get("base_priority"):
                 prio += f"/{d.get('base_priority')}"
-            vips = [str(v) for v in _list(d.get("vips"))]
+            vips = [str(v).split(" ", 1)[0] for v in _list(d.get("vips"))]  # "ADDR/PREFIX dev IF ..."
             rows.append(
                 [
                     str(d.get("iname")),

@@ -25,6 +25,9 @@ MAX_LINE = 65536  # bytes of one line sent to syslog
 SEND_TIMEOUT = 0.25  # s a stalled syslog may hold up the process per line (glibc waits forever)
 
 _SYSLOG = logging.handlers.SysLogHandler
+# Syslog priority per level. DEBUG records only pass with -D, and keepalived logs its -D
+# (LOG_DETAIL) lines at LOG_INFO: a `*.info` rsyslog rule sees them as it did.
+_PRIORITY = _SYSLOG.priority_map | {"DEBUG": "info"}
 _FACILITIES = {
     "user": _SYSLOG.LOG_USER,
     "daemon": _SYSLOG.LOG_DAEMON,
@@ -94,7 +97,7 @@ class Syslog(logging.Handler):
         super().close()
 
     def _encode(self, record: logging.LogRecord) -> bytes:
-        level = _SYSLOG.priority_names[_SYSLOG.priority_map.get(record.levelname, "warning")]
+        level = _SYSLOG.priority_names[_PRIORITY.get(record.levelname, "warning")]
         # Capped below a datagram socket's default send buffer, so that one huge line cannot
         # fail with EMSGSIZE and pass for an outage.
         return f"<{self.facility << 3 | level}>{self.format(record)}".encode()[:MAX_LINE] + b"\0"

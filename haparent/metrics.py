@@ -116,7 +116,8 @@ def _vrrp(status: Mapping[str, Json]) -> list[Metric]:
         labels = [str(data.get("iname")), str(data.get("ifp_ifname")), str(data.get("vrid"))]
         number = float(VRRP_STATES.get(str(data.get("state_name")), 0))
         for vip in _l(data.get("vips")):
-            state.add_metric([*labels, str(vip)], number)
+            # keepalived's "ADDR/PREFIX dev IF scope ...": the address, as keepalived-exporter's label
+            state.add_metric([*labels, str(vip).split(" ", 1)[0]], number)
         for key, family in counters.items():
             family.add_metric(labels, _n(stats.get(key)))
         effective.add_metric(labels, _n(data.get("effective_priority")))

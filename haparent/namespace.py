@@ -27,7 +27,7 @@ from conf.model import Config
 from haparent.options import Options
 
 NETNS_DIR = "/run/netns"  # iproute2's, as keepalived's netns_dir (RUNSTATEDIR "/netns/")
-PID_DIR = "/run/pykeepalived"  # keepalived: KEEPALIVED_PID_DIR, /run/keepalived
+PID_DIR = "/run/keepalived"  # keepalived's KEEPALIVED_PID_DIR
 CLONE_NEWNET = 0x40000000
 
 _libc = ctypes.CDLL(None, use_errno=True)

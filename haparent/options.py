@@ -29,10 +29,11 @@ class Options:
     dont_respawn: bool = False
     dont_fork: bool = False
     dump_conf: bool = False
-    pid_file: str = "/run/pykeepalived.pid"
-    vrrp_pid_file: str = "/run/pykeepalived_vrrp.pid"
-    checkers_pid_file: str = "/run/pykeepalived_checkers.pid"
-    bfd_pid_file: str = "/run/pykeepalived_bfd.pid"
+    # keepalived's pidfiles (tools such as keepalived-exporter signal the pid they name)
+    pid_file: str = "/run/keepalived.pid"
+    vrrp_pid_file: str = "/run/vrrp.pid"
+    checkers_pid_file: str = "/run/checkers.pid"
+    bfd_pid_file: str = "/run/bfd.pid"
     address_monitoring: bool = False
     all_config: bool = False
     config_id: str = ""
@@ -49,7 +50,7 @@ class Options:
     core_dump: bool = False  # -m (also set by -M)
     core_dump_pattern: str | None = None  # -M[PATTERN]: "core" when PATTERN is empty
     # What the daemon runs as once net_namespace/instance are known (haparent.start):
-    # keepalived's ident is Keepalived_NAMESPACE_INSTANCE, ours pykeepalived_..._NAMESPACE_INSTANCE.
+    # the syslog idents get _NAMESPACE_INSTANCE appended, as keepalived's (Keepalived_vrrp_NS_INST).
     ident_suffix: str = ""
 
     def notes(self) -> list[str]:

@@ -87,14 +87,14 @@ VRRP = ChildSpec(
     name="VRRP child",
     title="pykeepalived: vrrp",
     comm="pyka_vrrp",
-    ident="pykeepalived_vrrp",
+    ident="Keepalived_vrrp",  # keepalived's: rsyslog filters and `journalctl -t` keep working
     section="vrrp_instance",
     needed=lambda config: config.has_vrrp,
     pidfile=lambda opts: opts.vrrp_pid_file,
     entry=vrrp_child.main,
     # As keepalived: SIGUSR2 and SIGJSON go to the VRRP child only.
     dumps=MappingProxyType(
-        {DumpKind.DATA: "pykeepalived.data", DumpKind.STATS: "pykeepalived.stats", DumpKind.JSON: "pykeepalived.json"}
+        {DumpKind.DATA: "keepalived.data", DumpKind.STATS: "keepalived.stats", DumpKind.JSON: "keepalived.json"}
     ),
     summary=vrrp_summary,
     heartbeat=liveness.vrrp_heartbeat,
@@ -108,7 +108,7 @@ CHECKER = ChildSpec(
     name="Healthcheck child",
     title="pykeepalived: checker",
     comm="pyka_checker",
-    ident="pykeepalived_healthcheckers",
+    ident="Keepalived_healthcheckers",
     section="virtual_server",
     needed=lambda config: config.has_checker,
     pidfile=lambda opts: opts.checkers_pid_file,
@@ -117,9 +117,9 @@ CHECKER = ChildSpec(
     # states) are ours, written next to the VRRP child's files under their own names.
     dumps=MappingProxyType(
         {
-            DumpKind.DATA: "pykeepalived_check.data",
-            DumpKind.STATS: "pykeepalived_check.stats",
-            DumpKind.JSON: "pykeepalived_check.json",
+            DumpKind.DATA: "keepalived_check.data",
+            DumpKind.STATS: "keepalived_check.stats",
+            DumpKind.JSON: "keepalived_check.json",
         }
     ),
     summary=checker_summary,
@@ -128,9 +128,19 @@ CHECKER = ChildSpec(
 # keepalived starts the checker before the VRRP child (start_keepalived).
 SPECS: tuple[ChildSpec, ...] = (CHECKER, VRRP)
 
-PARENT_IDENT = "pykeepalived"
+PARENT_IDENT = "Keepalived"
 PARENT_COMM = "pykeepalived"
-PARENT_DATA_DUMP = "pykeepalived_parent.data"
+PARENT_DATA_DUMP = "keepalived_parent.data"
+
+
+def dump_name(name: str, config: Config, namespace: str | None) -> str:
+    """A dump file's name: keepalived.data, or with global_defs data_use_instance and a
+    namespace or instance, keepalived.NS_INSTANCE.data (keepalived's open_dump_file)."""
+    instance = config.instance
+    if not config.global_defs.data_use_instance or not (namespace or instance):
+        return name
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}.{'_'.join(p for p in (namespace, instance) if p)}{dot}{ext}"
 
 
 def wanted(config: Config, opts: Options) -> tuple[ChildSpec, ...]:

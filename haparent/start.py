@@ -17,7 +17,7 @@ import daemon
 from conf import load
 from conf.dump import dumps
 from conf.model import Config
-from haparent import namespace
+from haparent import banner, namespace
 from haparent.control import ControlServer, InUse
 from haparent.logs import set_titles, setup_logging
 from haparent.metrics import MetricsServer
@@ -32,7 +32,7 @@ from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import spill_dir
 from watchdog.procname import ProcessName
 from watchdog.sched import startup_notice
-from watchdog.version import VERSION
+from watchdog.version import KEEPALIVED_COMPAT, VERSION
 
 log = logging.getLogger("pykeepalived")
 
@@ -223,7 +223,9 @@ def run(opts: Options) -> int:
         main_pidfile.write(os.getpid())
         for pidfile in child_pidfiles.values():
             pidfile.write(None)
-        log.info("Starting pykeepalived v%s", VERSION)
+        log.info("Starting pykeepalived v%s (Keepalived v%s compatible)", VERSION, KEEPALIVED_COMPAT)
+        for line in banner.start_lines(sys.argv, opts.config_file, result.files, bool(opts.log_detail)):
+            log.info("%s", line)
         _log_start_notes(opts, config)
         log_diagnostics(result)
         notice = startup_notice(config.global_defs)  # keepalived's, when no max_auto_priority

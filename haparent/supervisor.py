@@ -13,6 +13,7 @@ import enum
 import json
 import logging
 import os
+import resource
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -22,13 +23,13 @@ from typing import Protocol
 
 from conf import LoadResult
 from conf.model import Config
-from haparent import startstop
+from haparent import banner, startstop
 from haparent.control import Client, ControlServer, Request
 from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
 from haparent.options import Options
 from haparent.respawn import Decision, Exit, RespawnPolicy, decide
-from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, wanted
+from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, dump_name, wanted
 from haparent.system import ChildMain, System
 from vrrp_child.liveness import RELEASED, Held
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
@@ -246,6 +247,8 @@ class Supervisor:
         # Every child is gone (keepalived's stop_keepalived): nothing is left to supervise.
         gdefs = self.config.global_defs
         startstop.run_quietly(startstop.shutdown(gdefs), gdefs, detail=bool(self.opts.log_detail))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        log.info("%s", banner.stopped(usage.ru_utime, usage.ru_stime))
         log.info("Stopped pykeepalived v%s", VERSION)
         return self.exit_code
 
@@ -869,6 +872,8 @@ class Supervisor:
         except Exception as e:  # the loader reports problems as diagnostics; this is a bug
             self.load_failed(f"cannot read {self.opts.config_file}: {type(e).__name__}: {e}")
             return
+        for line in banner.configuration(self.opts.config_file, result.files, bool(self.opts.log_detail)):
+            log.info("%s", line)
         errors = log_diagnostics(result)
         self.last_diagnostics = [d.render(test_mode=False) for d in result.diagnostics.items]
         if not result.ok or result.config is None:
@@ -992,10 +997,11 @@ class Supervisor:
 
     def dump(self, kind: DumpKind) -> None:
         """keepalived: SIGUSR1 -> every process writes its .data; SIGUSR2 and SIGJSON -> the
-        VRRP child writes .stats / .json (and, ours, the checker its pykeepalived_check.stats /
+        VRRP child writes .stats / .json (and, ours, the checker its keepalived_check.stats /
         .json). Files go to $TMPDIR (default /tmp)."""
         if kind is DumpKind.DATA:
-            path = os.path.join(self.tmpdir, PARENT_DATA_DUMP)
+            log.info("Printing parent data for process(%d) on signal", os.getpid())
+            path = os.path.join(self.tmpdir, dump_name(PARENT_DATA_DUMP, self.config, self.opts.namespace))
             try:
                 self.system.write_file(path, self.data_dump())
             except OSError as e:
@@ -1003,7 +1009,9 @@ class Supervisor:
         for child in self.children.values():
             name = child.spec.dumps.get(kind)
             if name is not None and child.phase in (Phase.STARTING, Phase.RUNNING):
-                self.send(child, Dump(os.path.join(self.tmpdir, name), kind))
+                self.send(
+                    child, Dump(os.path.join(self.tmpdir, dump_name(name, self.config, self.opts.namespace)), kind)
+                )
 
     def data_dump(self) -> str:
         now = self.system.monotonic()

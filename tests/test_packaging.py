@@ -35,7 +35,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path: Path) -> None:
     r = subprocess.run(
         [venv / "bin" / "pykeepalived", "--version"], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
-    assert r.returncode == 0 and "pykeepalived v" in r.stdout
+    assert r.returncode == 0 and "pykeepalived v" in r.stderr  # keepalived prints -v on stderr
     r = subprocess.run(
         [venv / "bin" / "pykeepalived", "-t", "-f", str(ROOT / "contrib/examples/keepalived.conf")],
         capture_output=True,

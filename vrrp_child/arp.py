@@ -17,12 +17,15 @@ The builders are pure; `FrameSender` puts them on the wire with AF_PACKET socket
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import struct
 from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv6Address
 
 from watchdog.checksum import checksum
+
+log = logging.getLogger("pykeepalived_vrrp")
 
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -112,6 +115,14 @@ def ipv6_forwarding(ifname: str) -> bool:
 _GONE = frozenset({errno.ENXIO, errno.ENODEV, errno.ENETDOWN})
 
 
+def detail_line(ifname: str, frame: bytes) -> str:
+    """keepalived's -D line for each frame sent (vrrp_arp.c, vrrp_ndisc.c): the address is the
+    ARP sender's (offset 28) or the NA's target (Ethernet 14 + IPv6 40 + ICMPv6 8)."""
+    if struct.unpack_from("!H", frame, 12)[0] == ETH_P_ARP:
+        return f"Sending gratuitous ARP on {ifname} for {IPv4Address(frame[28:32])}"
+    return f"Sending unsolicited Neighbour Advert on {ifname} for {IPv6Address(frame[62:78])}"
+
+
 class FrameSender:
     """AF_PACKET sockets, one per interface, non-blocking, bound with protocol 0 so that
     they never receive: a send never waits, and a frame the kernel cannot queue now is
@@ -146,8 +157,11 @@ class FrameSender:
         except OSError:
             self.dropped += len(pending)
             return 0
+        detail = log.isEnabledFor(logging.DEBUG)
         for frame in pending:
             proto = struct.unpack_from("!H", frame, 12)[0]
+            if detail:
+                log.debug("%s", detail_line(ifname, frame))
             try:
                 sock.sendto(frame, (ifname, proto))
             except OSError as e:

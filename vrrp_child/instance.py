@@ -481,6 +481,7 @@ class Instance:
     def _become_master(self, *, resumed: bool) -> None:
         self.vips_set = True
         items = self.vip_items()
+        log.debug("(%s) setting VIPs.", self.name)  # keepalived's -D line, at LOG_INFO (haparent.logs)
         repeat = self._garp_repeat()
         # The VIPs of all instances that become master in this loop pass go in as one
         # netlink batch; the GARPs follow once they are on the interface.
@@ -527,6 +528,7 @@ class Instance:
             routes, rules = self.route_items(), self.rule_items()
             if routes or rules:
                 self.edges.remove_routing(routes, rules)
+            log.debug("(%s) removing VIPs.", self.name)
             self.edges.remove_vips(self.vip_items())
         self.vips_set = False
 
@@ -548,6 +550,8 @@ class Instance:
             )
             if frame is not None:
                 by_if.setdefault(ifname, []).extend([frame] * repeat)
+                kind = "gratuitous ARPs" if ip.version == 4 else "Unsolicited Neighbour Adverts"
+                log.debug("(%s) Sending/queueing %s on %s for %s", self.name, kind, ifname, ip)
         for ifname, frames in by_if.items():
             self.edges.send_frames(ifname, frames)
 

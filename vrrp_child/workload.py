@@ -571,14 +571,15 @@ class VrrpWorkload:
     # ---- sync groups ---------------------------------------------------------------------------
 
     def _configure_groups(self, config: Config) -> None:
-        """vrrp_sync_group: a coordinator per group of two or more members (keepalived removes
-        a group left with one); a reload keeps a group's state when its name stays."""
+        """vrrp_sync_group: a coordinator per group with members (keepalived keeps a group of
+        one, with a warning, and removes an empty one); a reload keeps a group's state when its
+        name stays."""
         groups: dict[str, SyncGroup] = {}
         self.group_conf = {}
         self.group_of = {}
         for name, conf in config.vrrp_sync_group.items():
             members = tuple(m for m in conf.group if m in config.vrrp_instance)
-            if len(members) < 2:
+            if not members:
                 continue
             old = self.groups.get(name)
             group = SyncGroup(name, members)

@@ -58,6 +58,16 @@ log = logging.getLogger(__name__)
 
 # Exit codes a child may end with (keepalived's enum exit_code). The parent's respawn
 # policy decides what each one means.
+# What each child's dump is called in keepalived's "Printing ... for process(PID) on signal".
+PRINTING: dict[tuple[str, DumpKind], str] = {
+    ("vrrp", DumpKind.DATA): "VRRP data",
+    ("vrrp", DumpKind.STATS): "VRRP stats",
+    ("vrrp", DumpKind.JSON): "VRRP as json",
+    ("checker", DumpKind.DATA): "checker data",
+    ("checker", DumpKind.STATS): "checker stats",
+    ("checker", DumpKind.JSON): "checker as json",
+}
+
 EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_CONFIG = 2
@@ -317,6 +327,10 @@ class ChildRuntime:
         self.outbox.send(line)
 
     async def _dump(self, msg: Dump) -> None:
+        # keepalived's line (vrrp_daemon.c, check_daemon.c): a Dump comes from a signal only
+        what = PRINTING.get((self.setup.role, msg.format))
+        if what is not None:
+            log.info("Printing %s for process(%d) on signal", what, os.getpid())
         body = await self._dump_text(msg.format)
         if body is None:
             return

@@ -59,10 +59,21 @@ def test_unknown_signum(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    # Both on stderr, as keepalived prints them; -v's first line's second word is the keepalived
+    # version followed (keepalived-exporter's ParseVersion reads exactly that).
     assert cli.main(["-v"]) == 0
-    assert "compatible with Keepalived v2.2.7" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    first, _ = printed.err.split("\n", 1)
+    assert first.split(" ")[1] == "v2.2.7" and "pykeepalived v" in first
+    assert "Config options:  " in printed.err and " JSON " in printed.err
     assert cli.main(["--help"]) == 0
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert printed.out == ""
+    out = printed.err
+    assert out.startswith("Usage: pykeepalived [OPTION...]\n")
+    assert "  -f, --use-file=FILE          Use the specified configuration file" in out
+    assert "  -t, --config-test[=LOG_FILE]\n" in out
     for flag in (
         "--use-file",
         "--vrrp",

@@ -134,11 +134,11 @@ def test_checker_without_ipvs_keeps_checking_and_says_so(daemon: MakeDaemon, lis
     assert d.notify.last_status().startswith("Running; checker running pid")
     assert "IPVS is not available in this kernel" in d.log_text()
     d.signal(signal.SIGRTMIN + 2)
-    dump = d.dir / "pykeepalived_check.json"
+    dump = d.dir / "keepalived_check.json"
     doc = wait_for("the checker's JSON dump", lambda: dump.exists() and json.loads(dump.read_text()), 5)
     assert doc["ipvs"]["programmed"] is False and doc["ipvs"]["not_programmed_because"] == "no IPVS in the kernel"
     d.signal(signal.SIGUSR1)
-    data = d.dir / "pykeepalived_check.data"
+    data = d.dir / "keepalived_check.data"
     text = wait_for("the checker's data dump", lambda: data.read_text() if data.exists() else None, 5)
     assert " IPVS = not programmed: no IPVS in the kernel" in text
 

@@ -95,6 +95,9 @@ def test_syslog_absent_then_created_removed_and_recreated(short_dir: Path, capsy
     assert "is back (3 lines not sent to it)" in notice.getvalue()
     logger.info("five")
     assert server.lines() == [f"<30>pykeepalived[{os.getpid()}]: five\0"]
+    logger.setLevel(logging.DEBUG)  # -D
+    logger.debug("detail")  # keepalived logs its -D lines at LOG_INFO: daemon.info, not debug
+    assert server.lines() == [f"<30>pykeepalived[{os.getpid()}]: detail\0"]
 
     server.stop()  # journald restarted, or gone
     logger.info("six")
@@ -111,7 +114,7 @@ def test_syslog_absent_then_created_removed_and_recreated(short_dir: Path, capsy
     ]
     assert notice.getvalue().count("is back") == 2
 
-    assert console.getvalue().split() == ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+    assert console.getvalue().split() == ["one", "two", "three", "four", "five", "detail", "six", "seven", "eight"]
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Logging error" not in err
     handler.close()
@@ -186,7 +189,7 @@ def test_the_daemon_without_g_prints_no_traceback(tmp_path: Path) -> None:
         d.start()
         d.wait_ready()
         d.signal(signal.SIGUSR1)
-        wait_for("the data dumps", lambda: (d.dir / "pykeepalived.data").exists() or None, 10)
+        wait_for("the data dumps", lambda: (d.dir / "keepalived.data").exists() or None, 10)
         d.signal(signal.SIGTERM)
         assert d.proc is not None and d.proc.wait(timeout=15) == 0
         log = d.log_text()

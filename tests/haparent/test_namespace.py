@@ -43,9 +43,9 @@ def test_net_namespace_moves_pidfiles_and_ident(tmp_path: Path) -> None:
     opts = namespace.resolve(Options(), config(tmp_path, "net_namespace blue\n"))
     assert opts.namespace == "blue"
     assert opts.ident_suffix == "_blue"
-    assert opts.pid_file == "/run/pykeepalived/blue/pykeepalived.pid"
-    assert opts.vrrp_pid_file == "/run/pykeepalived/blue/pykeepalived_vrrp.pid"
-    assert opts.checkers_pid_file == "/run/pykeepalived/blue/pykeepalived_checkers.pid"
+    assert opts.pid_file == "/run/keepalived/blue/keepalived.pid"
+    assert opts.vrrp_pid_file == "/run/keepalived/blue/vrrp.pid"
+    assert opts.checkers_pid_file == "/run/keepalived/blue/checkers.pid"
 
 
 def test_command_line_namespace_wins_and_named_pidfiles_stay(tmp_path: Path) -> None:
@@ -54,15 +54,15 @@ def test_command_line_namespace_wins_and_named_pidfiles_stay(tmp_path: Path) -> 
     assert opts.namespace == "red"
     assert opts.ident_suffix == "_red_one"
     assert opts.pid_file == "/tmp/x.pid"  # named with -p: keepalived keeps it
-    assert opts.vrrp_pid_file == "/run/pykeepalived/red/pykeepalived_vrrp_one.pid"
+    assert opts.vrrp_pid_file == "/run/keepalived/red/vrrp_one.pid"
 
 
 def test_instance_and_use_pid_dir(tmp_path: Path) -> None:
     opts = namespace.resolve(Options(), config(tmp_path, "instance one\n"))
     assert (opts.namespace, opts.ident_suffix) == (None, "_one")
-    assert opts.pid_file == "/run/pykeepalived/pykeepalived_one.pid"
+    assert opts.pid_file == "/run/keepalived/keepalived_one.pid"
     opts = namespace.resolve(Options(), config(tmp_path, "use_pid_dir\n"))
-    assert opts.pid_file == "/run/pykeepalived/pykeepalived.pid"
+    assert opts.pid_file == "/run/keepalived/keepalived.pid"
     assert opts.ident_suffix == ""
 
 
@@ -171,13 +171,13 @@ def test_the_vip_goes_into_the_namespace_never_on_the_host(tmp_path: Path, netns
         wait_for_vip(netns, vip, proc)
         assert vip not in ip("-4", "addr", "show")  # the host's interfaces are untouched
         # keepalived's naming: pidfiles in a directory per namespace, ident with the name
-        pidfile = Path(f"/run/pykeepalived/{netns}/pykeepalived.pid")
+        pidfile = Path(f"/run/keepalived/{netns}/keepalived.pid")
         assert pidfile.read_text().strip() == str(proc.pid)
-        assert Path(f"/run/pykeepalived/{netns}/pykeepalived_vrrp.pid").exists()
+        assert Path(f"/run/keepalived/{netns}/vrrp.pid").exists()
     finally:
         out = stop(proc)
-    assert f"pykeepalived_{netns}[" in out
-    assert f"pykeepalived_vrrp_{netns}[" in out
+    assert f"Keepalived_{netns}[" in out
+    assert f"Keepalived_vrrp_{netns}[" in out
     assert proc.returncode == 0, out
     assert vip not in ip("-n", netns, "-4", "addr", "show")  # released on stop, as usual
-    assert not Path(f"/run/pykeepalived/{netns}").exists()
+    assert not Path(f"/run/keepalived/{netns}").exists()

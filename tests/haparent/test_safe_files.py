@@ -22,9 +22,9 @@ from tests.haparent.daemon_util import Daemon, wait_for
 MakeDaemon = Callable[..., Daemon]
 
 DUMPS = {
-    "parent": ["pykeepalived_parent.data"],
-    "vrrp": ["pykeepalived.data", "pykeepalived.stats", "pykeepalived.json"],
-    "checker": ["pykeepalived_check.data", "pykeepalived_check.stats", "pykeepalived_check.json"],
+    "parent": ["keepalived_parent.data"],
+    "vrrp": ["keepalived.data", "keepalived.stats", "keepalived.json"],
+    "checker": ["keepalived_check.data", "keepalived_check.stats", "keepalived_check.json"],
 }
 ALL_DUMPS = [name for names in DUMPS.values() for name in names]
 
@@ -80,7 +80,7 @@ def test_dumps_never_follow_planted_symlinks(daemon: MakeDaemon, secret: Path) -
         st = os.lstat(d.dir / name)
         assert stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, name
         assert st.st_uid == os.getuid()
-    assert f"Pid = {pids['vrrp']}" in (d.dir / "pykeepalived.data").read_text()
+    assert f"Pid = {pids['vrrp']}" in (d.dir / "keepalived.data").read_text()
     leftovers = [p.name for p in d.dir.iterdir() if p.name.endswith(".tmp") and not p.is_symlink()]
     assert leftovers == []
     d.signal(signal.SIGTERM)
@@ -96,11 +96,11 @@ def test_dumps_into_a_sticky_world_writable_tmpdir(daemon: MakeDaemon, secret: P
     d.env["TMPDIR"] = str(shared)
     d.start()
     d.wait_ready()
-    link = shared / "pykeepalived_parent.data"
+    link = shared / "keepalived_parent.data"
     victim = plant(link, secret)
     os.lchown(link, 65534, 65534)  # planted by another user
     d.signal(signal.SIGUSR1)
-    data = ["pykeepalived_parent.data", "pykeepalived.data", "pykeepalived_check.data"]
+    data = ["keepalived_parent.data", "keepalived.data", "keepalived_check.data"]
     wait_for("the data dumps", lambda: all(regular(shared / n) for n in data) or None, 10)
     assert_untouched([victim])
     assert stat.S_IMODE(os.lstat(link).st_mode) == 0o600

@@ -442,20 +442,32 @@ def test_dumps_go_where_keepalived_puts_them() -> None:
     h.sup.start()
     h.all_ready()
     h.signal(signal.SIGUSR1)
-    assert "Pid = " in h.sys.files[str(Path("/dumps/pykeepalived_parent.data"))]
-    assert h.sent(Role.VRRP)[-1] == Dump("/dumps/pykeepalived.data", DumpKind.DATA)
-    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/pykeepalived_check.data", DumpKind.DATA)
+    assert "Pid = " in h.sys.files[str(Path("/dumps/keepalived_parent.data"))]
+    assert h.sent(Role.VRRP)[-1] == Dump("/dumps/keepalived.data", DumpKind.DATA)
+    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/keepalived_check.data", DumpKind.DATA)
     h.signal(signal.SIGUSR2)
     h.signal(SIGJSON)
     assert h.sent(Role.VRRP)[-2:] == [
-        Dump("/dumps/pykeepalived.stats", DumpKind.STATS),
-        Dump("/dumps/pykeepalived.json", DumpKind.JSON),
+        Dump("/dumps/keepalived.stats", DumpKind.STATS),
+        Dump("/dumps/keepalived.json", DumpKind.JSON),
     ]
     # ours: the checker writes its own stats and JSON (keepalived's checker has none)
     assert h.sent(Role.CHECKER)[-2:] == [
-        Dump("/dumps/pykeepalived_check.stats", DumpKind.STATS),
-        Dump("/dumps/pykeepalived_check.json", DumpKind.JSON),
+        Dump("/dumps/keepalived_check.stats", DumpKind.STATS),
+        Dump("/dumps/keepalived_check.json", DumpKind.JSON),
     ]
+
+
+def test_data_use_instance_puts_namespace_and_instance_in_the_dump_names() -> None:
+    # keepalived's open_dump_file: keepalived.NS_INSTANCE.data (only the .data files)
+    top = "global_defs {\n    data_use_instance\n}\ninstance one\n"
+    h = Harness(parsed(top + CONFIG), Options(config_file="/k.conf", namespace="blue"))
+    h.sup.start()
+    h.all_ready()
+    h.signal(signal.SIGUSR1)
+    assert "Pid = " in h.sys.files[str(Path("/dumps/keepalived_parent.blue_one.data"))]
+    assert h.sent(Role.VRRP)[-1] == Dump("/dumps/keepalived.blue_one.data", DumpKind.DATA)
+    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/keepalived_check.blue_one.data", DumpKind.DATA)
 
 
 def test_watchdog_pings_at_half_the_interval() -> None:
@@ -483,7 +495,7 @@ def test_a_child_that_does_not_read_does_not_block_the_parent() -> None:
     h.all_ready()
     h.sys.full.add(h.pid(Role.VRRP) * 10 + 1)
     h.signal(signal.SIGUSR1)  # the write fails; the loop goes on
-    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/pykeepalived_check.data", DumpKind.DATA)
+    assert h.sent(Role.CHECKER)[-1] == Dump("/dumps/keepalived_check.data", DumpKind.DATA)
 
 
 def test_status_counts_instances_and_real_servers_not_groups() -> None:

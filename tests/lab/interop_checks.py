@@ -44,7 +44,6 @@ RX_PROBLEMS = re.compile(
     re.IGNORECASE,
 )
 
-STATS_FILE = {"keepalived": "keepalived.stats", "pykeepalived": "pykeepalived.stats"}
 # keepalived's SIGUSR2 dump: every counter of a problem with a received advert.
 ERROR_COUNTERS = (
     "Packet Errors/Length",
@@ -92,7 +91,7 @@ def parse_stats(text: str) -> dict[str, dict[str, int]]:
 def dump_stats(daemon: Daemon, timeout: float = 5.0) -> dict[str, dict[str, int]]:
     """SIGUSR2 to the daemon, then its stats file (in $TMPDIR, the daemon's own directory), once the last
     counter of every instance is written."""
-    path = daemon.workdir / STATS_FILE[daemon.kind]
+    path = daemon.workdir / "keepalived.stats"  # both daemons' name
     path.unlink(missing_ok=True)
     daemon.signal(signal.SIGUSR2)
 

@@ -99,7 +99,7 @@ def test_checker_child_end_to_end(lab2: Lab, tmp_path: Path) -> None:
     wait_for("notify_down", lambda: "DOWN 8081" in lines(out), 10)
     wait_for("quorum_down", lambda: "QUORUM_DOWN" in lines(out), 10)
 
-    data = d.workdir / "pykeepalived_check.data"
+    data = d.workdir / "keepalived_check.data"
     d.signal(signal.SIGUSR1)
     text = wait_for("data dump", lambda: read(data), 10)
     assert "------< Health checkers >------" in text

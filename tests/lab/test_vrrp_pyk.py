@@ -520,7 +520,7 @@ def test_v2_auth_pass(lab2: Lab) -> None:
         (2, 1, "secret1", True)
     }
     d[2].signal(signal.SIGRTMIN + 2)
-    path = d[2].workdir / "pykeepalived.json"
+    path = d[2].workdir / "keepalived.json"
     text = wait_for("node 2's JSON dump", lambda: path.read_text() if path.exists() else None, 3.0)
     dumped = json.loads(text)
     stats = dumped[0]["stats"]
@@ -594,9 +594,9 @@ def test_dump_signals_name_every_instance(make_lab: Callable[[int], Lab]) -> Non
     d.wait_state("VI_6", "MASTER", timeout=3.0)
     names = ("VI_1", "VI_2", "VI_6")
     files = {
-        signal.SIGUSR1: d.workdir / "pykeepalived.data",
-        signal.SIGUSR2: d.workdir / "pykeepalived.stats",
-        signal.SIGRTMIN + 2: d.workdir / "pykeepalived.json",
+        signal.SIGUSR1: d.workdir / "keepalived.data",
+        signal.SIGUSR2: d.workdir / "keepalived.stats",
+        signal.SIGRTMIN + 2: d.workdir / "keepalived.json",
     }
     for sig, path in files.items():
         d.signal(sig)
@@ -619,7 +619,7 @@ def test_dump_signals_name_every_instance(make_lab: Callable[[int], Lab]) -> Non
     ]
     assert all(i["stats"]["advert_sent"] >= 1 and i["stats"]["become_master"] == 1 for i in dumped)
     # SIGUSR1 also makes the parent write its own data.
-    assert (d.workdir / "pykeepalived_parent.data").exists()
+    assert (d.workdir / "keepalived_parent.data").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -97,9 +97,9 @@ def mark(d: Daemon) -> int:
 
 def dump_data(d: Daemon, want: str, timeout: float = 5.0) -> str:
     """SIGUSR1 (keepalived's "dump the configuration and state") and the data file it writes in $TMPDIR,
-    the daemon's directory: keepalived.data, or pykeepalived.data. Waits until the file matches the regex
+    the daemon's directory: keepalived.data for both. Waits until the file matches the regex
     `want` (the file is rewritten, not appended: an old one is removed first)."""
-    path = d.workdir / ("keepalived.data" if d.kind == "keepalived" else "pykeepalived.data")
+    path = d.workdir / "keepalived.data"
     path.unlink(missing_ok=True)
     d.signal(signal.SIGUSR1)
     rx = re.compile(want)

@@ -16,6 +16,7 @@ from tests.vrrp_child.conftest import needs_root
 from vrrp_child.arp import (
     FrameSender,
     announcement,
+    detail_line,
     gratuitous_arp,
     ipv6_forwarding,
     mac_bytes,
@@ -214,3 +215,12 @@ def test_frames_equal_keepalived_live(pair: Lab, vmac: bool, forwarding: int) ->
     }
     assert len(frames) == 8  # 4 VIPs, vrrp_garp_master_repeat 2
     assert set(frames) == expected
+
+
+def test_detail_line_per_frame_is_keepalived_s() -> None:
+    """-D logs `Sending gratuitous ARP on IF for ADDR` (and the NA's line) for each frame sent."""
+    mac = "02:00:00:00:00:01"
+    garp = gratuitous_arp(mac, IPv4Address("192.0.2.9"))
+    na = unsolicited_na(mac, IPv6Address("2001:db8::9"))
+    assert detail_line("eth0", garp) == "Sending gratuitous ARP on eth0 for 192.0.2.9"
+    assert detail_line("eth0", na) == "Sending unsolicited Neighbour Advert on eth0 for 2001:db8::9"
