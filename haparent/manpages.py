@@ -146,7 +146,7 @@ def daemon_page() -> str:
         (
             "SIGNALS",
             esc("As keepalived; --signum=NAME prints the number, as in") + "\n.PP\n.nf\n"
-            "kill \\-s $(pykeepalived \\-\\-signum=DATA) $(cat /run/pykeepalived.pid)\n.fi\n"
+            "kill \\-s $(pykeepalived \\-\\-signum=DATA) $(cat /run/keepalived.pid)\n.fi\n"
             + _items((f"\\fB{name}\\fR ({int(SIGNUMS[name])})", what) for name, what in signals.items()),
         ),
         (
@@ -168,7 +168,8 @@ def daemon_page() -> str:
             _items(
                 [
                     ("\\fI/etc/keepalived/keepalived.conf\\fR", "the configuration, pykeepalived.conf(5)"),
-                    ("\\fI/run/pykeepalived.pid\\fR", "the parent's pidfile (also _vrrp and _checkers)"),
+                    ("\\fI/run/keepalived.pid\\fR", "the parent's pidfile, keepalived's (also vrrp.pid, checkers.pid)"),
+                    ("\\fI/tmp/keepalived.data\\fR", "the dumps, keepalived's names (.stats, .json; $TMPDIR)"),
                     ("\\fI/run/pykeepalived/control.sock\\fR", "the control socket, root only"),
                     ("\\fI/etc/default/pykeepalived\\fR", "DAEMON_ARGS for the systemd unit"),
                 ]

@@ -30,12 +30,14 @@ def render(
     group_of: Mapping[str, str],
     trackers: Trackers,
 ) -> str:
+    # keepalived's JSON names a tracked vrrp_script by its command line
+    commands = {name: loop.command_text() for name, loop in trackers.scripts.items()}
     if kind is DumpKind.STATUS:
-        status = {"instances": [instance_json(i, groups, group_of) for i in instances]}
+        status = {"instances": [instance_json(i, groups, group_of, commands) for i in instances]}
         tracked = {"scripts": trackers.script_states(), "trackers": trackers.other_states()}
         return json.dumps(status | tracked)
     if kind is DumpKind.JSON:
-        return json.dumps([instance_json(i, groups, group_of) for i in instances], indent=2) + "\n"
+        return json.dumps([instance_json(i, groups, group_of, commands) for i in instances], indent=2) + "\n"
     if kind is DumpKind.STATS:
         return "".join(stats_text(i) for i in instances)
     text = "------< VRRP Topology >------\n" + "".join(data_text(i, group_of) for i in instances)
@@ -208,7 +210,9 @@ def stats_text(inst: Instance) -> str:
     )
 
 
-def instance_json(inst: Instance, groups: Mapping[str, SyncGroup], group_of: Mapping[str, str]) -> dict[str, object]:
+def instance_json(
+    inst: Instance, groups: Mapping[str, SyncGroup], group_of: Mapping[str, str], commands: Mapping[str, str]
+) -> dict[str, object]:
     """keepalived's JSON dump entry ({"data": {...}, "stats": {...}}, vrrp_json.c): its keys in
     its order with its types (keepalived-exporter decodes them into typed fields), then ours."""
     m = inst.machine
@@ -224,10 +228,10 @@ def instance_json(inst: Instance, groups: Mapping[str, SyncGroup], group_of: Map
         "track_file": [r.name for r in inst.conf.track_file],
         "track_process": [r.name for r in inst.conf.track_process],
     }
-    return {"data": keepalived_data(inst) | ours, "stats": dict(vars(inst.stats))}
+    return {"data": keepalived_data(inst, commands) | ours, "stats": dict(vars(inst.stats))}
 
 
-def keepalived_data(inst: Instance) -> dict[str, object]:
+def keepalived_data(inst: Instance, commands: Mapping[str, str]) -> dict[str, object]:
     c, m, p = inst.conf, inst.machine, inst.params
     data: dict[str, object] = {
         "iname": inst.name,
@@ -274,6 +278,7 @@ def keepalived_data(inst: Instance) -> dict[str, object]:
         ("vips", [format_address(e, inst.ifname, inst.vips_set) for e in c.virtual_ipaddress]),
         ("evips", [format_address(e, inst.ifname, inst.vips_set) for e in c.virtual_ipaddress_excluded]),
         ("track_ifp", [r.name for r in c.track_interface]),
+        ("track_script", [commands[r.name] for r in c.track_script if r.name in commands]),
     )
     data |= {key: values for key, values in lists if values}  # keepalived leaves out empty lists
     auth = c.authentication

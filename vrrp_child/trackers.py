@@ -109,6 +109,14 @@ class ScriptLoop:
         self.runs = 0
         self.task = hub.loop.create_task(self._loop(delay), name=f"vrrp_script {conf.name}")
 
+    def command_text(self) -> str:
+        """keepalived's cmd_str: each word in single quotes, the program as the path it resolved
+        (symlinks too): the data dump's `Command =` and the JSON's `track_script`."""
+        argv = list(self.script.argv)
+        if argv:
+            argv[0] = os.path.realpath(shutil.which(argv[0]) or argv[0])
+        return " ".join(f"'{a}'" for a in argv)
+
     @property
     def name(self) -> str:
         return self.conf.name
@@ -416,14 +424,11 @@ class Trackers:
 
     def _dump_script(self, s: ScriptLoop) -> list[str]:
         conf = s.conf
-        argv = list(s.script.argv)
-        if argv:  # keepalived shows the path it resolved, symlinks too
-            argv[0] = os.path.realpath(shutil.which(argv[0]) or argv[0])
         who = self.runner.run_as(s.script)
         state = s.counter.state
         return [
             f" VRRP Script = {s.name}",
-            "   Command = " + " ".join(f"'{a}'" for a in argv),
+            f"   Command = {s.command_text()}",
             f"   Interval = {conf.interval} sec",
             f"   Timeout = {conf.timeout or 0} sec",
             f"   Weight = {conf.weight.weight}{' reverse' if conf.weight.reverse else ''}",

@@ -52,7 +52,7 @@ def test_daemon_page(rendered: dict[str, str]) -> None:
     assert "-f, --use-file FILE" in lines
     assert "-t, --config-test [LOG_FILE]" in lines
     assert "--metrics-address [HOST:]PORT" in lines
-    assert "kill -s $(pykeepalived --signum=DATA) $(cat /run/pykeepalived.pid)" in lines
+    assert "kill -s $(pykeepalived --signum=DATA) $(cat /run/keepalived.pid)" in lines
     for heading in ("SYNOPSIS", "OPTIONS", "EXIT STATUS", "SIGNALS", "FILES", "SEE ALSO"):
         assert heading in lines
     # Every option of the parser, so the page cannot fall behind the command line.
