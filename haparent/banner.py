@@ -1,6 +1,6 @@
 """The lines keepalived writes about itself, in its words, so that what operators grep for
-(`Running on`, `Command line:`, `Configuration file`, `Stopped - used`) is there, and what
-`-v` prints on stderr. Pure: the caller passes the facts and logs or prints the lines."""
+(`Running on`, `Command line:`, `Stopped - used`) is there, and what `-v` prints on stderr.
+Pure: the caller passes the facts and logs or prints the lines."""
 
 from __future__ import annotations
 
@@ -44,15 +44,9 @@ def running_on(uname: os.uname_result | None = None) -> str:
     return f"Running on {u.sysname} {u.release} {u.version} (Python {platform.python_version()})"
 
 
-def configuration(path: str, files: Sequence[str], detail: bool) -> list[str]:
-    """keepalived: `Opening file 'F'.` per file read (with -D), then `Configuration file PATH`."""
-    opened = [f"Opening file '{f}'." for f in files] if detail else []
-    return [*opened, f"Configuration file {path}"]
-
-
-def start_lines(argv: Sequence[str], config_file: str, files: Sequence[str], detail: bool) -> list[str]:
-    """What keepalived logs after `Starting Keepalived`: the system, the command line, the files."""
-    return [running_on(), *command_line([program(argv[0]), *argv[1:]]), *configuration(config_file, files, detail)]
+def start_lines(argv: Sequence[str]) -> list[str]:
+    """What keepalived logs after `Starting Keepalived`: the system and the command line."""
+    return [running_on(), *command_line([program(argv[0]), *argv[1:]])]
 
 
 def stopped(user: float, system: float) -> str:

@@ -94,7 +94,18 @@ def render_status(status: Mapping[str, Json]) -> str:
         f"(read {_age(status.get('config_age'))} ago, {status.get('reloads')} reloads, {reload})",
         f"  {status.get('status')}",
         "",
+        *_table(_children_rows(status)),
     ]
+    for rows in (_instance_rows(status), _server_rows(status)):
+        if len(rows) > 1:
+            lines += ["", *_table(rows)]
+    missing = _list(status.get("missing"))
+    if missing:
+        lines += ["", "no answer from: " + ", ".join(map(str, missing))]
+    return "\n".join(lines) + "\n"
+
+
+def _children_rows(status: Mapping[str, Json]) -> list[list[str]]:
     rows = [["CHILD", "STATE", "PID", "UPTIME", "RESTARTS", "HEARTBEAT", "LAST EXIT"]]
     for c in map(_dict, _list(status.get("children"))):
         if c.get("phase") == "stopped" and not c.get("restarts"):
@@ -110,9 +121,13 @@ def render_status(status: Mapping[str, Json]) -> str:
                 str(c.get("last_exit") or "-"),
             ]
         )
-    lines += _table(rows)
+    return rows
+
+
+def _instances(status: Mapping[str, Json]) -> list[Mapping[str, Json]]:
+    """The VRRP child's instances, and those it reported but does not run yet (waiting for
+    their interface)."""
     instances = [_dict(_dict(i).get("data")) for i in _list(status.get("vrrp"))]
-    # Instances the child reported but does not run yet (waiting for their interface).
     shown = {d.get("iname") for d in instances}
     for c in map(_dict, _list(status.get("children"))):
         if c.get("role") == "vrrp":
@@ -120,44 +135,44 @@ def render_status(status: Mapping[str, Json]) -> str:
                 state = _dict(value).get("state")
                 if name not in shown and name[:1] not in "!" and not name.startswith("group:") and state:
                     instances.append({"iname": name, "state_name": state})
-    if instances:
-        rows = [["INSTANCE", "STATE", "SINCE", "PRIO", "VRID", "INTERFACE", "MASTER", "ADVERT", "SYNC GROUP", "VIPS"]]
-        for d in instances:
-            prio = f"{d.get('effective_priority')}"
-            if d.get("effective_priority") != d.get("base_priority"):
-                prio += f"/{d.get('base_priority')}"
-            vips = [str(v).split(" ", 1)[0] for v in _list(d.get("vips"))]  # "ADDR/PREFIX dev IF ..."
-            rows.append(
-                [
-                    str(d.get("iname")),
-                    str(d.get("state_name")) + (f" ({d.get('fault_reason')})" if d.get("fault_reason") else ""),
-                    _since(d.get("last_transition")),
-                    prio if d.get("effective_priority") is not None else "-",
-                    str(d.get("vrid") or "-"),
-                    str(d.get("ifp_ifname") or "-"),
-                    str(d.get("master_saddr") or "-"),
-                    f"{d.get('adver_int')}s" if d.get("adver_int") is not None else "-",
-                    str(d.get("sync_group") or "-"),
-                    ", ".join(vips[:3]) + (f" +{len(vips) - 3}" if len(vips) > 3 else ""),
-                ]
-            )
-        lines += ["", *_table(rows)]
+    return instances
+
+
+def _instance_rows(status: Mapping[str, Json]) -> list[list[str]]:
+    rows = [["INSTANCE", "STATE", "SINCE", "PRIO", "VRID", "INTERFACE", "MASTER", "ADVERT", "SYNC GROUP", "VIPS"]]
+    for d in _instances(status):
+        prio = f"{d.get('effective_priority')}"
+        if d.get("effective_priority") != d.get("base_priority"):
+            prio += f"/{d.get('base_priority')}"
+        vips = [str(v).split(" ", 1)[0] for v in _list(d.get("vips"))]  # "ADDR/PREFIX dev IF ..."
+        rows.append(
+            [
+                str(d.get("iname")),
+                str(d.get("state_name")) + (f" ({d.get('fault_reason')})" if d.get("fault_reason") else ""),
+                _since(d.get("last_transition")),
+                prio if d.get("effective_priority") is not None else "-",
+                str(d.get("vrid") or "-"),
+                str(d.get("ifp_ifname") or "-"),
+                str(d.get("master_saddr") or "-"),
+                f"{d.get('adver_int')}s" if d.get("adver_int") is not None else "-",
+                str(d.get("sync_group") or "-"),
+                ", ".join(vips[:3]) + (f" +{len(vips) - 3}" if len(vips) > 3 else ""),
+            ]
+        )
+    return rows
+
+
+def _server_rows(status: Mapping[str, Json]) -> list[list[str]]:
+    rows = [["VIRTUAL SERVER", "STATE", "REAL SERVERS UP", "IPVS"]]
     checker = _dict(status.get("checker"))
-    servers = _list(checker.get("virtual_servers")) if checker else []
-    if servers:
-        rows = [["VIRTUAL SERVER", "STATE", "REAL SERVERS UP", "IPVS"]]
-        ipvs = _dict(checker.get("ipvs"))
-        programmed = "yes" if ipvs.get("programmed", True) else "no"
-        for vs in map(_dict, servers):
-            rss = [_dict(r) for r in _list(vs.get("real_servers"))]
-            up = sum(1 for r in rss if r.get("alive"))
-            state = "UP" if vs.get("quorum_up", True) else "QUORUM DOWN"
-            rows.append([str(vs.get("vs")), state, f"{up}/{len(rss)}", programmed])
-        lines += ["", *_table(rows)]
-    missing = _list(status.get("missing"))
-    if missing:
-        lines += ["", "no answer from: " + ", ".join(map(str, missing))]
-    return "\n".join(lines) + "\n"
+    ipvs = _dict(checker.get("ipvs"))
+    programmed = "yes" if ipvs.get("programmed", True) else "no"
+    for vs in map(_dict, _list(checker.get("virtual_servers"))):
+        rss = [_dict(r) for r in _list(vs.get("real_servers"))]
+        up = sum(1 for r in rss if r.get("alive"))
+        state = "UP" if vs.get("quorum_up", True) else "QUORUM DOWN"
+        rows.append([str(vs.get("vs")), state, f"{up}/{len(rss)}", programmed])
+    return rows
 
 
 def parser() -> argparse.ArgumentParser:

@@ -120,6 +120,34 @@ def _bullets(lines: Iterable[str]) -> str:
     return "".join(f".IP \\(bu 2\n{esc(line)}\n" for line in lines)
 
 
+# pykeepalived(8)'s tables.
+EXIT_CODES: list[tuple[str, str]] = [
+    ("\\fB0\\fR", "stopped on request; -t: the configuration is valid"),
+    ("\\fB1\\fR", "fatal error (also bad command-line usage); not restarted by the unit file"),
+    ("\\fB2\\fR", "the configuration cannot be used; not restarted by the unit file"),
+    ("\\fB4\\fR", "missing permission (no CAP_NET_RAW, no IPVS), or -t: the file cannot be read"),
+    ("\\fB5\\fR", "-t: configuration errors (unknown keywords included)"),
+    ("\\fB6\\fR", "-t: script security (a root script writable by another user)"),
+]
+
+BEYOND_KEEPALIVED: list[str] = [
+    "Each child sends heartbeats; a hung child is killed and respawned (--heartbeat-timeout).",
+    "Never two masters: the parent removes the VIPs, virtual routes and rules of a hung, dead or "
+    "backed-off VRRP child's MASTER instances before a peer can take over.",
+    "SIGHUP validates the new configuration first; systemd's STATUS= says what is wrong.",
+    "pykeepalivedctl(8) reads the live status over --control-socket; --metrics-address serves Prometheus metrics.",
+    "--print-config prints the normalized configuration as JSON.",
+]
+
+DAEMON_FILES: list[tuple[str, str]] = [
+    ("\\fI/etc/keepalived/keepalived.conf\\fR", "the configuration, pykeepalived.conf(5)"),
+    ("\\fI/run/keepalived.pid\\fR", "the parent's pidfile, keepalived's (also vrrp.pid, checkers.pid)"),
+    ("\\fI/tmp/keepalived.data\\fR", "the dumps, keepalived's names (.stats, .json; $TMPDIR)"),
+    ("\\fI/run/pykeepalived/control.sock\\fR", "the control socket, root only"),
+    ("\\fI/etc/default/pykeepalived\\fR", "DAEMON_ARGS for the systemd unit"),
+]
+
+
 def daemon_page() -> str:
     signals = {
         "STOP": "stop: the VRRP child sends priority-0 adverts and removes its VIPs, then everything exits",
@@ -132,16 +160,7 @@ def daemon_page() -> str:
     extra: list[Section] = [
         (
             "EXIT STATUS",
-            _items(
-                [
-                    ("\\fB0\\fR", "stopped on request; -t: the configuration is valid"),
-                    ("\\fB1\\fR", "fatal error (also bad command-line usage); not restarted by the unit file"),
-                    ("\\fB2\\fR", "the configuration cannot be used; not restarted by the unit file"),
-                    ("\\fB4\\fR", "missing permission (no CAP_NET_RAW, no IPVS), or -t: the file cannot be read"),
-                    ("\\fB5\\fR", "-t: configuration errors (unknown keywords included)"),
-                    ("\\fB6\\fR", "-t: script security (a root script writable by another user)"),
-                ]
-            ),
+            _items(EXIT_CODES),
         ),
         (
             "SIGNALS",
@@ -151,29 +170,11 @@ def daemon_page() -> str:
         ),
         (
             "BEYOND KEEPALIVED",
-            _bullets(
-                [
-                    "Each child sends heartbeats; a hung child is killed and respawned (--heartbeat-timeout).",
-                    "Never two masters: the parent removes the VIPs, virtual routes and rules of a hung, dead or "
-                    "backed-off VRRP child's MASTER instances before a peer can take over.",
-                    "SIGHUP validates the new configuration first; systemd's STATUS= says what is wrong.",
-                    "pykeepalivedctl(8) reads the live status over --control-socket; --metrics-address serves "
-                    "Prometheus metrics.",
-                    "--print-config prints the normalized configuration as JSON.",
-                ]
-            ),
+            _bullets(BEYOND_KEEPALIVED),
         ),
         (
             "FILES",
-            _items(
-                [
-                    ("\\fI/etc/keepalived/keepalived.conf\\fR", "the configuration, pykeepalived.conf(5)"),
-                    ("\\fI/run/keepalived.pid\\fR", "the parent's pidfile, keepalived's (also vrrp.pid, checkers.pid)"),
-                    ("\\fI/tmp/keepalived.data\\fR", "the dumps, keepalived's names (.stats, .json; $TMPDIR)"),
-                    ("\\fI/run/pykeepalived/control.sock\\fR", "the control socket, root only"),
-                    ("\\fI/etc/default/pykeepalived\\fR", "DAEMON_ARGS for the systemd unit"),
-                ]
-            ),
+            _items(DAEMON_FILES),
         ),
         (
             "SEE ALSO",

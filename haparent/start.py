@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 import daemon
 
-from conf import load
+from conf import LoadResult, load
 from conf.dump import dumps
 from conf.model import Config
-from haparent import banner, namespace
+from haparent import banner, configlog, namespace
 from haparent.control import ControlServer, InUse
 from haparent.logs import set_titles, setup_logging
 from haparent.metrics import MetricsServer
@@ -26,7 +26,7 @@ from haparent.options import Options
 from haparent.pidfile import AlreadyRunning, PidFile, read_pid
 from haparent.respawn import RespawnPolicy
 from haparent.specs import PARENT_COMM, PARENT_IDENT, SPECS, ChildSpec, Role
-from haparent.supervisor import SIGJSON, Supervisor, log_diagnostics
+from haparent.supervisor import SIGJSON, Supervisor
 from haparent.system import RealSystem
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.payload import spill_dir
@@ -178,14 +178,7 @@ def run(opts: Options) -> int:
     result = load(opts.config_file, config_id=opts.config_id, all_config=opts.all_config)
     config = result.config
     if not result.ok or config is None:
-        # Nothing starts: say why where the user is looking (a valid config's warnings go
-        # to the log once logging is up).
-        for d in result.diagnostics.items:
-            if d.label(test_mode=False) != "note":
-                sys.stderr.write(d.render(test_mode=False) + "\n")
-        code = result.diagnostics.exit_code()
-        return code if code == 4 else EXIT_CONFIG  # 4: no config at all (keepalived's -t code)
-    heartbeat = HeartbeatSettings(opts.heartbeat_interval, opts.heartbeat_timeout)
+        return _refuse(result)
     if opts.umask is not None:
         os.umask(opts.umask)
     # keepalived setns()s before it checks its pidfiles: every child, socket and script
@@ -194,10 +187,27 @@ def run(opts: Options) -> int:
     resolved = namespace.resolve(opts, config)
     if resolved.namespace and not opts.namespace and not enter_namespace(resolved.namespace):
         return EXIT_FATAL
-    opts = resolved
+    locked = _lock(resolved)
+    if isinstance(locked, int):
+        return locked
+    return _run_locked(resolved, result, config, *locked)
+
+
+def _refuse(result: LoadResult) -> int:
+    """Nothing starts: say why where the user is looking (a valid config's warnings go to the
+    log once logging is up); keepalived's -t code 4 when there is no config at all."""
+    for d in result.diagnostics.items:
+        if d.label(test_mode=False) != "note":
+            sys.stderr.write(d.render(test_mode=False) + "\n")
+    code = result.diagnostics.exit_code()
+    return code if code == 4 else EXIT_CONFIG
+
+
+def _lock(opts: Options) -> tuple[PidFile, dict[Role, PidFile]] | int:
+    """The pidfiles, locked; or the exit status when another daemon (or its child) runs."""
     try:
         namespace.create_pid_directory(opts)
-        main_pidfile, child_pidfiles = lock_pidfiles(opts)
+        return lock_pidfiles(opts)
     except OldChildRunning as e:
         # Temporary: the old child stops by itself once it runs (systemd's Restart= retries;
         # 1 is a permanent status there, RestartPreventExitStatus).
@@ -209,6 +219,12 @@ def run(opts: Options) -> int:
     except OSError as e:
         sys.stderr.write(f"pykeepalived: cannot open pidfile {e.filename}: {e.strerror}\n")
         return EXIT_FATAL
+
+
+def _run_locked(
+    opts: Options, result: LoadResult, config: Config, main_pidfile: PidFile, child_pidfiles: dict[Role, PidFile]
+) -> int:
+    heartbeat = HeartbeatSettings(opts.heartbeat_interval, opts.heartbeat_timeout)
     pidfiles = (main_pidfile, *child_pidfiles.values())
     core_pattern: str | None = None
     children_gone = False  # supervise() returns only once every child is reaped
@@ -223,17 +239,7 @@ def run(opts: Options) -> int:
         main_pidfile.write(os.getpid())
         for pidfile in child_pidfiles.values():
             pidfile.write(None)
-        log.info("Starting pykeepalived v%s (Keepalived v%s compatible)", VERSION, KEEPALIVED_COMPAT)
-        for line in banner.start_lines(sys.argv, opts.config_file, result.files, bool(opts.log_detail)):
-            log.info("%s", line)
-        _log_start_notes(opts, config)
-        log_diagnostics(result)
-        notice = startup_notice(config.global_defs)  # keepalived's, when no max_auto_priority
-        if notice:
-            log.info("%s", notice)
-        if opts.dump_conf:
-            for line in dumps(config).splitlines():
-                log.info("%s", line)
+        _log_start(opts, result, config)
         code = supervise(opts, config, heartbeat, child_pidfiles, pidfiles, parent_name=parent_name)
         children_gone = True
         return code
@@ -248,6 +254,21 @@ def run(opts: Options) -> int:
                     pidfile.close()
         namespace.remove_pid_directory(opts)
         restore_core_pattern(core_pattern)
+
+
+def _log_start(opts: Options, result: LoadResult, config: Config) -> None:
+    """keepalived's start-up lines, then the configuration's diagnostics and notices."""
+    log.info("Starting pykeepalived v%s (Keepalived v%s compatible)", VERSION, KEEPALIVED_COMPAT)
+    for line in banner.start_lines(sys.argv):
+        log.info("%s", line)
+    _log_start_notes(opts, config)
+    configlog.log_loaded(result, opts.config_file, bool(opts.log_detail))
+    notice = startup_notice(config.global_defs)  # keepalived's, when no max_auto_priority
+    if notice:
+        log.info("%s", notice)
+    if opts.dump_conf:
+        for line in dumps(config).splitlines():
+            log.info("%s", line)
 
 
 def _log_start_notes(opts: Options, config: Config) -> None:

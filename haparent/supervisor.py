@@ -9,8 +9,6 @@ Signal handlers only record; everything happens here, and every OS call goes thr
 
 from __future__ import annotations
 
-import enum
-import json
 import logging
 import os
 import resource
@@ -18,19 +16,19 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from conf import LoadResult
 from conf.model import Config
-from haparent import banner, startstop
+from haparent import banner, configlog, startstop, views
+from haparent.child import BecomeChild, Child, Phase, PidWriter, child_entry
 from haparent.control import Client, ControlServer, Request
 from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
 from haparent.options import Options
+from haparent.queries import Desk, Reply, dump_target
 from haparent.respawn import Decision, Exit, RespawnPolicy, decide
-from haparent.specs import PARENT_DATA_DUMP, SPECS, ChildSpec, Role, dump_name, wanted
-from haparent.system import ChildMain, System
+from haparent.specs import PARENT_DATA_DUMP, SPECS, Role, dump_name, wanted
+from haparent.system import System
 from vrrp_child.liveness import RELEASED, Held
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
 from watchdog.payload import pack, unpack
@@ -56,85 +54,19 @@ from watchdog.protocol import (
     decode_stream,
     encode,
 )
-from watchdog.runtime import ChildSetup
 from watchdog.version import VERSION
 
 log = logging.getLogger("pykeepalived")
 
 SIGJSON = signal.SIGRTMIN + 2  # keepalived's SIGJSON
-DEFAULT_CHILD_WAIT_TIME = 5.0  # global_defs child_wait_time default (keepalived.conf(5))
+# keepalived's dump signals: SIGUSR1 the data, SIGUSR2 the stats, SIGJSON the JSON
+DUMPS = {signal.SIGUSR1: DumpKind.DATA, signal.SIGUSR2: DumpKind.STATS, SIGJSON: DumpKind.JSON}
 LOAD_TIMEOUT = 120.0  # a configuration that takes longer to read is given up (the old one stays)
 QUERY_TIMEOUT = 2.0  # s a control request waits for the children's answers
-OUTPUT_RETRY = 0.05  # s between tries to send an answer a client's socket did not take yet
 MAX_WAIT = 10.0  # a safety net: signals (wakeup pipe), child messages and deadlines wake the loop sooner
-STATUS_MAX = 400  # systemctl status shows one line; keep STATUS= readable
-
-
-class Phase(enum.Enum):
-    """A child's lifecycle, as supervisor names it; each transition goes through `_set_phase`."""
-
-    STOPPED = "stopped"  # not running and not wanted yet
-    STARTING = "starting"  # forked, has not said ready
-    RUNNING = "running"
-    BACKOFF = "backoff"  # dead, waiting for its respawn time
-    STOPPING = "stopping"  # asked to stop, not reaped yet
-
-
-class PidWriter(Protocol):
-    # The locked file: each child keeps it open (and so the lock held) for as long as it
-    # lives, so no new daemon starts beside a child of an old one.
-    fd: int | None
-
-    def write(self, pid: int | None) -> None: ...
-
-
-@dataclass
-class Child:
-    spec: ChildSpec
-    phase: Phase = Phase.STOPPED
-    pid: int | None = None
-    read_fd: int | None = None
-    write_fd: int | None = None
-    reader: LineReader = field(default_factory=LineReader)
-    started_at: float = 0.0
-    monitor: HeartbeatMonitor | None = None
-    quick_deaths: int = 0
-    respawn_at: float | None = None
-    kill_at: float | None = None  # when a child asked to stop gets SIGKILL
-    killed: bool = False  # SIGKILL sent; waiting for the reap
-    awaiting: type[Message] | None = None  # Ready or Reloaded: what READY=1 waits for
-    last_state: dict[str, Json] = field(default_factory=dict)
-    heartbeat: HeartbeatSettings | None = None  # this child's, for the current configuration
-    # When it last proved that it works for what it holds (a heartbeat's own time while
-    # running or stopping, or once this process itself reported holding something; its
-    # `ready`): survives the child, for the hold rule.
-    heard_at: float = 0.0
-    restarts: int = 0  # respawns so far (pykeepalivedctl status)
-    last_exit: str | None = None  # how its predecessor ended
-    claimed: bool = False  # this process reported holding something (became/resumed MASTER)
-    # The configuration this child runs: the one it was started with, then the one its last
-    # successful `reloaded` confirmed. What it holds, and how long that may outlive it, are
-    # looked up here, never in a reload the child has not taken yet.
-    config: Config | None = None
-    released: Held = field(default_factory=Held)  # what the parent released for it (again at its reap)
-
-
-Reply = Callable[[dict[str, Json]], None]
-
-
-@dataclass
-class PendingQuery:
-    """A control request (or a metrics refresh) waiting for the children's answers."""
-
-    reply: Reply
-    kind: DumpKind  # STATUS: the parent's view with the children's; else a plain dump
-    deadline: float
-    waiting: set[Role] = field(default_factory=set)
-    answers: dict[Role, str | None] = field(default_factory=dict)
 
 
 Loader = Callable[[str], LoadResult]
-BecomeChild = Callable[[ChildSpec], None]
 
 
 class Supervisor:
@@ -142,9 +74,9 @@ class Supervisor:
         signal.SIGHUP: "hup",
         signal.SIGTERM: "term",
         signal.SIGINT: "int",
-        signal.SIGUSR1: "usr1",
-        signal.SIGUSR2: "usr2",
-        SIGJSON: "json",
+        signal.SIGUSR1: "dump",
+        signal.SIGUSR2: "dump",
+        SIGJSON: "dump",
         signal.SIGCHLD: "chld",
     }
 
@@ -177,12 +109,8 @@ class Supervisor:
         self.become_child = become_child
         self.tmpdir = tmpdir
         self.fds_to_close = tuple(fds_to_close)
-        self.control = control
-        self.metrics = metrics
+        self.desk = Desk(control, metrics)
         self.rename = rename  # process_name: the parent's comm follows the configuration
-        self.queries: dict[int, PendingQuery] = {}  # control requests waiting for the children
-        self.next_query = 1
-        self.reload_waiters: list[Client] = []  # `pykeepalivedctl reload`: answered when it ends
         self.loaded_at = 0.0  # when the running configuration was read
         self.last_diagnostics: list[str] = []  # the last reload's, for `pykeepalivedctl reload`
         self.children = {spec.role: Child(spec) for spec in SPECS}
@@ -226,15 +154,6 @@ class Supervisor:
 
     handle_int = handle_term
 
-    def handle_usr1(self) -> None:
-        self.dump(DumpKind.DATA)
-
-    def handle_usr2(self) -> None:
-        self.dump(DumpKind.STATS)
-
-    def handle_json(self) -> None:
-        self.dump(DumpKind.JSON)
-
     def handle_chld(self) -> None:
         self.reap()
 
@@ -268,15 +187,18 @@ class Supervisor:
         self.update_status()
 
     def step(self) -> None:
-        control_fds = self.control.fds() if self.control is not None else []
-        for fd in self.system.wait([*self.pipe_fds(), *control_fds], self.next_timeout()):
-            if self.control is not None and self.control.owns(fd):
-                for client, request in self.control.readable(fd):
-                    self.on_request(client, request)
-            else:
+        for fd in self.system.wait([*self.pipe_fds(), *self.desk.fds()], self.next_timeout()):
+            requests = self.desk.readable(fd)
+            if requests is None:
                 self.read_child(fd)
+            for client, request in requests or ():
+                self.on_request(client, request)
         while self.signals:
-            getattr(self, "handle_" + self.SIGNALS[self.signals.popleft()])()
+            signum = self.signals.popleft()
+            if signum in DUMPS:
+                self.dump(DUMPS[signum])
+            else:
+                getattr(self, "handle_" + self.SIGNALS[signum])()
         self.finish_load()
         self.reap()
         self.check_children()
@@ -298,13 +220,7 @@ class Supervisor:
                 deadlines.append(hold)
         if self.loading is not None:
             deadlines.append(self.load_started + LOAD_TIMEOUT)
-        if self.control is not None:
-            deadlines.extend(q.deadline for q in self.queries.values())
-            client_deadline = self.control.next_deadline()
-            if client_deadline is not None:
-                deadlines.append(client_deadline)
-            if self.control.pending_output():
-                deadlines.append(now + OUTPUT_RETRY)
+        deadlines.extend(self.desk.deadlines(now))
         if self.notifier.watchdog_interval is not None:
             deadlines.append(self.next_watchdog)
         return max(0.0, min(deadlines) - now)
@@ -345,13 +261,10 @@ class Supervisor:
         close = [fd for c in self.children.values() for fd in (c.read_fd, c.write_fd) if fd is not None]
         own_lock = self.pidfiles[spec.role].fd
         close += [fd for fd in self.fds_to_close if fd != own_lock]
-        if self.control is not None:
-            close += self.control.fds()  # the listening socket and its clients are the parent's
-        if self.metrics is not None:
-            close.append(self.metrics.fileno())
+        close += self.desk.parent_fds()  # the control socket, its clients, /metrics: the parent's
         child.config = self.config
         child.heartbeat = spec.heartbeat(self.heartbeat, self.config)
-        spawned = self.system.spawn(self._child_main(spec), close)
+        spawned = self.system.spawn(child_entry(spec, self.config, self.opts, self.heartbeat, self.become_child), close)
         now = self.system.monotonic()
         child.pid, child.read_fd, child.write_fd = spawned.pid, spawned.read_fd, spawned.write_fd
         child.reader = LineReader()
@@ -374,29 +287,6 @@ class Supervisor:
             _, line = pack(Resume, {}, self.tmpdir)
         self.send_line(child, line)
         self.update_status()
-
-    def _child_main(self, spec: ChildSpec) -> ChildMain:
-        def child_main(read_fd: int, write_fd: int) -> int:
-            self.become_child(spec)
-            setup = ChildSetup(
-                role=spec.role.value,
-                name=spec.name,
-                config=self.config,
-                config_file=self.opts.config_file,
-                config_id=self.opts.config_id,
-                all_config=self.opts.all_config,
-                heartbeat=self.heartbeat,
-                heartbeat_for=spec.heartbeat,
-                read_fd=read_fd,
-                write_fd=write_fd,
-                version=VERSION,
-                dont_release_vrrp=self.opts.dont_release_vrrp,
-                dont_release_ipvs=self.opts.dont_release_ipvs,
-                release_vips=self.opts.release_vips,
-            )
-            return spec.entry(setup)
-
-        return child_main
 
     def send(self, child: Child, msg: Message) -> None:
         self.send_line(child, encode(msg))
@@ -530,7 +420,7 @@ class Supervisor:
         child.awaiting = None  # a successor, if any, is awaited afresh
         self.pidfiles[child.spec.role].write(None)
         child.last_exit = str(ended)
-        self.forget_child_in_queries(child.spec.role)
+        self.desk.queries.forget(child.spec.role)
         if child.released:
             # Released while it was still alive (hung, or killed as too slow): a netlink request
             # it had under way may have landed after ours. Now that it is gone, once more.
@@ -663,52 +553,40 @@ class Supervisor:
     # the control socket (pykeepalivedctl) -------------------------------------------------
 
     def on_request(self, client: Client, request: Request | str) -> None:
-        assert self.control is not None
+        reply = self.desk.reply_to(client)
         if isinstance(request, str):
-            self.control.answer(client, {"ok": False, "error": request})
+            reply({"ok": False, "error": request})
         elif request.cmd == "status":
-            self.ask_children(self.replier(client), DumpKind.STATUS)
+            self.ask_children(reply, DumpKind.STATUS)
         elif request.cmd == "dump":
-            kinds = {k.value: k for k in (DumpKind.DATA, DumpKind.STATS, DumpKind.JSON)}
-            kind = kinds.get(str(request.args.get("what")))
-            if kind is None:
-                self.control.answer(client, {"ok": False, "error": "dump needs what: data, stats or json"})
-                return
-            # keepalived's SIGUSR2 and SIGJSON reach only the VRRP child; "child" picks another
-            role = str(request.args.get("child") or Role.VRRP.value)
-            if kind is not DumpKind.DATA and role not in {r.value for r in Role}:
-                self.control.answer(client, {"ok": False, "error": f"no child '{role[:40]}'"})
-                return
-            self.ask_children(self.replier(client), kind, only=None if kind is DumpKind.DATA else Role(role))
+            target = dump_target(request.args)
+            if isinstance(target, str):
+                reply({"ok": False, "error": target})
+            else:
+                self.ask_children(reply, *target)
         elif request.cmd == "reload":
             if self.stopping:
-                self.control.answer(client, {"ok": False, "error": "the daemon is stopping"})
+                reply({"ok": False, "error": "the daemon is stopping"})
                 return
-            self.reload_waiters.append(client)
+            self.desk.reload_waiters.append(client)
             self.handle_hup()
         else:
-            self.control.answer(client, {"ok": False, "error": f"unknown command '{request.cmd[:40]}'"})
+            reply({"ok": False, "error": f"unknown command '{request.cmd[:40]}'"})
 
-    def replier(self, client: Client) -> Reply:
-        def reply(answer: dict[str, Json]) -> None:
-            if self.control is not None:
-                self.control.answer(client, answer)
-
-        return reply
-
-    def ask_children(self, reply: Reply, kind: DumpKind, *, only: Role | None = None) -> None:
+    def ask_children(self, reply: Reply, kind: DumpKind, only: Role | None = None) -> None:
         """Query each running child that answers `kind`; `reply` gets the answer when all
         have answered or QUERY_TIMEOUT has passed (a hung child does not hold the client)."""
-        qid, self.next_query = self.next_query, self.next_query + 1
-        query = PendingQuery(reply, kind, self.system.monotonic() + QUERY_TIMEOUT)
-        for child in self.children.values():
-            if only not in (None, child.spec.role):
-                continue
-            answers = kind is DumpKind.STATUS or kind in child.spec.dumps
-            if child.phase in (Phase.STARTING, Phase.RUNNING) and answers:
-                query.waiting.add(child.spec.role)
-                self.send(child, Query(qid, kind))
-        self.queries[qid] = query
+        asked = [
+            child
+            for child in self.children.values()
+            if only in (None, child.spec.role)
+            and (kind is DumpKind.STATUS or kind in child.spec.dumps)
+            and child.phase in (Phase.STARTING, Phase.RUNNING)
+        ]
+        deadline = self.system.monotonic() + QUERY_TIMEOUT
+        qid = self.desk.queries.open(reply, kind, deadline, {child.spec.role for child in asked})
+        for child in asked:
+            self.send(child, Query(qid, kind))
         self.finish_queries()
 
     def on_answer(self, child: Child, msg: Answer) -> None:
@@ -717,96 +595,28 @@ class Supervisor:
         except ProtocolError as e:
             log.error("%s", e)
             return
-        qid = data.get("id")
-        query = self.queries.get(qid) if isinstance(qid, int) else None
-        if query is None or child.spec.role not in query.waiting:
-            return  # a late answer to a query already answered
-        query.waiting.discard(child.spec.role)
-        text = data.get("text")
-        query.answers[child.spec.role] = text if isinstance(text, str) else None
+        self.desk.queries.answered(child.spec.role, data)
         self.finish_queries()
-
-    def forget_child_in_queries(self, role: Role) -> None:
-        for query in self.queries.values():
-            query.waiting.discard(role)
 
     def finish_queries(self) -> None:
         now = self.system.monotonic()
-        for qid, query in list(self.queries.items()):
-            if query.waiting and now < query.deadline:
-                continue
-            del self.queries[qid]
+        for query in self.desk.queries.due(now):
             if query.kind is DumpKind.STATUS:
-                answer = self.status_answer(query)
+                answer = views.status_answer(self, query, now)
             else:
-                texts = [self.data_dump()] if query.kind is DumpKind.DATA else []
+                texts = [views.parent_data(self, now)] if query.kind is DumpKind.DATA else []
                 texts += [t for t in query.answers.values() if t]
-                answer = {"ok": True, "text": "".join(texts), "missing": _names(query.waiting)}
+                answer = {"ok": True, "text": "".join(texts), "missing": views.names(query.waiting)}
             query.reply(answer)
 
-    def status_answer(self, query: PendingQuery) -> dict[str, Json]:
-        now = self.system.monotonic()
-        children: list[Json] = []
-        for child in self.children.values():
-            children.append(
-                {
-                    "role": child.spec.role.value,
-                    "phase": child.phase.value,
-                    "pid": child.pid,
-                    "uptime": round(now - child.started_at, 3) if child.pid is not None else None,
-                    "restarts": child.restarts,
-                    "last_exit": child.last_exit,
-                    "heartbeat_age": round(child.monitor.silence(now), 3) if child.monitor is not None else None,
-                    "heartbeat_timeout": child.heartbeat.timeout if child.heartbeat is not None else None,
-                    "reported": dict(child.last_state),
-                }
-            )
-        details: dict[str, Json] = {}
-        for role, text in query.answers.items():
-            try:
-                details[role.value] = json.loads(text) if text else None
-            except ValueError:
-                details[role.value] = None
-        vrrp = details.get(Role.VRRP.value)
-        vrrp = vrrp if isinstance(vrrp, dict) else {}
-        return {
-            "ok": True,
-            "version": VERSION,
-            "pid": os.getpid(),
-            "status": self.status_text(),
-            "config_file": self.opts.config_file,
-            "config_age": round(now - self.loaded_at, 3),
-            "reloads": self.reloads,
-            "last_reload_error": self.last_reload_error,
-            "children": children,
-            "vrrp": vrrp.get("instances", []),
-            "vrrp_scripts": vrrp.get("scripts", {}),
-            "vrrp_trackers": vrrp.get("trackers", {}),
-            "checker": details.get(Role.CHECKER.value),
-            "missing": _names(query.waiting),
-        }
-
     def answer_reload(self, took: float) -> None:
-        waiters, self.reload_waiters = self.reload_waiters, []
-        if self.control is None:
-            return
-        for client in waiters:
-            ok = self.last_reload_error is None
-            diagnostics: list[Json] = list(self.last_diagnostics)
-            answer: dict[str, Json] = {"ok": ok, "error": self.last_reload_error, "seconds": round(took, 3)}
-            self.control.answer(client, answer | {"diagnostics": diagnostics})
+        self.desk.answer_reload(took, self.last_reload_error, self.last_diagnostics)
 
     def serve_control(self) -> None:
-        if self.metrics is not None and self.metrics.want.is_set():
-            self.metrics.want.clear()  # a scrape waits for a fresh status (haparent.metrics)
-            self.ask_children(self.metrics.update, DumpKind.STATUS)
+        if self.desk.scrape_wanted():
+            self.ask_children(self.desk.metrics_update, DumpKind.STATUS)
         self.finish_queries()
-        if self.control is None:
-            return
-        self.control.flush()
-        for client in self.control.expire():
-            if client in self.reload_waiters:
-                self.reload_waiters.remove(client)
+        self.desk.flush()
 
     # startup and reload ------------------------------------------------------------------
 
@@ -872,14 +682,10 @@ class Supervisor:
         except Exception as e:  # the loader reports problems as diagnostics; this is a bug
             self.load_failed(f"cannot read {self.opts.config_file}: {type(e).__name__}: {e}")
             return
-        for line in banner.configuration(self.opts.config_file, result.files, bool(self.opts.log_detail)):
-            log.info("%s", line)
-        errors = log_diagnostics(result)
+        errors = configlog.log_loaded(result, self.opts.config_file, bool(self.opts.log_detail))
         self.last_diagnostics = [d.render(test_mode=False) for d in result.diagnostics.items]
         if not result.ok or result.config is None:
-            first = errors[0] if errors else f"cannot read {self.opts.config_file}"
-            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            self.load_failed(f"{first}{more}")
+            self.load_failed(configlog.failure(errors, self.opts.config_file))
             return
         self.apply_reload(result.config)
 
@@ -912,13 +718,8 @@ class Supervisor:
     # stop --------------------------------------------------------------------------------
 
     def child_wait_time(self) -> float:
-        # child_wait_time (keepalived.conf(5)): a top-level keyword in keepalived; looked up
-        # leniently so that the model's placement of it can move without breaking the stop.
-        for holder in (self.config, getattr(self.config, "global_defs", None)):
-            value = getattr(holder, "child_wait_time", None)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        return DEFAULT_CHILD_WAIT_TIME
+        """The top-level child_wait_time (keepalived.conf(5); its default lives in the model)."""
+        return float(self.config.child_wait_time)
 
     def begin_stop(self, code: int) -> None:
         if self.stopping:
@@ -945,12 +746,7 @@ class Supervisor:
     def check_stop(self) -> None:
         if self.stopping and all(c.pid is None for c in self.children.values()):
             self.exit_code = self.exit_status
-            if self.control is not None:
-                self.control.shutdown()
-                self.control = None
-            if self.metrics is not None:
-                self.metrics.shutdown()
-                self.metrics = None
+            self.desk.shutdown()
 
     # watchdog, status, dumps -------------------------------------------------------------
 
@@ -962,32 +758,7 @@ class Supervisor:
             self.next_watchdog = now + interval
 
     def status_text(self) -> str:
-        if self.stopping:
-            words = ["Stopping"]
-        elif self.starting:
-            words = ["Starting"]
-        elif self.reloading:
-            words = ["Reloading"]
-        else:
-            words = ["Running"]
-        parts = [" ".join(words)]
-        for child in self.children.values():
-            if child.phase is Phase.STOPPED:
-                continue
-            text = f"{child.spec.role.value} {child.phase.value}"
-            if child.pid is not None:
-                text += f" pid {child.pid}"
-            summary = child.spec.summary(child.last_state)
-            if summary:
-                text += f" ({summary})"
-            parts.append(text)
-        if self.stop_reason is not None:
-            parts.append(self.stop_reason)  # why it stops stays visible to the end
-        elif len(parts) == 1 and not self.stopping:
-            parts.append("no child process (no configuration to run)")
-        if self.last_reload_error:
-            parts.append(f"last reload failed: {self.last_reload_error}")
-        return "; ".join(parts)[:STATUS_MAX]
+        return views.status_line(self)
 
     def update_status(self) -> None:
         text = self.status_text()
@@ -1003,7 +774,7 @@ class Supervisor:
             log.info("Printing parent data for process(%d) on signal", os.getpid())
             path = os.path.join(self.tmpdir, dump_name(PARENT_DATA_DUMP, self.config, self.opts.namespace))
             try:
-                self.system.write_file(path, self.data_dump())
+                self.system.write_file(path, views.parent_data(self, self.system.monotonic()))
             except OSError as e:
                 log.error("Cannot write the dump %s: %s", path, e.strerror)
         for child in self.children.values():
@@ -1012,45 +783,3 @@ class Supervisor:
                 self.send(
                     child, Dump(os.path.join(self.tmpdir, dump_name(name, self.config, self.opts.namespace)), kind)
                 )
-
-    def data_dump(self) -> str:
-        now = self.system.monotonic()
-        lines = [
-            "------< pykeepalived parent process >------",
-            f" Version = {VERSION}",
-            f" Pid = {os.getpid()}",
-            f" Config file = {self.opts.config_file}",
-            f" Status = {self.status_text()}",
-            f" Reloads = {self.reloads}",
-            f" Heartbeat interval = {self.heartbeat.interval} s, timeout = {self.heartbeat.timeout} s",
-        ]
-        for child in self.children.values():
-            lines.append(f" {child.spec.name} process:")
-            lines.append(f"   State = {child.phase.value}")
-            if child.pid is not None:
-                lines.append(f"   Pid = {child.pid}, running for {now - child.started_at:.1f} s")
-            if child.monitor is not None:
-                lines.append(f"   Last heard from = {child.monitor.silence(now):.1f} s ago")
-            lines.append(f"   Quick deaths in a row = {child.quick_deaths}")
-            lines.append(f"   Last state = {child.last_state}")
-        return "\n".join(lines) + "\n"
-
-
-def _names(roles: Iterable[Role]) -> list[Json]:
-    return [r.value for r in sorted(roles)]
-
-
-def log_diagnostics(result: LoadResult) -> list[str]:
-    """Log a config's diagnostics as the daemon does (RESETs as warnings); return the errors."""
-    errors: list[str] = []
-    for d in result.diagnostics.items:
-        text = d.render(test_mode=False)
-        label = d.label(test_mode=False)
-        if label == "error":
-            errors.append(text)
-            log.error("%s", text)
-        elif label == "warning":
-            log.warning("%s", text)
-        else:
-            log.info("%s", text)
-    return errors

@@ -19,9 +19,9 @@ import pytest
 from conf.global_defs import GlobalDefs
 from conf.values import Script
 from haparent import startstop
+from haparent.child import Phase
 from haparent.specs import Role
 from haparent.startstop import StartStop
-from haparent.supervisor import Phase
 from tests.haparent.test_supervisor import VRRP_ONLY, Harness
 
 GDEFS = GlobalDefs()

@@ -16,11 +16,12 @@ import conf
 from conf import LoadResult
 from conf.diagnostics import Diagnostics
 from conf.model import Config
+from haparent.child import Phase
 from haparent.notify import Notifier
 from haparent.options import Options
 from haparent.respawn import RespawnPolicy
 from haparent.specs import Role
-from haparent.supervisor import LOAD_TIMEOUT, SIGJSON, Phase, Supervisor
+from haparent.supervisor import LOAD_TIMEOUT, SIGJSON, Supervisor
 from haparent.system import ChildMain, Spawned, T
 from tests.haparent.daemon_util import CHECKER_ONLY as CHECKER_ONLY_TEXT
 from tests.haparent.daemon_util import CONFIG
