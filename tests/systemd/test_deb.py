@@ -208,6 +208,22 @@ def test_reload_adds_a_vip(container: Container) -> None:
     assert (prop(c, "ActiveState"), prop(c, "MainPID"), prop(c, "NRestarts")) == ("active", main_pid, "0")
 
 
+def test_the_names_monitoring_uses_are_keepalived_s(container: Container) -> None:
+    """What rsyslog rules, keepalived-exporter and scripts use, on the installed service: the
+    pidfile, the syslog idents in the journal, the dump files a signal writes."""
+    c = container
+    main_pid = prop(c, "MainPID")
+    assert c.path("/run/keepalived.pid").read_text().strip() == main_pid
+    idents = c.exec("journalctl", "--no-pager", "-o", "cat", "-t", "Keepalived_vrrp", "-u", UNIT).stdout
+    assert "(VI_1) Entering MASTER STATE" in idents
+    dump = c.path("/tmp/keepalived.data")
+    dump.unlink(missing_ok=True)
+    c.sh("kill -s $(/usr/sbin/pykeepalived --signum=DATA) $(cat /run/keepalived.pid)")
+    wait_for("/tmp/keepalived.data", dump.exists, 10)
+    text = dump.read_text()
+    assert " VRRP Instance = VI_1\n" in text and "   State = MASTER\n" in text
+
+
 def test_upgrade_restarts_the_service(container: Container, deb: str) -> None:
     """`dpkg -i` over the installed package: prerm stops it, postinst rebuilds the venv and starts it."""
     c = container
