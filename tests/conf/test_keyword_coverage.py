@@ -78,7 +78,7 @@ _CONSUMED_TEXT: dict[str, str] = {
         garp_interval gna_interval interface interfaces
     """,
     "global_defs": """
-        checker_log_all_failures checker_process_name default_interface dynamic_interfaces
+        checker_log_all_failures checker_process_name data_use_instance default_interface dynamic_interfaces
         enable_script_security lvs_flush lvs_flush_on_stop lvs_notify_fifo lvs_notify_fifo_script
         max_auto_priority min_auto_priority_delay nftables nftables_counters nftables_ifindex
         nftables_priority no_checker_emails notification_email notification_email_from notify_fifo

@@ -74,7 +74,7 @@ def test_status_follows_failover_restart_and_a_bad_reload(lab2: Lab, sockets: Pa
     lab2.wait_who_has(VIP, [1], timeout=10)
     wait_for("node 2 BACKUP", lambda: state_of(status(sockets, 2)) == "BACKUP", 10)
     one = status(sockets, 1)
-    assert state_of(one) == "MASTER" and one["vrrp"][0]["data"]["vips"] == [f"{VIP}/24"]
+    assert state_of(one) == "MASTER" and one["vrrp"][0]["data"]["vips"] == [f"{VIP}/24 dev eth0 scope global set"]
     assert set(one["vrrp_trackers"]) == {"interfaces", "files", "processes"} and one["vrrp_scripts"] == {}
     assert one["vrrp"][0]["data"]["last_transition"] > time.time() - 60
     vrrp_state = 'keepalived_vrrp_state{iname="VI_1",intf="eth0",ip_address="192.0.2.100/24",vrid="51"} 2.0'
