@@ -55,6 +55,7 @@ from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import EXIT_MISSING_PERMISSION, PermanentError, Report
 from watchdog.scripts import ScriptRunner
 from watchdog.smtp import Alerter, vrrp_alert
+from watchdog.statekeys import group_key
 from watchdog.status import Conditions
 
 log = logging.getLogger("pykeepalived_vrrp")
@@ -823,11 +824,6 @@ class VrrpWorkload:
 
 # Conditions raised per instance until it is built (or removed by a reload).
 _INSTANCE_CONDITIONS = ("socket:", "vmac:", "interface:")
-
-
-def group_key(name: str) -> str:
-    """A sync group's key in the state reports (instances report under their own names)."""
-    return f"group:{name}"
 
 
 def _id_text(conf: VrrpInstance) -> str:
