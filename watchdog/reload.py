@@ -8,12 +8,12 @@ name is both removed and added (replaced).
 
 `apply_steps(steps)` runs the steps in order. When one raises:
 
-- if every step that ran can be undone, they are undone in reverse order (the failing one
-  too: an `undo` puts the old configuration back whatever part of `apply` ran) and
+- if every step that ran, the failing one included, can be undone, they are undone in
+  reverse order (an `undo` puts the old configuration back whatever part of `apply` ran) and
   `ReloadFailed` says the running configuration is kept;
-- if a step that ran cannot be undone (a VRRP instance removed by the reload has sent its
-  priority 0 and released its VIPs), nothing is undone: `ReloadFailed` names exactly what
-  switched to the new configuration, where it failed and what was not applied.
+- if one cannot be undone (a VRRP instance removed by the reload has sent its priority 0 and
+  released its VIPs), nothing is undone: `ReloadFailed` names exactly what switched to the
+  new configuration (the failing step, in part), where it failed and what was not applied.
 
 Both children use it: the VRRP child for its instances and the concerns around them (static
 routes, trackers, sync groups...), the checker for its virtual and real servers.
@@ -134,9 +134,10 @@ def apply_steps(steps: Sequence[Step]) -> None:
             step.apply()
         except Exception as e:
             later = tuple(s.name for s in steps[i + 1 :])
-            if all(s.undo is not None for s in done):
+            if all(s.undo is not None for s in (*done, step)):
                 raise _rolled_back(step, done, e, later) from e
-            switched = tuple(s.name for s in done)
+            # the failing step may have done part of its work: it switched too, in part
+            switched = tuple(s.name for s in (*done, step))
             raise ReloadFailed(step.name, e, switched=switched, not_applied=later) from e
         done.append(step)
 
@@ -145,16 +146,14 @@ def _rolled_back(failed: Step, done: list[Step], error: Exception, later: tuple[
     """Undo `failed` and `done`, newest first; a step whose undo raises stays switched."""
     rolled: list[str] = []
     stuck: list[str] = []
-    for step in [failed, *reversed(done)]:
-        if step.undo is None:
-            continue  # the failing step itself, when it has nothing to undo
+    for name, undo in [(s.name, s.undo) for s in (failed, *reversed(done)) if s.undo is not None]:
         try:
-            step.undo()
+            undo()
         except Exception:
-            log.exception("Cannot roll back %s", step.name)
-            stuck.append(step.name)
+            log.exception("Cannot roll back %s", name)
+            stuck.append(name)
         else:
-            rolled.append(step.name)
+            rolled.append(name)
     if stuck:
         return ReloadFailed(failed.name, error, switched=tuple(reversed(stuck)), not_applied=later)
     return ReloadFailed(failed.name, error, rolled_back=tuple(reversed(rolled)))

@@ -81,10 +81,10 @@ def test_after_a_step_that_cannot_be_undone_the_report_says_what_switched() -> N
         apply_steps([w.step("routes", undo=False), w.step("trackers", fails=True), w.step("groups")])
     e = failed.value
     assert w.on == {"routes": "new", "trackers": "new", "groups": "old"}  # nothing undone
-    assert (e.switched, e.not_applied, e.rolled_back, e.partial) == (("routes",), ("groups",), (), True)
+    assert (e.switched, e.not_applied, e.rolled_back, e.partial) == (("routes", "trackers"), ("groups",), (), True)
     assert e.log_line() == (
         "Reload failed part-way in trackers: OSError: trackers broke; switched to the new configuration:"
-        " routes; still on the previous configuration: groups"
+        " routes, trackers; still on the previous configuration: groups"
     )
     assert "keeping the running configuration" not in e.log_line()
 
@@ -101,6 +101,15 @@ def test_an_undo_that_fails_is_reported_as_switched() -> None:
     e = failed.value
     assert w.on["trackers"] == "old" and e.partial
     assert (e.failed, e.switched) == ("groups", ("routes",))
+
+
+def test_a_failing_step_that_cannot_be_undone_is_reported_in_part() -> None:
+    w = World()
+    with pytest.raises(ReloadFailed) as failed:
+        apply_steps([w.step("routes"), w.step("trackers", fails=True, undo=False), w.step("groups")])
+    e = failed.value
+    assert w.on == {"routes": "new", "trackers": "new", "groups": "old"}
+    assert (e.switched, e.not_applied, e.partial) == (("routes", "trackers"), ("groups",), True)
 
 
 def test_steps_that_all_succeed_switch_everything() -> None:
