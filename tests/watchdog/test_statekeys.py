@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from checker_child.state import RsId
 from checker_child.workload import rs_key
 from haparent.specs import checker_summary, vrrp_summary
+from watchdog.protocol import Json
 from watchdog.statekeys import KeyKind, StateKey, group_key, kind_of, parse_key, real_server_key
 from watchdog.status import degraded
 
@@ -46,9 +47,9 @@ def test_real_servers_round_trip(vs: str, rs: str) -> None:
 
 
 def test_summaries_read_the_kinds() -> None:
-    vrrp = {"VI_1": {"state": "MASTER"}, "group:G": {"state": "MASTER"}, **degraded("x", "y")}
+    vrrp: dict[str, Json] = {"VI_1": {"state": "MASTER"}, "group:G": {"state": "MASTER"}, **degraded("x", "y")}
     assert vrrp_summary(vrrp) == "1 MASTER; degraded: y"
-    checker = {
+    checker: dict[str, Json] = {
         "10.0.0.1 80": {"state": "QUORUM_DOWN"},
         real_server_key("10.0.0.1 80", "10.0.0.2 80"): {"state": "UP"},
         real_server_key("10.0.0.1 80", "10.0.0.3 80"): {"state": "DOWN"},
