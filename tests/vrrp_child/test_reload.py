@@ -15,7 +15,7 @@ import pytest
 from conf import load
 from conf.global_defs import GlobalDefs
 from conf.model import Config
-from tests.lab.lab import Lab
+from labkit.lab import Lab
 from tests.vrrp_child.test_workload_tracking import instance, run, state, until
 from vrrp_child import fsm
 from vrrp_child.reload import instance_plan
