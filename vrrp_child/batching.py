@@ -17,6 +17,7 @@ from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.instance import Instance
 from vrrp_child.netlink import Rtnl
 from vrrp_child.routing import BatchResult, Routing
+from watchdog.coalesce import OncePerPass
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -42,42 +43,39 @@ class NetlinkBatch:
         firewall: ChildFirewall,
         instances: Mapping[str, Instance],
     ) -> None:
-        self.loop = loop
         self.rtnl = rtnl
         self.routing = Routing(rtnl)
         self.firewall = firewall
         self.instances = instances  # the workload's: the firewall's holders at each flush
         self._batch = _Batch()
-        self._scheduled = False
+        self._pass = OncePerPass(loop, self._flush)
 
     def add_vips(self, items: list[Item], then: Callable[[], None] | None = None) -> None:
         self._batch.adds.extend(items)
         if then is not None:
             self._batch.then.append(then)
-        self._schedule()
+        self._pass.soon()
 
     def remove_vips(self, items: list[Item]) -> None:
         self._batch.removes.extend(items)
-        self._schedule()
+        self._pass.soon()
 
     def add_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
         self._batch.route_adds.extend(routes)
         self._batch.rule_adds.extend(rules)
-        self._schedule()
+        self._pass.soon()
 
     def remove_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
         self._batch.route_removes.extend(routes)
         self._batch.rule_removes.extend(rules)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_soon(self.flush)
+        self._pass.soon()
 
     def flush(self) -> None:
+        """Now rather than at the end of the loop pass."""
+        self._pass.run()
+
+    def _flush(self) -> None:
         """One netlink batch for everything the instances asked this loop pass."""
-        self._scheduled = False
         batch, self._batch = self._batch, _Batch()
         # a VIP of a non-accept master is in the drop set before it is on the interface
         fw_wanted = self.firewall.before(self.instances.values())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, holdings
@@ -42,34 +43,20 @@ def unbuilt_instance(key: str) -> str | None:
     return name if sep and kind in {u.value for u in Unbuilt} else None
 
 
+@dataclass(eq=False)
 class Builder:
-    def __init__(
-        self,
-        *,
-        rtnl: Rtnl,
-        vmacs: VmacManager,
-        receivers: Receivers,
-        links: LinkWatch,
-        conditions: Conditions,
-        report: Report,
-        edges: Edges,
-        ticks: Ticks,
-        detail: bool,
-        instances: dict[str, Instance],
-        in_group: Callable[[str], bool],
-    ) -> None:
-        self.rtnl = rtnl
-        self.vmacs = vmacs
-        self.receivers = receivers
-        self.links = links
-        self.conditions = conditions
-        self.report = report
-        self.edges = edges
-        self.ticks = ticks
-        self.detail = detail
-        self.instances = instances  # the workload's: a built instance is added to it
-        self.in_group = in_group
-        self.pending: dict[str, VrrpInstance] = {}  # waiting for their interface (FAULT)
+    rtnl: Rtnl
+    vmacs: VmacManager
+    receivers: Receivers
+    links: LinkWatch
+    conditions: Conditions
+    report: Report
+    edges: Edges
+    ticks: Ticks
+    detail: bool
+    instances: dict[str, Instance]  # the workload's: a built instance is added to it
+    in_group: Callable[[str], bool]
+    pending: dict[str, VrrpInstance] = field(default_factory=dict)  # waiting for their interface (FAULT)
 
     def create(self, conf: VrrpInstance) -> Instance | None:
         """The instance, built and registered; None when it cannot be now (logged, and

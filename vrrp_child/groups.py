@@ -15,6 +15,7 @@ from vrrp_child import fsm
 from vrrp_child.instance import FAULT_GROUP, Instance
 from vrrp_child.notifier import Notifier
 from vrrp_child.syncgroup import GroupAction, GroupEntered, MemberView, SyncGroup, ToMember
+from watchdog.coalesce import OncePerPass
 from watchdog.protocol import Json
 from watchdog.runtime import Report
 from watchdog.statekeys import group_key
@@ -31,7 +32,6 @@ class SyncGroups:
         notifier: Notifier,
         flush: Callable[[], None],
     ) -> None:
-        self.loop = loop
         self.instances = instances  # the workload's
         self.report = report
         self.notifier = notifier
@@ -40,7 +40,7 @@ class SyncGroups:
         self.conf: dict[str, VrrpSyncGroup] = {}
         self.group_of: dict[str, str] = {}  # instance -> its sync group
         self._queue: list[tuple[str, fsm.SyncMaster | fsm.SyncBackup]] = []
-        self._scheduled = False
+        self._pass = OncePerPass(loop, self._drain)
 
     def of(self, name: str) -> SyncGroup | None:
         """The group of instance `name`."""
@@ -138,17 +138,18 @@ class SyncGroups:
             if isinstance(action, ToMember):
                 # after the current instance has finished its own step (no re-entry into it)
                 self._queue.append((action.name, action.event))
-                if not self._scheduled:
-                    self._scheduled = True
-                    self.loop.call_soon(self.drain)
+                self._pass.soon()
             elif isinstance(action, GroupEntered):
                 self._entered(group, action)
             else:
                 log.info("%s", action.text)
 
     def drain(self) -> None:
+        """Now rather than at the end of the loop pass (the stop)."""
+        self._pass.run()
+
+    def _drain(self) -> None:
         """The queued sync events to their members, then the netlink batch."""
-        self._scheduled = False
         while self._queue:
             name, event = self._queue.pop(0)
             inst = self.instances.get(name)

@@ -83,24 +83,18 @@ class Step:
     undo: Callable[[], None] | None = None
 
 
+@dataclass(eq=False)
 class ReloadFailed(Exception):
     """A reload that failed in step `failed`: `rolled_back` were undone; `switched` run the
     new configuration (empty when everything was rolled back); `not_applied` never ran."""
 
-    def __init__(
-        self,
-        failed: str,
-        error: BaseException,
-        *,
-        switched: tuple[str, ...] = (),
-        rolled_back: tuple[str, ...] = (),
-        not_applied: tuple[str, ...] = (),
-    ) -> None:
-        self.failed = failed
-        self.error = error
-        self.switched = switched
-        self.rolled_back = rolled_back
-        self.not_applied = not_applied
+    failed: str
+    error: BaseException
+    switched: tuple[str, ...] = ()
+    rolled_back: tuple[str, ...] = ()
+    not_applied: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
         super().__init__(self.text())
 
     @property
