@@ -1,12 +1,19 @@
 """The VRRP child's workload: every vrrp_instance of the configuration, on one loop.
 
-It owns the edges the instances share: one raw socket per (interface, family, unicast
-source) demultiplexed by VRID, one netlink socket whose address requests are batched per
-loop pass (so 250 instances that become master together cost one kernel round trip), one
-AF_PACKET sender for GARPs and NAs, a link watcher (an interface going down puts its
-instances in FAULT), the VMACs, the script runner for notify scripts, the trackers hub
-(track_script/file/process/interface: effective priority and FAULT), the sync group
-coordinators, the notify FIFOs and the SMTP alerter, and the static addresses, routes and rules.
+A coordinator: it opens the edges the instances share and hands each concern to its part,
+
+- `builder`: an instance built from its configuration, or waiting for its interface;
+- `receivers`: one raw socket per (interface, family, unicast source), adverts by VRID;
+- `batch`: VIPs, routes and rules of a loop pass in one netlink batch (250 instances that
+  become MASTER together cost one kernel round trip);
+- `paced`: GARPs and NAs, paced per interface; `notifier`: notify scripts, FIFOs, SMTP;
+- `trackers` and `verdicts`: track_script/file/process/interface into effective priority
+  and FAULT; `sync`: the sync groups;
+- the link watcher (an interface going down puts its instances in FAULT), `holdwatch`
+  (deleted VIPs put back), the VMACs, the nftables of no-accept mode, the static entries;
+
+routes the events of the edges to them, and is the instances' `Edges`. A reload is
+vrrp_child.reload's plan and steps.
 
 Start-up, reload and respawn follow keepalived where it is sound and do better where it
 drops VIPs: an instance that was MASTER before a child restart resumes as MASTER with its
