@@ -39,12 +39,14 @@ def instance_plan(running: Mapping[str, VrrpInstance], new: Config) -> ReloadPla
 def reload_steps(w: VrrpWorkload, old: Config, new: Config) -> list[Step]:
     """The steps from `old` (what runs) to `new`, for watchdog.reload.apply_steps."""
     p = instance_plan({name: inst.conf for name, inst in w.instances.items()}, new)
+    assert w.static_config is not None  # started
+    running_gdefs = w.notifier.gdefs
     steps = [
-        _static(w, old, new),
+        _static(w, w.static_config, new),
         Step(
             "notify FIFOs and SMTP alerts",
             lambda: w.notifier.reopen(new.global_defs),
-            lambda: w.notifier.reopen(old.global_defs),
+            lambda: w.notifier.reopen(running_gdefs),
         ),
         Step("nftables of no-accept mode", lambda: w.firewall.configure(new), lambda: w.firewall.configure(old)),
         # subscriptions to more notifications are never taken back (harmless: HoldWatch)
@@ -96,7 +98,7 @@ def _changed(w: VrrpWorkload, p: ReloadPlan[str], new: Config) -> Step:
         for inst in staying:
             inst.set_in_sync_group(was[inst.name][1])
 
-    return Step("instances kept", apply, undo)
+    return Step("instances kept or changed", apply, undo)
 
 
 def _remove(w: VrrpWorkload, p: ReloadPlan[str]) -> None:

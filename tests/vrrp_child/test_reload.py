@@ -110,11 +110,22 @@ def test_a_reload_whose_second_step_fails_is_rolled_back(
 def test_a_failure_after_instances_were_removed_says_what_switched(
     pair: Lab, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = instance("VI_1", 51, "192.0.2.100") + instance("VI_2", 52, "192.0.2.101")
-    new = config(tmp_path, instance("VI_1", 51, "192.0.2.100") + instance("VI_3", 53, "192.0.2.103"), "new.conf")
+    text = (
+        STATIC.format(address="198.51.100.1")
+        + instance("VI_1", 51, "192.0.2.100")
+        + instance("VI_2", 52, "192.0.2.101")
+    )
+    new = config(
+        tmp_path,
+        STATIC.format(address="198.51.100.2")
+        + instance("VI_1", 51, "192.0.2.100")
+        + instance("VI_3", 53, "192.0.2.103"),
+        "new.conf",
+    )
 
     async def body(w: VrrpWorkload) -> None:
         await until("both MASTER", lambda: all(i.state is fsm.State.MASTER for i in w.instances.values()))
+        create_instance = w.builder.create
 
         def create(conf: object) -> None:
             raise RuntimeError("no memory")
@@ -131,6 +142,14 @@ def test_a_failure_after_instances_were_removed_says_what_switched(
         assert list(w.instances) == ["VI_1"]  # VI_2 has gone, as the log says
         await asyncio.sleep(0.1)
         assert not pair.node(1).has("192.0.2.101")
+        # the static address switched, as reported; the next reload starts from what runs
+        assert pair.node(1).has("198.51.100.2") and not pair.node(1).has("198.51.100.1")
+        assert w.static_config is new
+        monkeypatch.setattr(w.builder, "create", create_instance)
+        await w.reload(new)
+        assert sorted(w.instances) == ["VI_1", "VI_3"]
+        await until("VI_3 MASTER", lambda: state(w, "VI_3") is fsm.State.MASTER)
+        assert pair.node(1).has("198.51.100.2")
 
     with caplog.at_level(logging.INFO, logger="pykeepalived_vrrp"):
         run(pair, tmp_path, text, body)
