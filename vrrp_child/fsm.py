@@ -298,6 +298,7 @@ Action: TypeAlias = SendAdvert | BecomeMaster | LeaveMaster | Entered | MasterRx
 
 
 # ---------------------------------------------------------------- timers
+# (Skew_Time and Master_Down_Interval themselves: vrrp_child.timers)
 
 
 def next_deadline(m: Machine) -> float | None:
