@@ -5,8 +5,6 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker_child.state import RsId
-from checker_child.workload import rs_key
 from haparent.specs import checker_summary, vrrp_summary
 from watchdog.protocol import Json
 from watchdog.statekeys import KeyKind, StateKey, group_key, kind_of, parse_key, real_server_key
@@ -21,7 +19,6 @@ _word = st.text(st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size
 def test_the_wire_form_is_unchanged() -> None:
     assert group_key("G1") == "group:G1"
     assert real_server_key("10.0.0.1 80", "10.0.0.2 80") == "10.0.0.1 80 -> 10.0.0.2 80"
-    assert rs_key(RsId("10.0.0.1 80", "10.0.0.2 80")) == "10.0.0.1 80 -> 10.0.0.2 80"
 
 
 def test_each_kind_is_read_back() -> None:
