@@ -75,6 +75,21 @@ class SyncGroups:
             self.report({group_key(gone): None})
         self.groups = groups
 
+    def saved(self) -> Callable[[], None]:
+        """What puts the groups back as they are now, states included (a reload rolled back):
+        configuring the old configuration again would start a group the reload removed in INIT."""
+        groups, conf, group_of = dict(self.groups), dict(self.conf), dict(self.group_of)
+
+        def restore() -> None:
+            for gone in sorted(self.groups.keys() - groups.keys()):
+                self.report({group_key(gone): None})
+            self.groups, self.conf, self.group_of = dict(groups), dict(conf), dict(group_of)
+            for group in self.groups.values():
+                if group.state is not fsm.State.INIT:
+                    self._report_group(group)  # the parent's copy, as before the reload
+
+        return restore
+
     def resume(self, resumed: Mapping[str, Mapping[str, Json]], resumes_master: Callable[[Instance], bool]) -> None:
         """A respawned child takes a MASTER group over as MASTER when every member resumes as
         MASTER (same members, same identities): the group changes no state, so its notify

@@ -6,8 +6,10 @@ identity (vrrp_child.identity) stays keeps its state and VIPs and takes on a cha
 configuration in place; one whose identity changes is replaced (removed, then built anew).
 
 The steps up to the instances put the old configuration back when a later one fails
-(static entries by the reverse diff, the rest by configuring the old one again), so a
-reload that fails there keeps the running configuration. Removing an instance cannot be
+(static entries by the reverse diff, the sync groups as they were, states included, the
+kept instances' VIPs by netlink once the forward changes are flushed, the rest by
+configuring the old one again: a tracker the reload stopped starts afresh, as at a start),
+so a reload that fails there keeps the running configuration. Removing an instance cannot be
 undone (it has sent its priority 0 and released its VIPs), nor can building and starting the
 new ones: a failure from there on is reported as what switched, not as a kept configuration.
 """
@@ -53,7 +55,7 @@ def reload_steps(w: VrrpWorkload, old: Config, new: Config) -> list[Step]:
         Step("route and rule notifications", lambda: w.holdwatch.configure(new), lambda: None),
         # the trackers keep the results of the scripts/files/processes that stay
         Step("trackers", lambda: _trackers(w, new), lambda: _trackers(w, old)),
-        Step("sync groups", lambda: w.sync.configure(new), lambda: w.sync.configure(old)),
+        Step("sync groups", lambda: w.sync.configure(new), w.sync.saved()),
         _changed(w, p, new),
     ]
     if p.removed:
@@ -93,10 +95,14 @@ def _changed(w: VrrpWorkload, p: ReloadPlan[str], new: Config) -> Step:
             inst.set_in_sync_group(inst.name in w.sync.group_of)
 
     def undo() -> None:
+        # The VIPs, routes and rules apply asked for go to the kernel first: in one batch with
+        # the undo's, removals go before additions and a VIP both added and removed would stay.
+        w.batch.flush()
         for name in p.changed:
             w.instances[name].reconfigure(was[name][0])
         for inst in staying:
             inst.set_in_sync_group(was[inst.name][1])
+        w.batch.flush()
 
     return Step("instances kept or changed", apply, undo)
 

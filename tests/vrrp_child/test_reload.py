@@ -15,11 +15,13 @@ import pytest
 from conf import load
 from conf.global_defs import GlobalDefs
 from conf.model import Config
+from conf.vrrp import VrrpInstance
 from labkit.lab import Lab
 from tests.vrrp_child.test_workload_tracking import instance, run, state, until
 from vrrp_child import fsm
 from vrrp_child.reload import instance_plan
 from vrrp_child.workload import VrrpWorkload
+from watchdog.protocol import Json
 from watchdog.reload import ReloadFailed, ReloadPlan
 
 
@@ -154,3 +156,40 @@ def test_a_failure_after_instances_were_removed_says_what_switched(
     with caplog.at_level(logging.INFO, logger="pykeepalived_vrrp"):
         run(pair, tmp_path, text, body)
     assert "(VI_2) removed by the reload" in caplog.text
+
+
+def test_a_sync_group_the_reload_removed_comes_back_with_its_state(
+    pair: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = "vrrp_sync_group G1 {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+    text = group + instance("VI_1", 51, "192.0.2.100") + instance("VI_2", 52, "192.0.2.101")
+    # no group any more, and VI_2 changed: the kept instances' step fails, after the groups'
+    new = config(tmp_path, instance("VI_1", 51, "192.0.2.100") + instance("VI_2", 52, "192.0.2.102"), "new.conf")
+    reports: dict[str, Json] = {}
+
+    async def body(w: VrrpWorkload) -> None:
+        await until("group MASTER", lambda: w.groups["G1"].state is fsm.State.MASTER)
+        g1, vi_2 = w.groups["G1"], w.instances["VI_2"]
+        real = vi_2.reconfigure
+
+        def reconfigure(conf: VrrpInstance) -> None:
+            real(conf)  # part of the work done, then a failure; the old one is taken back
+            if conf == new.vrrp_instance["VI_2"]:
+                raise RuntimeError("cannot")
+
+        monkeypatch.setattr(vi_2, "reconfigure", reconfigure)
+        with pytest.raises(ReloadFailed) as failed:
+            await w.reload(new)
+        e = failed.value
+        assert not e.partial and e.failed == "instances kept or changed"
+        assert e.rolled_back[-2:] == ("sync groups", "instances kept or changed")
+        # the group is back as it was, MASTER, its members in it; the parent heard so
+        assert w.groups == {"G1": g1} and g1.state is fsm.State.MASTER
+        assert w.group_of == {"VI_1": "G1", "VI_2": "G1"}
+        assert all(i.in_sync_group and i.state is fsm.State.MASTER for i in w.instances.values())
+        assert reports["group:G1"] == {"state": "MASTER", "members": ["VI_1", "VI_2"]}
+        assert vi_2.conf is not new.vrrp_instance["VI_2"]
+        await asyncio.sleep(0.1)
+        assert pair.node(1).has("192.0.2.101") and not pair.node(1).has("192.0.2.102")
+
+    run(pair, tmp_path, text, body, reports=reports)
