@@ -59,6 +59,7 @@ from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import EXIT_MISSING_PERMISSION, PermanentError, Report
 from watchdog.scripts import ScriptRunner
 from watchdog.smtp import Alerter, checker_alert
+from watchdog.statekeys import real_server_key
 from watchdog.status import NO_IPVS_IN_KERNEL, Conditions, IpvsStatus, ipvs_report
 from watchdog.trackfile import FileWatcher
 
@@ -129,7 +130,7 @@ def smtp_for_rs(rs: RealServer, vs: VirtualServer, config: Config) -> bool:
 
 def rs_key(rs: RsId) -> str:
     """The name a real server's state is reported under."""
-    return f"{rs.vs} -> {rs.rs}"
+    return real_server_key(rs.vs, rs.rs)
 
 
 @dataclass(eq=False)

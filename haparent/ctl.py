@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from haparent.control import DEFAULT_PATH, MAX_ANSWER
 from watchdog.protocol import Json
+from watchdog.statekeys import KeyKind, kind_of
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -133,7 +134,7 @@ def _instances(status: Mapping[str, Json]) -> list[Mapping[str, Json]]:
         if c.get("role") == "vrrp":
             for name, value in _dict(c.get("reported")).items():
                 state = _dict(value).get("state")
-                if name not in shown and name[:1] not in "!" and not name.startswith("group:") and state:
+                if name not in shown and name and kind_of(name) is KeyKind.NAME and state:
                     instances.append({"iname": name, "state_name": state})
     return instances
 

@@ -17,6 +17,7 @@ from vrrp_child.liveness import Held
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.runtime import ChildSetup
+from watchdog.statekeys import KeyKind, kind_of
 from watchdog.status import is_condition, summary_tail
 
 
@@ -66,15 +67,15 @@ def _joined(counts: str, reports: Mapping[str, Json]) -> str:
 def vrrp_summary(reports: Mapping[str, Json]) -> str:
     """Instances by state, e.g. `2 MASTER, 1 BACKUP` (sync groups report as "group:NAME"),
     then degraded conditions: `1 MASTER; degraded: notify FIFO /run/x: Permission denied`."""
-    counts = _states(reports, lambda key: not key.startswith("group:"))
+    counts = _states(reports, lambda key: kind_of(key) is not KeyKind.GROUP)
     return _joined(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), reports)
 
 
 def checker_summary(reports: Mapping[str, Json]) -> str:
     """E.g. `9/10 real servers up; IPVS not programmed: no IPVS in the kernel`: real servers
     report as "VS -> RS", virtual servers by name; then the IPVS and degraded conditions."""
-    real = _states(reports, lambda key: " -> " in key)
-    below = _states(reports, lambda key: " -> " not in key)["QUORUM_DOWN"]
+    real = _states(reports, lambda key: kind_of(key) is KeyKind.REAL_SERVER)
+    below = _states(reports, lambda key: kind_of(key) is not KeyKind.REAL_SERVER)["QUORUM_DOWN"]
     counts = ""
     if real or below:
         counts = f"{real['UP']}/{real.total()} real servers up"

@@ -52,6 +52,8 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, TypeAlias
 
+from vrrp_child.timers import DOWN_TIMER_ADVERTS, USEC, master_down_interval, skew_time, usec
+
 if TYPE_CHECKING:
     from conf.vrrp import VrrpInstance
 
@@ -59,8 +61,6 @@ IPAddress: TypeAlias = IPv4Address | IPv6Address
 
 PRIO_OWNER = 255
 PRIO_STOP = 0  # RFC 5798 section 5.2.4: "the current Master has stopped participating in VRRP"
-DOWN_TIMER_ADVERTS = 3  # the 3 of RFC 5798 section 6.1 Master_Down_Interval (keepalived down_timer_adverts)
-_USEC = 1_000_000
 # A Tick that arrives a hair before its deadline (float rounding in the loop's timer heap) is
 # still on time: keepalived's timers have microsecond resolution.
 _SLACK = 1e-6
@@ -298,33 +298,7 @@ Action: TypeAlias = SendAdvert | BecomeMaster | LeaveMaster | Entered | MasterRx
 
 
 # ---------------------------------------------------------------- timers
-
-
-def _usec(seconds: float) -> int:
-    return round(seconds * _USEC)
-
-
-def skew_time(version: int, priority: int, master_adver_int: float) -> float:
-    """Skew_Time in seconds.
-
-    v2 (RFC 3768 section 6.1): (256 - Priority) / 256 s.
-    v3 (RFC 5798 section 6.1): ((256 - Priority) * Master_Adver_Interval) / 256 with the interval
-    in centiseconds; computed, as keepalived does, in whole microseconds as
-    (256 - Priority) * interval_cs * 625 // 16.
-    """
-    if version == 2:
-        return (256 - priority) * _USEC // 256 / _USEC
-    centis = round(master_adver_int * 100)
-    return (256 - priority) * centis * 625 // 16 / _USEC
-
-
-def master_down_interval(
-    version: int, priority: int, master_adver_int: float, down_timer_adverts: int = DOWN_TIMER_ADVERTS
-) -> float:
-    """Master_Down_Interval = down_timer_adverts (the RFC's 3) * Master_Adver_Interval + Skew_Time
-    (RFC 5798 section 6.1, RFC 3768 section 6.1; keepalived `down_timer_adverts`)."""
-    skew = _usec(skew_time(version, priority, master_adver_int))
-    return (down_timer_adverts * _usec(master_adver_int) + skew) / _USEC
+# (Skew_Time and Master_Down_Interval themselves: vrrp_child.timers)
 
 
 def next_deadline(m: Machine) -> float | None:
@@ -416,7 +390,7 @@ def _addr_cmp(a: IPAddress, b: IPAddress) -> int:
 
 
 def _ms(seconds: float) -> int:
-    return _usec(seconds) // 1000
+    return usec(seconds) // 1000
 
 
 # ------------------------------------------- state changes (FRR's vrrp_change_state)
@@ -588,8 +562,8 @@ def _track_preempt_delay(s: _Step, master_not_lower: bool) -> None:
             s.log("stop preempt delay", detail=True, key="preempt_delay_stop")
             s.m = replace(s.m, preempt_deadline=None)
     elif s.m.preempt_deadline is None:
-        delay = _usec(s.p.preempt_delay)
-        s.log(f"start preempt delay ({delay // _USEC}.{delay % _USEC:06d})", detail=True, key="preempt_delay_start")
+        delay = usec(s.p.preempt_delay)
+        s.log(f"start preempt delay ({delay // USEC}.{delay % USEC:06d})", detail=True, key="preempt_delay_start")
         s.m = replace(s.m, preempt_deadline=s.now + s.p.preempt_delay)
 
 

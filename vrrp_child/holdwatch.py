@@ -246,8 +246,10 @@ class Edges(Protocol):
 
     detail: bool
     rtnl: Rtnl
-    config: Config | None
-    group_of: dict[str, str]
+    static_config: Config | None  # whose static entries are on the system
+
+    @property
+    def group_of(self) -> Mapping[str, str]: ...
 
     @property
     def instances(self) -> Mapping[str, _Inst]: ...
@@ -317,8 +319,8 @@ class HoldWatch:
                 if self.edges.detail:
                     log.info("Netlink reflector reports IP %s removed from %s", g.address, mine[0][1])
             self._lost(name)
-        if self.edges.config is not None:
-            self._reinstate(static_gone(changes, self.edges.config, index_of))
+        if self.edges.static_config is not None:
+            self._reinstate(static_gone(changes, self.edges.static_config, index_of))
 
     def _lost(self, name: str) -> None:
         """keepalived set_vrrp_backup: the instance, and the MASTER members of its sync group."""

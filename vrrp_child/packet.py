@@ -212,6 +212,39 @@ def decode(
     instance without VIPs); a v2 advert may carry none, and keepalived sends such adverts."""
     if type(payload) is not bytes:  # a bytearray or memoryview from recvmsg_into
         payload = bytes(payload)
+    family, version, addr_end = _checked_header(payload, src, dst, ttl, multicast)
+    total = int.from_bytes(payload, "big")
+    if version == 2:
+        # The sum over a valid message, checksum included, is 0xFFFF (never 0: byte 0 is not).
+        if total % 0xFFFF:
+            raise PacketError(DropReason.CHECKSUM, "Invalid VRRPv2 checksum")
+        adver_int_cs = payload[5] * 100
+        auth_type = payload[4]
+        auth_data = payload[addr_end:].rstrip(b"\0")
+    else:
+        with_pseudo = (total + _pseudo_header(src, dst, len(payload))) % 0xFFFF == 0
+        # RFC 9568 section 5.2.8's message-only form is valid for IPv4 only.
+        if not with_pseudo and (family == 6 or total % 0xFFFF):
+            raise PacketError(DropReason.CHECKSUM, "Invalid VRRPv3 checksum")
+        adver_int_cs = ((payload[4] << 8) | payload[5]) & V3_MAX_ADVER_INT
+        if not adver_int_cs:
+            raise PacketError(DropReason.INTERVAL, "advertisement interval 0 is invalid (RFC 5798 erratum 8301)")
+        auth_type = AUTH_NONE
+        auth_data = b""
+    if family == 4:
+        addresses: tuple[IPAddress, ...] = tuple(
+            [IPv4Address(payload[i : i + 4]) for i in range(HEADER_LEN, addr_end, 4)]
+        )
+    else:
+        addresses = tuple([IPv6Address(payload[i : i + 16]) for i in range(HEADER_LEN, addr_end, 16)])
+    return Advert(version, payload[1], payload[2], addresses, adver_int_cs, auth_type, auth_data)
+
+
+def _checked_header(
+    payload: bytes, src: IPAddress, dst: IPAddress, ttl: int | None, multicast: bool
+) -> tuple[int, int, int]:
+    """decode's checks before the checksum, in RFC 5798 section 7.1's order: (family,
+    version, where the addresses end)."""
     if multicast and ttl is not None and ttl != VRRP_TTL:
         raise PacketError(DropReason.TTL, f"invalid TTL/HL. Received {ttl} and expect {VRRP_TTL}")
     family = src.version
@@ -234,34 +267,9 @@ def decode(
     count = payload[3]
     if version == 3 and count == 0:
         raise PacketError(DropReason.ADDR_COUNT, "received a VRRPv3 advert with no address (RFC 5798 section 5.2.5)")
-    addr_len = _ADDR_LEN[family]
-    addr_end = HEADER_LEN + count * addr_len
+    addr_end = HEADER_LEN + count * _ADDR_LEN[family]
     expected = addr_end + AUTH_DATA_LEN if version == 2 else addr_end
     if size != expected:
         how = "long" if size > expected else "short"
         raise PacketError(DropReason.LENGTH, f"vrrp packet too {how}, length {size} and expect {expected}")
-    total = int.from_bytes(payload, "big")
-    if version == 2:
-        # The sum over a valid message, checksum included, is 0xFFFF (never 0: byte 0 is not).
-        if total % 0xFFFF:
-            raise PacketError(DropReason.CHECKSUM, "Invalid VRRPv2 checksum")
-        adver_int_cs = payload[5] * 100
-        auth_type = payload[4]
-        auth_data = payload[addr_end:].rstrip(b"\0")
-    else:
-        with_pseudo = (total + _pseudo_header(src, dst, size)) % 0xFFFF == 0
-        # RFC 9568 section 5.2.8's message-only form is valid for IPv4 only.
-        if not with_pseudo and (family == 6 or total % 0xFFFF):
-            raise PacketError(DropReason.CHECKSUM, "Invalid VRRPv3 checksum")
-        adver_int_cs = ((payload[4] << 8) | payload[5]) & V3_MAX_ADVER_INT
-        if not adver_int_cs:
-            raise PacketError(DropReason.INTERVAL, "advertisement interval 0 is invalid (RFC 5798 erratum 8301)")
-        auth_type = AUTH_NONE
-        auth_data = b""
-    if family == 4:
-        addresses: tuple[IPAddress, ...] = tuple(
-            [IPv4Address(payload[i : i + 4]) for i in range(HEADER_LEN, addr_end, 4)]
-        )
-    else:
-        addresses = tuple([IPv6Address(payload[i : i + 16]) for i in range(HEADER_LEN, addr_end, 16)])
-    return Advert(version, payload[1], payload[2], addresses, adver_int_cs, auth_type, auth_data)
+    return family, version, addr_end

@@ -225,6 +225,22 @@ def _metrics(entry: RouteEntry) -> list[tuple[str, Any]]:
     return out
 
 
+def _scope(entry: RouteEntry, add: bool) -> int:
+    """The route's scope: the line's, or ip route's default for its type (a delete matches
+    any scope)."""
+    if entry.scope is not None:
+        return entry.scope
+    if not add:
+        return RT_SCOPE_NOWHERE
+    if entry.type in ("local", "nat"):
+        return RT_SCOPE_HOST
+    if entry.type in ("broadcast", "multicast", "anycast") or (
+        entry.type == "unicast" and entry.via is None and not entry.nexthop
+    ):
+        return RT_SCOPE_LINK
+    return RT_SCOPE_UNIVERSE
+
+
 def route_request(
     entry: RouteEntry, index_of: Callable[[str], int | None], add: bool, default_dev: str | None = None
 ) -> bytes:
@@ -246,18 +262,7 @@ def route_request(
     msg["proto"] = RTPROT_KEEPALIVED if entry.protocol is None else entry.protocol
     msg["type"] = rtype
     msg["flags"] = RTNH_F_ONLINK if entry.onlink else 0
-    if entry.scope is not None:
-        msg["scope"] = entry.scope
-    elif not add:
-        msg["scope"] = RT_SCOPE_NOWHERE
-    elif entry.type in ("local", "nat"):
-        msg["scope"] = RT_SCOPE_HOST
-    elif entry.type in ("broadcast", "multicast", "anycast") or (
-        entry.type == "unicast" and entry.via is None and not entry.nexthop
-    ):
-        msg["scope"] = RT_SCOPE_LINK
-    else:
-        msg["scope"] = RT_SCOPE_UNIVERSE
+    msg["scope"] = _scope(entry, add)
     attrs: list[tuple[str, Any]] = [("RTA_TABLE", table)]
     if entry.to is not None and dest.prefixlen:
         attrs.append(("RTA_DST", str(dest.network_address)))

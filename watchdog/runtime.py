@@ -50,6 +50,7 @@ from watchdog.protocol import (
     decode_stream,
     encode,
 )
+from watchdog.reload import ReloadFailed
 from watchdog.safefile import write_atomic
 from watchdog.sched import ProcessScheduling, plan_for
 from watchdog.status import is_condition
@@ -100,7 +101,8 @@ class Workload(Protocol):
         """Start working on `config`; call `report({name: value})` on every change."""
 
     async def reload(self, config: Config) -> None:
-        """Switch to a new, validated configuration; raise to refuse it (the old one stays)."""
+        """Switch to a new, validated configuration; raise to refuse it (the old one stays),
+        or raise watchdog.reload.ReloadFailed to say what was rolled back or switched."""
 
     async def dump(self, kind: DumpKind) -> str:
         """The content of a dump file: text for DATA and STATS, a JSON document for JSON and
@@ -297,6 +299,11 @@ class ChildRuntime:
             await self.workload.reload(result.config)
         except PermanentError:
             raise
+        except ReloadFailed as e:
+            # rolled back, or part of the new configuration runs: the line says which
+            log.error("%s", e.log_line())
+            self.send(Reloaded(False, e.text()))
+            return
         except Exception as e:
             log.exception("Reload failed, keeping the running configuration")
             self.send(Reloaded(False, f"{type(e).__name__}: {e}"))

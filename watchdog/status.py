@@ -2,7 +2,8 @@
 and the parent's STATUS= summaries (which read them back).
 
 A child's `report({...})` maps names to values: VRRP instances, sync groups
-("group:NAME"), virtual and real servers ("VS -> RS"). Conditions about the child itself
+("group:NAME"), virtual and real servers ("VS -> RS"), built and read back with
+`watchdog.statekeys`. Conditions about the child itself
 travel in the same mapping under keys that start with `!`: keepalived.conf treats a word
 starting with `!` as a comment, so no configured name can clash with them.
 

@@ -12,6 +12,7 @@ from conf.model import Config
 from tests.watchdog.empty import EmptyWorkload
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
+from watchdog.reload import Step, apply_steps
 from watchdog.runtime import EXIT_MISSING_PERMISSION, ChildSetup, PermanentError, Report, Workload, run_child
 from watchdog.status import degraded
 
@@ -42,6 +43,18 @@ class StillDegraded(EmptyWorkload):
         report(degraded("b", "still broken"))
 
 
+class HalfReload(EmptyWorkload):
+    """A reload that fails after a step that cannot be undone (watchdog.reload)."""
+
+    async def reload(self, config: Config) -> None:
+        steps = [Step("routes", lambda: None), Step("trackers", _broken, lambda: None)]
+        apply_steps(steps)
+
+
+def _broken() -> None:
+    raise OSError("trackers broke")
+
+
 class BlockingDump(EmptyWorkload):
     async def dump(self, kind: DumpKind) -> str:
         time.sleep(1.5)  # blocks the loop on purpose: heartbeats must stop meanwhile
@@ -53,6 +66,7 @@ WORKLOADS: dict[str, type[Workload]] = {
     "no-permission": NoPermission,
     "blocking": BlockingDump,
     "still-degraded": StillDegraded,
+    "half-reload": HalfReload,
 }
 
 

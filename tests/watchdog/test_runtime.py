@@ -109,6 +109,21 @@ def spawn(tmp_path: Path) -> Iterator[object]:
                 os.close(fd)
 
 
+def test_a_reload_that_fails_part_way_says_what_switched(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    child = spawn("half-reload")
+    child.read_until(Hello)
+    child.send(Resume(data={}))
+    child.read_until(Ready)
+    child.send(Reload(str(tmp_path / "k.conf")))
+    refused = child.read_until(Reloaded)
+    assert refused == Reloaded(
+        False, "trackers: OSError: trackers broke; switched to the new configuration: routes, trackers"
+    )
+    child.read_until(Heartbeat)  # still running
+    child.send(Stop())
+    assert child.proc.wait(5) == 0
+
+
 def test_lifecycle_hello_resume_ready_reload_dump_stop(spawn, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     child = spawn()
     hello = child.read_until(Hello)
