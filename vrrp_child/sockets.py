@@ -394,7 +394,8 @@ class VrrpSocket:
             self._overflow_logged_at = now
             rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             log.warning(
-                "VRRP receive queue on %s overflowed: %d adverts dropped by the kernel so far (receive buffer %d bytes)",
+                "VRRP receive queue on %s overflowed: %d adverts dropped by the kernel so far"
+                " (receive buffer %d bytes)",
                 self.ifname,
                 total,
                 rcvbuf,
