@@ -12,13 +12,6 @@ single loop timer armed for the earliest; a wakeup runs every deadline that has 
 by the time the previous ones are done, re-reading the clock as it goes, so the deadlines
 of a burst are served together. Cancelling is lazy: a cancelled Timer stays in the heap
 and is skipped when its time comes (a BACKUP moves its down deadline with every advert).
-
-A wakeup runs for RUN_BUDGET at most, then gives the loop back (the timer re-armed at
-once): what the callbacks queued with call_soon, such as the one netlink batch of the
-VIPs of the instances that became MASTER, goes out between two slices. Without it, a
-takeover of 250 instances whose deadlines come 2 ms apart (a stopping master's priority 0
-adverts) on a loaded machine ran as one chain, and every VIP went out at its end: the
-median instance 150-270 ms behind its deadline (bench/vrrp_failover.py, load 3 on 2 cores).
 """
 
 from __future__ import annotations
@@ -31,7 +24,6 @@ from typing import Protocol
 # A deadline this close is due: the same slack as fsm._SLACK, so a timer never fires before
 # the state machine would accept its Tick.
 SLACK = 1e-6
-RUN_BUDGET = 0.01  # s of callbacks per wakeup (see the module docstring)
 
 
 class _Handle(Protocol):
@@ -113,9 +105,8 @@ class Ticks:
         self._running = True
         heap = self._heap
         time = self.loop.time
-        until = time() + RUN_BUDGET
         try:
-            while heap and heap[0][0] - heap[0][2].early <= (now := time()) + SLACK and now < until:
+            while heap and heap[0][0] - heap[0][2].early <= time() + SLACK:
                 timer = heapq.heappop(heap)[2]
                 callback = timer.callback
                 if callback is not None:
