@@ -51,23 +51,25 @@ def cpu_between(a: dict[int, CpuUse], b: dict[int, CpuUse], wall: float) -> tupl
     return ns / 1e9 / wall * 100, ticks / tick / wall * 100, by_proc
 
 
-def pss_mb(pid: int) -> float:
+def pss_mb(pid: int, field: str = "Pss") -> float:
     """Proportional set size (MB): each shared page counted as 1/N in each of the N processes that map
-    it, so that a forked child's copy-on-write pages are not counted twice (RSS would)."""
+    it, so that a forked child's copy-on-write pages are not counted twice (RSS would). `Pss_Anon` leaves
+    out file pages (libpython, shared libraries), whose share moves with whatever else maps them on the
+    machine: the steadier figure for what each instance costs."""
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise ValueError(f"no Pss in /proc/{pid}/smaps_rollup")
+    raise ValueError(f"no {field} in /proc/{pid}/smaps_rollup")
 
 
-def family_pss(pids: Iterable[int], parent: int) -> dict[str, float]:
-    """Process name -> PSS (MB) for the processes of a daemon (keepalived's two children have one name:
-    their figures are added)."""
+def family_pss(pids: Iterable[int], parent: int, field: str = "Pss") -> dict[str, float]:
+    """Process name -> PSS (MB, or another smaps_rollup field) for the processes of a daemon (keepalived's
+    two children have one name: their figures are added)."""
     out: dict[str, float] = {}
     for pid in sorted(pids):
         try:
             name = process_name(pid, parent)
-            out[name] = out.get(name, 0.0) + pss_mb(pid)
+            out[name] = out.get(name, 0.0) + pss_mb(pid, field)
         except (OSError, ValueError):
             continue
     return out
