@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Address, ip_address
 from typing import Any
 
-from pyroute2 import IPVS, IPVSDest, IPVSService
+from pyroute2.ipvs import IPVS, IPVSDest, IPVSService
 
 from checker_child.table import Destination, DestKey, Diff, Service, ServiceKey, Table
 

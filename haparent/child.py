@@ -75,7 +75,9 @@ def child_entry(
     spec: ChildSpec, config: Config, opts: Options, heartbeat: HeartbeatSettings, become_child: BecomeChild
 ) -> ChildMain:
     """What a freshly forked child runs: become that child (haparent.start: titles, logging,
-    signals), then its workload's runtime with the parent's pipes."""
+    signals), then its workload's runtime with the parent's pipes. The child's code is imported
+    here, in the parent (ChildSpec.entry): once, before the fork, and shared with every child."""
+    entry = spec.entry()
 
     def child_main(read_fd: int, write_fd: int) -> int:
         become_child(spec)
@@ -95,6 +97,6 @@ def child_entry(
             dont_release_ipvs=opts.dont_release_ipvs,
             release_vips=opts.release_vips,
         )
-        return spec.entry(setup)
+        return entry(setup)
 
     return child_main

@@ -8,13 +8,13 @@ reads; nothing else looks at sys.argv.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from checker_child import genhash as pygenhash
 from conf import DEFAULT_CONFIG, load
 from conf.dump import dumps
 from conf.loader import default_config_id
@@ -375,7 +375,9 @@ def genhash(argv: Sequence[str], index: int) -> int:
     if index > 0:
         sys.stderr.write(f"Warning -- `{argv[index]}` not used as first option, previous options ignored\n")
     try:
-        return pygenhash.main(list(argv[index + 1 :]))
+        # Imported here: the parent never needs the checker's code (genhash and its probes).
+        pygenhash = importlib.import_module("checker_child.genhash")
+        return int(pygenhash.main(list(argv[index + 1 :])))
     except SystemExit as e:  # argparse's --help and usage errors
         return e.code if isinstance(e.code, int) else 1
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import enum
+import importlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from checker_child import child as checker_child
 from conf.model import Config
 from haparent.options import Options
-from vrrp_child import child as vrrp_child
 from vrrp_child import liveness, release
 from vrrp_child.liveness import Held
 from watchdog.heartbeat import HeartbeatSettings
@@ -36,7 +35,10 @@ class ChildSpec:
     section: str  # the config section that makes the child needed
     needed: Callable[[Config], bool]
     pidfile: Callable[[Options], str]
-    entry: Callable[[ChildSetup], int]
+    # The module whose main(ChildSetup) runs the child. Imported by `entry()` when the parent
+    # first starts that child, before the fork, so that a respawn does not wait for imports
+    # and the pages stay shared; a parent that never runs a child never imports its code.
+    module: str
     dumps: Mapping[DumpKind, str]  # which dump signals it answers, and the file name in $TMPDIR
     # what systemd's STATUS= says about the child's last reported states
     summary: Callable[[Mapping[str, Json]], str]
@@ -49,6 +51,10 @@ class ChildSpec:
     hold: Callable[[Held], float | None] = lambda held: None
     # ... and releasing them (the parent does it when the child cannot; the error lines).
     release: Callable[[Held], list[str]] = lambda held: []
+
+    def entry(self) -> Callable[[ChildSetup], int]:
+        main: Callable[[ChildSetup], int] = importlib.import_module(self.module).main
+        return main
 
 
 def _states(reports: Mapping[str, Json], keep: Callable[[str], bool]) -> Counter[str]:
@@ -92,7 +98,7 @@ VRRP = ChildSpec(
     section="vrrp_instance",
     needed=lambda config: config.has_vrrp,
     pidfile=lambda opts: opts.vrrp_pid_file,
-    entry=vrrp_child.main,
+    module="vrrp_child.child",
     # As keepalived: SIGUSR2 and SIGJSON go to the VRRP child only.
     dumps=MappingProxyType(
         {DumpKind.DATA: "keepalived.data", DumpKind.STATS: "keepalived.stats", DumpKind.JSON: "keepalived.json"}
@@ -113,7 +119,7 @@ CHECKER = ChildSpec(
     section="virtual_server",
     needed=lambda config: config.has_checker,
     pidfile=lambda opts: opts.checkers_pid_file,
-    entry=checker_child.main,
+    module="checker_child.child",
     # keepalived's checker answers SIGUSR1 only; its stats and JSON (virtual and real server
     # states) are ours, written next to the VRRP child's files under their own names.
     dumps=MappingProxyType(

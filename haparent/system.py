@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import select
 import signal
@@ -84,6 +85,7 @@ class RealSystem:
         down_r, down_w = os.pipe2(os.O_CLOEXEC)
         up_r, up_w = os.pipe2(os.O_CLOEXEC)
         with accounts.LOCK:  # never fork in the middle of a reload's NSS look-up (conf.accounts)
+            _freeze_heap()
             pid = os.fork()
         if pid == 0:  # the child: never returns into the parent's loop
             code = 70
@@ -175,3 +177,12 @@ class RealSystem:
     def write_file(self, path: str, text: str) -> None:
         # A dump in $TMPDIR (often /tmp): random temporary name, O_EXCL, 0600, renamed.
         write_atomic(path, text)
+
+
+def _freeze_heap() -> None:
+    """Before a fork: what the parent holds (modules, the configuration) moves to the garbage
+    collector's permanent generation, so that neither process's collections write to those
+    objects' headers and the pages stay shared copy-on-write (the gc module's advice for
+    fork without exec). Collected first, so no garbage is frozen."""
+    gc.collect()
+    gc.freeze()

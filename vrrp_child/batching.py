@@ -105,6 +105,7 @@ class NetlinkBatch:
         as BACKUP; one batch for all instances."""
         items = [item for inst in instances for item in inst.vip_items()]
         if items:
+            self.rtnl.prepare(items)  # encoded now: a takeover pays only for the kernel's work
             result = self.rtnl.remove_stale(items)
             for entry, ifname in result.changed:
                 log.info("Removed stale VIP %s from %s", entry.address, ifname)

@@ -18,13 +18,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK
+from pyroute2.netlink.rtnl import RTM_DELADDR, RTM_DELLINK, RTM_DELROUTE, RTM_DELRULE, RTM_NEWLINK
 
 from conf.static import IfUpDownDelay
 from conf.vrrp import VrrpInstance
 from watchdog.rtnotify import RTMGRP_LINK, RtnlNotifications
 
 log = logging.getLogger("pykeepalived_vrrp")
+
+# What the child acts on: links here, deletions in vrrp_child.holdwatch. Not our own
+# RTM_NEWADDR for each VIP added (the address group is joined for RTM_DELADDR).
+NOTIFIED = frozenset({RTM_NEWLINK, RTM_DELLINK, RTM_DELADDR, RTM_DELROUTE, RTM_DELRULE})
 
 IFF_UP = 0x1
 IFF_RUNNING = 0x40
@@ -96,7 +100,9 @@ class LinkWatch:
         # the other kinds of messages the socket carries once more groups joined (holdwatch)
         self.others: Callable[[list[Any]], None] | None = None
         # lost notifications (ENOBUFS) need nothing more: the next ones still say the truth
-        self.events = RtnlNotifications(loop, RTMGRP_LINK, lambda msgs, _lost: self._messages(msgs), "Link", log)
+        self.events = RtnlNotifications(
+            loop, RTMGRP_LINK, lambda msgs, _lost: self._messages(msgs), "Link", log, types=NOTIFIED
+        )
 
     def watch(self, ifname: str, up: bool = True, flags: int | None = None) -> None:
         self.state.setdefault(ifname, up)

@@ -21,6 +21,7 @@ than the hold time nor --heartbeat-timeout) is declared hung and its VIPs releas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -54,11 +55,16 @@ def margin(advert_int: float) -> float:
 def hold_time(inst: VrrpInstance) -> float:
     """Seconds after the VRRP child was last heard during which this instance's VIPs may
     stay without a running child that advertises them."""
-    adv = inst.advert_int
     # down_timer_adverts: keepalived's keyword (default the RFC's 3); peers of one virtual
     # router share it in any sane set-up, so ours stands for theirs.
-    adverts = inst.down_timer_adverts or DOWN_TIMER_ADVERTS
-    mdi = master_down_interval(inst.effective_version, FASTEST_PEER_PRIORITY, adv, adverts)
+    return _hold_time(inst.effective_version, inst.advert_int, inst.down_timer_adverts or DOWN_TIMER_ADVERTS)
+
+
+@functools.lru_cache(maxsize=256)
+def _hold_time(version: int, adv: float, adverts: int) -> float:
+    # Cached: the parent asks for the shortest hold of every instance it holds on each pass of
+    # its loop (20 passes a second at advert_int 0.1), and there are few distinct timings.
+    mdi = master_down_interval(version, FASTEST_PEER_PRIORITY, adv, adverts)
     return max(HOLD_MIN, mdi - adv - margin(adv))
 
 

@@ -428,8 +428,9 @@ class Rtnl:
         return self.remove_addresses(self.which_present(items))
 
     def prepare(self, items: Iterable[Item]) -> None:
-        """Encode the add and remove requests of these items ahead of need (an instance
-        does it on entering BACKUP, so that becoming MASTER costs only the kernel's work)."""
+        """Encode the add and remove requests of these items ahead of need (the workload does
+        it when its instances start as BACKUP, so that becoming MASTER costs only the kernel's
+        work)."""
         for entry, ifname in items:
             index = self.link_index(ifname)
             if index is not None:

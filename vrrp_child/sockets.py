@@ -32,7 +32,16 @@ Receiving:
   message after the AH as `payload` (the workload demultiplexes by its VRID) and the whole
   datagram as `datagram` for the ICV check.
 - The receive buffer is large (user-reports #13: adverts piling up in Recv-Q) and every
-  readiness drains the queue, up to a bound so one busy socket cannot hold the loop.
+  readiness drains the queue, up to a bound so one busy socket cannot hold the loop. It is
+  sized for a burst of priority 0 adverts from a stopping master of 1,000 instances on one
+  interface on top of a second of their regular adverts: 8 MiB (SO_RCVBUFFORCE of 4 MiB,
+  doubled by the kernel) holds 2,000 datagrams even at a NIC's 4 KiB per datagram (its
+  truesize; about 0.8 KiB on a veth). keepalived 2.2.7 sets no SO_RCVBUF by default
+  (vrrp_rx_bufs_policy unset) and gets net.core.rmem_default, 208 KiB.
+- Datagrams the kernel still drops for a full buffer are counted (SO_RXQ_OVFL: the kernel
+  adds the socket's drop count to a datagram only once there was a drop, so this costs
+  nothing until then) in `stats.overflow`, and logged once a minute at most: a lost advert
+  can mean a needless takeover.
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ import errno
 import logging
 import socket
 import struct
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,7 +68,7 @@ log = logging.getLogger(__name__)
 VRRP_TOS = 0xC0  # IPTOS_PREC_INTERNETCONTROL; keepalived sets IP_TOS / IPV6_TCLASS to it
 VRRP_TTL = 255  # RFC 3768 5.2.3 / RFC 5798 5.1.1.3: sent with TTL / hop limit 255
 CHECKSUM_OFFSET = 6  # RFC 5798 5.1: the checksum is bytes 6-7 of the VRRP message
-DEFAULT_RCVBUF = 1 << 20  # the kernel doubles it: 2 MiB, thousands of adverts
+DEFAULT_RCVBUF = 4 << 20  # the kernel doubles it: 8 MiB, 2,000 adverts at 4 KiB each (see above)
 DEFAULT_SNDBUF = 1 << 20  # a burst of adverts (hundreds of instances x peers) must not hit EAGAIN
 DRAIN_LIMIT = 512  # packets per readiness; the reader fires again if more are queued
 
@@ -71,6 +82,8 @@ IPV6_MULTICAST_ALL = 29
 IPV6_FREEBIND = 78
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
+SO_RXQ_OVFL = 40
+OVERFLOW_LOG_EVERY = 60.0  # s between two lines about receive-queue drops
 
 _ANCBUF = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) + 64
 _RECVBUF = 65535
@@ -128,6 +141,7 @@ class SocketStats:
     sent: int = 0
     send_errors: int = 0
     recv_errors: int = 0
+    overflow: int = 0  # datagrams the kernel dropped for a full receive buffer (SO_RXQ_OVFL)
     dropped: Counter[str] = field(default_factory=Counter)
 
 
@@ -169,6 +183,7 @@ class VrrpSocket:
         self.stats = SocketStats()
         self.ifindex = socket.if_nametoindex(ifname)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._overflow_logged_at: float | None = None
         af = socket.AF_INET if self.family == 4 else socket.AF_INET6
         self.sock = socket.socket(af, socket.SOCK_RAW, proto)
         try:
@@ -197,6 +212,7 @@ class VrrpSocket:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
         _force_buffer(s, SO_RCVBUFFORCE, socket.SO_RCVBUF, rcvbuf)
         _force_buffer(s, SO_SNDBUFFORCE, socket.SO_SNDBUF, sndbuf)
+        s.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
         if self.family == 4:
             self._setup_v4(unicast_ttl)
         else:
@@ -365,6 +381,26 @@ class VrrpSocket:
             return self.peers.reject(rx)
         return None
 
+    def _overflowed(self, value: bytes) -> None:
+        """SO_RXQ_OVFL: the socket's drop count so far (a u32 that wraps)."""
+        if len(value) < 4:
+            return
+        total = int.from_bytes(value[:4], sys.byteorder)
+        if total == self.stats.overflow:
+            return
+        self.stats.overflow = total
+        now = time.monotonic()
+        if self._overflow_logged_at is None or now - self._overflow_logged_at >= OVERFLOW_LOG_EVERY:
+            self._overflow_logged_at = now
+            rcvbuf = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            log.warning(
+                "VRRP receive queue on %s overflowed: %d adverts dropped by the kernel so far"
+                " (receive buffer %d bytes)",
+                self.ifname,
+                total,
+                rcvbuf,
+            )
+
     def _parse_v4(self, data: bytes, anc: list[tuple[int, int, bytes]]) -> Received | None:
         if len(data) < 20 or data[0] >> 4 != 4:
             self.stats.dropped["malformed"] += 1
@@ -378,6 +414,8 @@ class VrrpSocket:
         for level, kind, value in anc:
             if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(value) >= _IN_PKTINFO.size:
                 ifindex = _IN_PKTINFO.unpack_from(value)[0]
+            elif level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
+                self._overflowed(value)
         datagram = b""
         start = ihl
         if self.proto == AH_PROTO:
@@ -400,6 +438,8 @@ class VrrpSocket:
         ifindex = self.ifindex
         hops = -1
         for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL:
+                self._overflowed(value)
             if level != socket.IPPROTO_IPV6:
                 continue
             if kind == socket.IPV6_PKTINFO and len(value) >= _IN6_PKTINFO.size:

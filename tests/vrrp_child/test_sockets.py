@@ -395,8 +395,47 @@ def test_rcvbuf_is_large() -> None:
         pytest.skip("raw sockets need root")
     with VrrpSocket("lo", IPv4Address("127.0.0.1"), unicast=True) as s:
         # SO_RCVBUFFORCE past rmem_max; the kernel reports twice what was asked.
-        assert s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * (1 << 20)
+        assert s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * (4 << 20)
         assert s.sock.getblocking() is False
+
+
+def burst(sa: VrrpSocket, count: int) -> None:
+    for i in range(count):
+        assert sa.send(V4_ADVERT[:1] + bytes([i % 255 + 1]) + V4_ADVERT[2:], MCAST_V4)
+
+
+@needs_lab
+def test_a_burst_of_1000_waits_unread_without_a_drop(a: Node, b: Node) -> None:
+    """A stopping master of 1,000 instances: its priority 0 adverts queue while the loop is
+    busy elsewhere, and all are there when it reads."""
+    with (
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
+    ):
+        burst(sa, 1000)
+        time.sleep(0.2)
+        got = [rx for _ in range(4) for rx in sb.drain(limit=1000)]
+        assert len(got) == 1000
+        assert sb.stats.overflow == 0
+
+
+@needs_lab
+def test_kernel_drops_for_a_full_buffer_are_counted_and_logged(
+    a: Node, b: Node, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"), rcvbuf=4096)) as sb,
+    ):
+        burst(sa, 200)
+        time.sleep(0.2)
+        got = sb.drain(limit=1000)
+        burst(sa, 1)  # the count comes with the next datagram queued after a drop
+        time.sleep(0.1)
+        got += sb.drain()
+    assert sb.stats.overflow > 0
+    assert len(got) + sb.stats.overflow == 201
+    assert f"VRRP receive queue on vb overflowed: {sb.stats.overflow} adverts dropped" in caplog.text
 
 
 # ----------------------------------------------------------------------- interop
