@@ -53,6 +53,9 @@ class Child:
     killed: bool = False  # SIGKILL sent; waiting for the reap
     awaiting: type[Message] | None = None  # Ready or Reloaded: what READY=1 waits for
     last_state: dict[str, Json] = field(default_factory=dict)
+    state_version: int = 0  # bumped at each change of last_state (the hold's cache key)
+    # (the configuration, state_version, hold in seconds or None): the supervisor's hold_deadline
+    hold_cache: tuple[Config, int, float | None] | None = None
     heartbeat: HeartbeatSettings | None = None  # this child's, for the current configuration
     # When it last proved that it works for what it holds (a heartbeat's own time while
     # running or stopping, or once this process itself reported holding something; its

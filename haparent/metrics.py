@@ -84,7 +84,11 @@ def families(status: Mapping[str, Json]) -> list[Metric]:
     reloads.add_metric([], _n(status.get("reloads")))
     reload_ok = GaugeMetricFamily("pykeepalived_last_reload_ok", "1 unless the last reload failed")
     reload_ok.add_metric([], 0.0 if status.get("last_reload_error") else 1.0)
-    return [*out, reloads, reload_ok]
+    drops = CounterMetricFamily(
+        "pykeepalived_vrrp_receive_drops", "Adverts the kernel dropped for a full VRRP receive buffer (SO_RXQ_OVFL)"
+    )
+    drops.add_metric([], _n(status.get("vrrp_receive_drops")))
+    return [*out, reloads, reload_ok, drops]
 
 
 def _vrrp(status: Mapping[str, Json]) -> list[Metric]:

@@ -396,6 +396,7 @@ class Supervisor:
                 child.last_state.pop(key, None)
             else:
                 child.last_state[key] = value
+        child.state_version += 1
         return changes
 
     def reap(self) -> None:
@@ -488,9 +489,15 @@ class Supervisor:
     # the hold rule: never keep what is not advertised (vrrp_child.liveness) ---------------
 
     def hold_deadline(self, child: Child) -> float | None:
-        """When what the child last reported holding must be gone, unless it is heard again."""
-        held = child.spec.held(self.child_config(child), child.last_state)
-        hold = child.spec.hold(held) if held else None
+        """When what the child last reported holding must be gone, unless it is heard again.
+        The hold is worked out again only when its report or configuration changed: every loop
+        pass asks (twice), and with 1,000 instances that was a few % of a core."""
+        config = self.child_config(child)
+        cache = child.hold_cache
+        if cache is None or cache[0] is not config or cache[1] != child.state_version:
+            held = child.spec.held(config, child.last_state)
+            cache = child.hold_cache = (config, child.state_version, child.spec.hold(held) if held else None)
+        hold = cache[2]
         return None if hold is None else child.heard_at + hold
 
     def check_holds(self) -> None:
@@ -527,6 +534,7 @@ class Supervisor:
         for name in held.names():
             state = child.last_state.get(name)
             child.last_state[name] = {**(state if isinstance(state, dict) else {}), "state": RELEASED}
+        child.state_version += 1
         child.released = held
         self.update_status()
 

@@ -129,6 +129,7 @@ def status_answer(p: ParentState, query: PendingQuery, now: float) -> dict[str, 
         "vrrp": vrrp.get("instances", []),
         "vrrp_scripts": vrrp.get("scripts", {}),
         "vrrp_trackers": vrrp.get("trackers", {}),
+        "vrrp_receive_drops": vrrp.get("receive_drops", 0),
         "checker": details.get(Role.CHECKER.value),
         "missing": names(query.waiting),
     }

@@ -33,7 +33,12 @@ def render(
     # keepalived's JSON names a tracked vrrp_script by its command line
     commands = {name: loop.command_text() for name, loop in trackers.scripts.items()}
     if kind is DumpKind.STATUS:
-        status = {"instances": [instance_json(i, groups, group_of, commands) for i in instances]}
+        # adverts the kernel dropped for a full receive buffer, over the distinct sockets
+        sockets = {id(i.socket): i.socket for i in instances}.values()
+        status = {
+            "instances": [instance_json(i, groups, group_of, commands) for i in instances],
+            "receive_drops": sum(s.stats.overflow for s in sockets),
+        }
         tracked = {"scripts": trackers.script_states(), "trackers": trackers.other_states()}
         return json.dumps(status | tracked)
     if kind is DumpKind.JSON:

@@ -36,6 +36,7 @@ STATUS: dict[str, Json] = {
         }
     ],
     "vrrp_scripts": {"chk": {"status": "BAD", "state": "running"}},
+    "vrrp_receive_drops": 7,
     "checker": {
         "virtual_servers": [
             {
@@ -79,6 +80,7 @@ def test_the_exporters_names_and_labels() -> None:
         "pykeepalived_ipvs_programmed 0.0",
         "pykeepalived_reloads_total 3.0",
         "pykeepalived_last_reload_ok 1.0",
+        "pykeepalived_vrrp_receive_drops_total 7.0",
     ):
         assert line in text, line
 

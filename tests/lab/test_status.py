@@ -76,9 +76,11 @@ def test_status_follows_failover_restart_and_a_bad_reload(lab2: Lab, sockets: Pa
     one = status(sockets, 1)
     assert state_of(one) == "MASTER" and one["vrrp"][0]["data"]["vips"] == [f"{VIP}/24 dev eth0 scope global set"]
     assert set(one["vrrp_trackers"]) == {"interfaces", "files", "processes"} and one["vrrp_scripts"] == {}
+    assert one["vrrp_receive_drops"] == 0  # the kernel's drops for a full receive buffer (SO_RXQ_OVFL)
     assert one["vrrp"][0]["data"]["last_transition"] > time.time() - 60
     vrrp_state = 'keepalived_vrrp_state{iname="VI_1",intf="eth0",ip_address="192.0.2.100/24",vrid="51"} 2.0'
     wait_for("MASTER in /metrics", lambda: vrrp_state in scrape(lab2.node(1)), 5)
+    assert "pykeepalived_vrrp_receive_drops_total 0.0" in scrape(lab2.node(1))
 
     # a VRRP child restart: counted, the instance resumed MASTER
     child = d[1].pid_of("vrrp")
