@@ -1,6 +1,6 @@
 """VRRP failover benchmark: keepalived 2.2.7 and pykeepalived side by side, as the backup of a keepalived master.
 
-A two-node lab (tests/lab): node 1 runs a keepalived 2.2.7 master (priority 200), node 2 the backup under
+A two-node lab (labkit/lab.py): node 1 runs a keepalived 2.2.7 master (priority 200), node 2 the backup under
 test (priority 100): keepalived, then pykeepalived, alternating round by round so that other load on the
 machine weighs on both alike. By default 250 vrrp_instances on eth0, VRIDs 1-250, one VIP each
 (198.18.0.<VRID>/32), advert_int 1, VRRPv2. --interfaces K spreads the instances evenly over eth0 and
