@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from checker_child.table import Table, Wanted, desired_table, real_weight
 from conf.checkers import AnyChecker, FileCheck
-from conf.lvs import NAT, RealServer, VirtualServer, VirtualServerGroup
+from conf.lvs import NAT, RealServer, VirtualServer
+from conf.lvs_group import VirtualServerGroup
 from conf.model import Config
 from watchdog.protocol import Json
 
