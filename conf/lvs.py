@@ -11,7 +11,7 @@ do we, as a reset: `keepalived -t` fails on those too.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -278,7 +278,7 @@ class RealServer(Block):
     def __str__(self) -> str:
         return _endpoint(self.address, self.port)
 
-    def with_checkers(self, keep: Any) -> RealServer:
+    def with_checkers(self, keep: Callable[[AnyChecker], bool]) -> RealServer:
         """A copy keeping only the checkers for which `keep(checker)` is true."""
         changes = {}
         for name in _CHECKER_FIELDS:
@@ -653,7 +653,7 @@ class LvsTop(Block):
     def finish_lvs(self, ctx: Context) -> Self:
         servers: list[VirtualServer] = []
         changed = False
-        seen: set[tuple[Any, ...]] = set()
+        seen: set[tuple[object, ...]] = set()
         for vs in self.virtual_server:
             new = self._finish_group(vs, ctx) if vs.group is not None else vs
             new = self._prune_checkers(new, ctx) if new is not None else None

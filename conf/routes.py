@@ -154,7 +154,7 @@ def _need(words: Sequence[str], i: int, word: str) -> str:
     return words[i]
 
 
-def dump_as(keyword: str) -> dict[str, Any]:
+def dump_as(keyword: str) -> dict[str, KeywordSpec]:
     """Field metadata naming the keyword a field is dumped under (for options that are
     Python keywords or not identifiers: from, not, -nodad, ttl-propagate)."""
     return {KW: KeywordSpec(_NoConvert(), keyword)}
@@ -164,7 +164,7 @@ class _NoConvert:
     takes_block = False
     syntax = ""
 
-    def __call__(self, stmt: Stmt, ctx: Context) -> Any:
+    def __call__(self, stmt: Stmt, ctx: Context) -> object:
         raise NotImplementedError
 
 

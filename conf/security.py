@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ class RunAs:
     name: str
 
 
-def resolve_user(spec: Any) -> RunAs | None:
+def resolve_user(spec: str | Sequence[str]) -> RunAs | None:
     """`USER [GROUP]` (a string or a tuple of words) -> RunAs, None if unknown."""
     words = (spec,) if isinstance(spec, str) else tuple(spec)
     if not words:
@@ -141,7 +141,7 @@ def _access_error(path: str) -> str:
     return os.strerror(errno.ENOENT)
 
 
-def _user_error(spec: Any) -> str:
+def _user_error(spec: str | Sequence[str]) -> str:
     name = spec if isinstance(spec, str) else " ".join(spec)
     return f"script user '{name}' does not exist"
 
