@@ -319,6 +319,9 @@ def _every_delay_loop(delay_loop: float) -> Schedule:
     return Schedule(delay_loop, delay_loop)
 
 
+_RESOLVED_OPTIONS = ("delay_loop", "alpha", "retry", "delay_before_retry", "connect_timeout", "warmup")
+
+
 @dataclass(frozen=True)
 class CheckerBase(Block):
     """The options every checker with standard options has (MISC_CHECK has only these).
@@ -370,9 +373,10 @@ class CheckerBase(Block):
         """Fill unset options from `inherited` (the real server's, then the virtual
         server's explicit values), then the type's defaults."""
         changes: dict[str, Any] = {}
-        for name in ("delay_loop", "alpha", "retry", "delay_before_retry", "connect_timeout", "warmup"):
-            if not hasattr(self, name) or getattr(self, name) is not None:
-                continue
+        mine = vars(self)  # the frozen fields, read without getattr (tens of thousands of checkers)
+        for name in _RESOLVED_OPTIONS:
+            if mine.get(name, 0) is not None:
+                continue  # given here, or not an option of this checker
             value = inherited.get(name)
             if value is None:
                 value = self._type_default(name, changes)

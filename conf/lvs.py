@@ -508,24 +508,32 @@ class VirtualServer(Block):
                 )
                 continue
             seen.add(key)
-            explicit = dict(vs_explicit)
-            explicit.update({k: getattr(rs, k) for k in _CASCADE if getattr(rs, k) is not None})
-            if rs.virtualhost is not None:
-                explicit["virtualhost"] = rs.virtualhost
-            changes: dict[str, Any] = {"port": port, "lvs_method": method}
-            if "weight" not in rs.locations:
-                changes["weight"] = self.weight  # keepalived: a real server's weight defaults to the VS's `weight`
-            for k in _RS_INHERITED:
-                if getattr(rs, k) is None and k != "lvs_method":
-                    changes[k] = explicit.get(k, defaults.get(k))
-            if changes.get("warmup", rs.warmup) is None:
-                changes["warmup"] = changes.get("delay_loop", rs.delay_loop)
-            for cname in rs.locations:
-                if cname in _CHECKER_SET:
-                    changes[cname] = tuple(c.resolve(explicit) for c in getattr(rs, cname))
-            servers.append(evolve(rs, changes))
+            servers.append(self._resolved_rs(rs, port, method, vs_explicit, defaults))
         warmup = self.warmup if self.warmup is not None else self.delay_loop
         return replace(self, real_server=tuple(servers), warmup=warmup)
+
+    def _resolved_rs(
+        self, rs: RealServer, port: int | None, method: LvsMethod, vs_explicit: dict[str, Any], defaults: dict[str, Any]
+    ) -> RealServer:
+        """The real server with its inherited options, and its checkers with theirs (the
+        fields are read from vars(): this runs for every real server)."""
+        mine = vars(rs)
+        explicit = dict(vs_explicit)
+        explicit.update({k: mine[k] for k in _CASCADE if mine[k] is not None})
+        if rs.virtualhost is not None:
+            explicit["virtualhost"] = rs.virtualhost
+        changes: dict[str, Any] = {"port": port, "lvs_method": method}
+        if "weight" not in rs.locations:
+            changes["weight"] = self.weight  # keepalived: a real server's weight defaults to the VS's `weight`
+        for k in _RS_INHERITED:
+            if mine[k] is None and k != "lvs_method":
+                changes[k] = explicit.get(k, defaults.get(k))
+        if changes.get("warmup", rs.warmup) is None:
+            changes["warmup"] = changes.get("delay_loop", rs.delay_loop)
+        for cname in rs.locations:
+            if cname in _CHECKER_SET:
+                changes[cname] = tuple(c.resolve(explicit) for c in mine[cname])
+        return evolve(rs, changes)
 
     def _check_quorum(self, ctx: Context) -> Self:
         vs = self

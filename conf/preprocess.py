@@ -169,34 +169,13 @@ class Preprocessor:
     def _physical_lines(self, path: str, content: str) -> Iterator[LogicalLine]:
         raw_lines = _split_lines(content)
         number = 0
-
-        def next_line() -> str | None:
-            nonlocal number
-            raw = next(raw_lines, None)
-            if raw is None:
-                return None
+        for raw in raw_lines:
             number += 1
-            if len(raw) > MAX_LINE_CHARS:
-                self.diags.error(
-                    f"line longer than {MAX_LINE_CHARS} characters ignored (keepalived reads lines of at most 1023)",
-                    Location(path, number),
-                )
-                return ""
-            return strip_comment(raw).rstrip()
-
-        while (text := next_line()) is not None:
+            text = self._text(raw, path, number)
             loc = Location(path, number)
-            # A trailing backslash continues the line (multi-line $NAME= definitions).
-            parts = []
-            while text.endswith("\\"):
-                parts.append(text[:-1].rstrip())
-                following = next_line()
-                if following is None:
-                    text = ""
-                    break
-                text = following
-            if parts:
-                text = "\n".join([*parts, text])
+            if text.endswith("\\"):
+                # A trailing backslash continues the line (multi-line $NAME= definitions).
+                text, number = self._continued(text, raw_lines, path, number)
             s = text.strip()
             if not s:
                 continue
@@ -209,6 +188,29 @@ class Preprocessor:
                 yield from self._line(text, loc, 0)
             else:
                 yield LogicalLine(s, loc)  # the common case: nothing to expand
+
+    def _text(self, raw: str, path: str, number: int) -> str:
+        """A physical line without its comment and trailing blanks."""
+        if len(raw) > MAX_LINE_CHARS:
+            self.diags.error(
+                f"line longer than {MAX_LINE_CHARS} characters ignored (keepalived reads lines of at most 1023)",
+                Location(path, number),
+            )
+            return ""
+        return strip_comment(raw).rstrip()
+
+    def _continued(self, text: str, raw_lines: Iterator[str], path: str, number: int) -> tuple[str, int]:
+        """`text` ends in a backslash: join the lines that follow it; the last line's number."""
+        parts = []
+        while text.endswith("\\"):
+            parts.append(text[:-1].rstrip())
+            raw = next(raw_lines, None)
+            if raw is None:
+                text = ""
+                break
+            number += 1
+            text = self._text(raw, path, number)
+        return "\n".join([*parts, text]), number
 
     # ---- include -----------------------------------------------------------------------
 
@@ -425,7 +427,26 @@ def _read_at_most(fd: int, limit: int) -> bytes:
 _LINE_BREAK = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
+_OTHER_BREAK = re.compile(r"[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def _split_lines(text: str) -> Iterator[str]:
+    if _OTHER_BREAK.search(text) is not None:
+        yield from _split_any_lines(text)
+        return
+    # The common case, newlines only: str.find is several times faster than the regex.
+    find = text.find
+    start = 0
+    end = find("\n")
+    while end >= 0:
+        yield text[start:end]
+        start = end + 1
+        end = find("\n", start)
+    if start < len(text):
+        yield text[start:]
+
+
+def _split_any_lines(text: str) -> Iterator[str]:
     start = 0
     for m in _LINE_BREAK.finditer(text):
         yield text[start : m.start()]

@@ -469,6 +469,10 @@ _RESOLVED = frozenset(VrrpInstance.__annotations__) | {
 }
 
 
+_AS_WRITTEN = tuple(f.name for f in dataclasses.fields(VrrpInstanceBlock) if f.name not in _RESOLVED)
+
+
 def _as_written(inst: VrrpInstanceBlock) -> dict[str, Any]:
     """The block's values (and locations) of the keywords that resolving leaves as they are."""
-    return {f.name: getattr(inst, f.name) for f in dataclasses.fields(inst) if f.name not in _RESOLVED}
+    mine = vars(inst)
+    return {name: mine[name] for name in _AS_WRITTEN}
