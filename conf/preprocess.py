@@ -19,6 +19,7 @@ a socket or a directory is skipped with keepalived's words, checked before it is
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import random
@@ -61,6 +62,11 @@ _SPECIAL_START = "@$~"
 class LogicalLine(NamedTuple):
     text: str
     location: Location
+
+
+# NamedTuple constructors without their Python-level __new__: one of each per config line.
+_new_location = functools.partial(tuple.__new__, Location)
+_new_line = functools.partial(tuple.__new__, LogicalLine)
 
 
 class _TooDeep(Exception):
@@ -172,7 +178,7 @@ class Preprocessor:
         for raw in raw_lines:
             number += 1
             text = self._text(raw, path, number)
-            loc = Location(path, number)
+            loc: Location = _new_location((path, number))
             if text.endswith("\\"):
                 # A trailing backslash continues the line (multi-line $NAME= definitions).
                 text, number = self._continued(text, raw_lines, path, number)
@@ -187,7 +193,7 @@ class Preprocessor:
             if s[0] in _SPECIAL_START or "$" in s or "\n" in s or s.startswith("include_check"):
                 yield from self._line(text, loc, 0)
             else:
-                yield LogicalLine(s, loc)  # the common case: nothing to expand
+                yield _new_line((s, loc))  # the common case: nothing to expand
 
     def _text(self, raw: str, path: str, number: int) -> str:
         """A physical line without its comment and trailing blanks."""

@@ -9,6 +9,7 @@ brace.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -30,6 +31,9 @@ class Stmt(NamedTuple):
     @property
     def words(self) -> tuple[str, ...]:
         return (self.keyword, *self.args)
+
+
+_new_stmt = functools.partial(tuple.__new__, Stmt)  # Stmt(...) without its Python-level __new__
 
 
 @dataclass
@@ -70,7 +74,12 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
             tree.too_many_statements(loc)
         if "{" not in text and "}" not in text:
             # Most lines: one statement, no braces at all.
-            tree.pending = Stmt(words[0], tuple(words[1:]), loc)
+            tree.pending = _new_stmt((words[0], tuple(words[1:]), loc, None))
+        elif len(words) > 1 and text.count("{") == 1 and "}" not in text and is_open(words[-1]):
+            # Then `KEYWORD ARGS {`, the one brace opening the statement's block.
+            tree.open(_Open(words[0], tuple(words[1:-1]), loc))
+        elif len(words) == 1 and is_close(words[0]):
+            tree.close(loc)  # and a `}` alone
         else:
             tree.braces(words, loc)
     return tree.finish()
@@ -97,7 +106,7 @@ class _Tree:
             word = words[i]
             i += 1
             if is_close(word):
-                self._close(loc)
+                self.close(loc)
             elif is_open(word):
                 self._open_pending(loc)
             else:
@@ -106,7 +115,7 @@ class _Tree:
                     j += 1
                 args = tuple(words[i:j])
                 if j < n and is_open(words[j]):
-                    self._open(_Open(word, args, loc))
+                    self.open(_Open(word, args, loc))
                     j += 1
                 elif j < n:
                     self.children.append(Stmt(word, args, loc))
@@ -114,7 +123,7 @@ class _Tree:
                     self.pending = Stmt(word, args, loc)
                 i = j
 
-    def _open(self, block: _Open) -> None:
+    def open(self, block: _Open) -> None:
         _check_depth(self.stack, block.location)
         self.stack.append(block)
         self.children = block.children
@@ -131,7 +140,7 @@ class _Tree:
         self.stack.append(block)
         self.children = block.children
 
-    def _close(self, loc: Location) -> None:
+    def close(self, loc: Location) -> None:
         if len(self.stack) == 1:
             self.diags.reset("extra '}' ignored", loc)
             return
