@@ -274,18 +274,32 @@ def parse_block(
         else:
             locs[fname] = st.location
             values[fname] = value
+    _join(cls, values, lists, merged=merged, merged_at=merged_at, ctx=ctx)
+    values.update(preset)
+    values["location"] = location
+    values["locations"] = FrozenMap(locs)
+    return construct(cls, values).finish(ctx)
+
+
+def _join(
+    cls: type[Block],
+    values: dict[str, Any],
+    lists: dict[str, list[Any]],
+    *,
+    merged: dict[str, list[Stmt]],
+    merged_at: dict[str, Location],
+    ctx: Context,
+) -> None:
+    """Into `values`: the repeated keywords as tuples, the merged blocks converted, maps frozen."""
     for fname, items in lists.items():
         values[fname] = tuple(items)
+    table = keyword_table(cls)
     for fname, block_stmts in merged.items():
         spec = table[keyword_name(cls, fname)][1]
         values[fname] = spec.convert(Stmt(spec.keyword, (), merged_at[fname], tuple(block_stmts)), ctx)
     for fname, value in list(values.items()):
         if isinstance(value, dict):
             values[fname] = FrozenMap(value)
-    values.update(preset)
-    values["location"] = location
-    values["locations"] = FrozenMap(locs)
-    return construct(cls, values).finish(ctx)
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def keepalived_data(inst: Instance, commands: Mapping[str, str]) -> dict[str, ob
         "state": STATE_NUMBER.get(m.state.value, 0),
         "wantstate": STATE_NUMBER.get(wantstate(inst).value, 0),
         "version": p.version,
-        "smtp_alert": bool(c.smtp_alert),
+        "smtp_alert": c.smtp_alert,
         "notify_deleted": c.notify_deleted is not None,
     }
     scripts = (
