@@ -177,7 +177,10 @@ class Preprocessor:
         number = 0
         for raw in raw_lines:
             number += 1
-            text = self._text(raw, path, number)
+            if len(raw) <= MAX_LINE_CHARS and "#" not in raw and "!" not in raw:
+                text = raw.rstrip()  # most lines: no comment to cut
+            else:
+                text = self._text(raw, path, number)
             loc: Location = _new_location((path, number))
             if text.endswith("\\"):
                 # A trailing backslash continues the line (multi-line $NAME= definitions).

@@ -234,8 +234,8 @@ def parse_block(
     values: dict[str, Any] = {}
     lists: dict[str, list[Any]] = {}
     merged: dict[str, list[Stmt]] = {}
-    merged_at: dict[str, Location] = {}
     locs: dict[str, Location] = {}
+    maps = False
     for st in stmts:
         entry = table.get(st.keyword)
         if entry is None:
@@ -247,7 +247,6 @@ def parse_block(
             _report_spelling(st, spec, ctx)
         if spec.many == "merge":
             merged.setdefault(fname, []).extend(st.block or ())
-            merged_at.setdefault(fname, st.location)
             locs.setdefault(fname, st.location)
             if st.block is None:
                 ctx.diags.reset(f"'{st.keyword}' needs a {{ }} block; ignored", st.location)
@@ -266,6 +265,7 @@ def parse_block(
         elif spec.many == "map":
             key, item = value
             bucket = values.setdefault(fname, {})
+            maps = True
             if key in bucket:
                 ctx.diags.reset(f"{spec.keyword} '{key}' is defined again; this one is ignored", st.location)
                 continue
@@ -274,7 +274,8 @@ def parse_block(
         else:
             locs[fname] = st.location
             values[fname] = value
-    _join(cls, values, lists, merged=merged, merged_at=merged_at, ctx=ctx)
+    if lists or merged or maps:
+        _join(cls, values, lists, merged=merged, merged_at=locs, ctx=ctx)
     values.update(preset)
     values["location"] = location
     values["locations"] = FrozenMap(locs)
@@ -287,7 +288,7 @@ def _join(
     lists: dict[str, list[Any]],
     *,
     merged: dict[str, list[Stmt]],
-    merged_at: dict[str, Location],
+    merged_at: Mapping[str, Location],  # where each merged keyword first stood
     ctx: Context,
 ) -> None:
     """Into `values`: the repeated keywords as tuples, the merged blocks converted, maps frozen."""
