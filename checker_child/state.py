@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from checker_child.table import Table, Wanted, desired_table, real_weight
 from conf.checkers import AnyChecker, FileCheck
-from conf.lvs import NAT, RealServer, VirtualServer, VirtualServerGroup
+from conf.lvs import NAT, RealServer, VirtualServer
+from conf.lvs_group import VirtualServerGroup
 from conf.model import Config
 from watchdog.protocol import Json
 
@@ -261,7 +262,7 @@ class Servers:
         checkers = rs.checkers
         # alpha: checkers start down, so the real server is added only after they pass;
         # without alpha they start up and the real server is added at once.
-        up = [not getattr(c, "alpha", False) for c in checkers]
+        up = [not c.starts_down for c in checkers]
         return _Rs(RsId(name, str(rs)), rs, _initial_weight(vs, rs), up, [False] * len(checkers))
 
     def _build(self, config: Config, old: dict[str, _Vs] | None) -> list[Event]:
@@ -497,7 +498,7 @@ class Servers:
         any_ran = any(n.has_run)
         if n.failed or (not n.alive and not any_ran):
             for i, c in enumerate(new_checkers):
-                if not n.has_run[i] and getattr(c, "alpha", False):
+                if not n.has_run[i] and c.starts_down:
                     n.up[i] = False
         events: list[Event] = []
         if not n.failed and not n.alive:

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 
-from conf.lvs import LvsMethod, VirtualServer, VirtualServerGroup
+from conf.lvs import LvsMethod, VirtualServer
+from conf.lvs_group import VirtualServerGroup
 
 IPAddress = IPv4Address | IPv6Address
 

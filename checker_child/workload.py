@@ -49,7 +49,7 @@ from checker_child.state import (
     fmt_vs,
 )
 from checker_child.table import Table, diff
-from conf.checkers import FileCheck, MiscCheck, TcpCheck
+from conf.checkers import AnyChecker, FileCheck, MiscCheck, Schedule, TcpCheck
 from conf.lvs import RealServer, VirtualServer
 from conf.model import Config
 from conf.trackers import Weight
@@ -378,17 +378,15 @@ class CheckerWorkload:
 
     # ---- checks ----------------------------------------------------------------------------
 
-    def _new_check(self, rs: RsId, index: int, conf: Any, vs: VirtualServer, rsc: RealServer) -> Check:
+    def _new_check(self, rs: RsId, index: int, conf: AnyChecker, vs: VirtualServer, rsc: RealServer) -> Check:
         built = probes.build(conf, rsc, vs, self.env)
         if built.why_not:
             log.warning("%s", built.why_not)
-        retry = getattr(conf, "retry", None) or 0
-        delay_loop = float(getattr(conf, "delay_loop", None) or vs.delay_loop)
-        dbr = getattr(conf, "delay_before_retry", None)
+        schedule = conf.schedule(vs.delay_loop)
         attempts = Attempts(
-            retry=int(retry),
-            delay_loop=delay_loop,
-            delay_before_retry=float(dbr if dbr is not None else delay_loop),
+            retry=schedule.retry,
+            delay_loop=schedule.delay_loop,
+            delay_before_retry=schedule.delay_before_retry,
             is_up=self.servers.checker_up(rs, index),
             recovery_runs=probes.recovery_runs(conf),
         )
@@ -502,9 +500,8 @@ class CheckerWorkload:
 
     @staticmethod
     def _probe_bound(check: Check) -> float:
-        urls = len(getattr(check.conf, "url", ()) or ())
-        hosts = len(getattr(check.conf, "host", ()) or ())
-        return check.target.timeout * max(1, urls, hosts + 1) + PROBE_GRACE
+        schedule: Schedule = check.conf.schedule(check.vs.delay_loop)
+        return check.target.timeout * schedule.probes_per_run + PROBE_GRACE
 
     def _result(self, check: Check, result: Result) -> None:
         assert self.config is not None

@@ -302,6 +302,26 @@ class RegexStackConv:
 # ---------------------------------------------------------------- checker blocks
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a checker runs and how it retries (keepalived.conf(5): delay_loop, retry,
+    delay_before_retry), and the most connections one run makes (a url each for
+    HTTP_GET, the real server and each host for SMTP_CHECK)."""
+
+    delay_loop: float
+    delay_before_retry: float
+    retry: int = 0
+    probes_per_run: int = 1
+
+
+def _every_delay_loop(delay_loop: float) -> Schedule:
+    """FILE_CHECK and BFD_CHECK: no retries, on the virtual server's delay_loop."""
+    return Schedule(delay_loop, delay_loop)
+
+
+_RESOLVED_OPTIONS = ("delay_loop", "alpha", "retry", "delay_before_retry", "connect_timeout", "warmup")
+
+
 @dataclass(frozen=True)
 class CheckerBase(Block):
     """The options every checker with standard options has (MISC_CHECK has only these).
@@ -328,13 +348,35 @@ class CheckerBase(Block):
         """Why keepalived would drop this checker, or ''."""
         return ""
 
+    @property
+    def starts_down(self) -> bool:
+        """alpha: the checker starts down, so its real server waits for it to pass."""
+        return bool(self.alpha)
+
+    def schedule(self, vs_delay_loop: float) -> Schedule:
+        """The resolved timing (`resolve` fills them; the virtual server's delay_loop
+        stands in for one that was never resolved)."""
+        delay_loop = self.delay_loop if self.delay_loop is not None else vs_delay_loop
+        dbr = self.delay_before_retry
+        return Schedule(
+            delay_loop=delay_loop,
+            delay_before_retry=dbr if dbr is not None else delay_loop,
+            retry=self.retry or 0,
+            probes_per_run=self.probes_per_run,
+        )
+
+    @property
+    def probes_per_run(self) -> int:
+        return 1
+
     def resolve(self, inherited: dict[str, Any]) -> Self:
         """Fill unset options from `inherited` (the real server's, then the virtual
         server's explicit values), then the type's defaults."""
         changes: dict[str, Any] = {}
-        for name in ("delay_loop", "alpha", "retry", "delay_before_retry", "connect_timeout", "warmup"):
-            if not hasattr(self, name) or getattr(self, name) is not None:
-                continue
+        mine = vars(self)  # the frozen fields, read without getattr (tens of thousands of checkers)
+        for name in _RESOLVED_OPTIONS:
+            if mine.get(name, 0) is not None:
+                continue  # given here, or not an option of this checker
             value = inherited.get(name)
             if value is None:
                 value = self._type_default(name, changes)
@@ -520,6 +562,10 @@ class HttpGet(ConnChecker):
     def is_ssl(self) -> bool:
         return False
 
+    @property
+    def probes_per_run(self) -> int:
+        return max(1, len(self.url))
+
 
 @dataclass(frozen=True)
 class SslGet(HttpGet):
@@ -546,6 +592,10 @@ class SmtpCheck(ConnChecker):
 
     helo_name: str = kw(Str(), DEFAULT_SMTP_HELO)
     host: tuple[SmtpHost, ...] = kw(CheckerSub(SmtpHost), many="list")
+
+    @property
+    def probes_per_run(self) -> int:
+        return len(self.host) + 1
 
     def resolve(self, inherited: dict[str, Any]) -> Self:
         out = super().resolve(inherited)
@@ -647,6 +697,13 @@ class FileCheck(Block):
     def problem(self) -> str:
         return "" if self.track_file is not None else "no track_file given; the checker is ignored"
 
+    @property
+    def starts_down(self) -> bool:
+        return False
+
+    def schedule(self, vs_delay_loop: float) -> Schedule:
+        return _every_delay_loop(vs_delay_loop)
+
     def resolve(self, inherited: dict[str, Any]) -> Self:
         return self
 
@@ -659,6 +716,13 @@ class BfdCheck(Block):
     name: str | None = kw(Str())
     alpha: bool = kw(Flag(), False)
     seq: int = dataclasses.field(default=0, compare=False, repr=False)
+
+    @property
+    def starts_down(self) -> bool:
+        return self.alpha
+
+    def schedule(self, vs_delay_loop: float) -> Schedule:
+        return _every_delay_loop(vs_delay_loop)
 
     def resolve(self, inherited: dict[str, Any]) -> Self:
         return self

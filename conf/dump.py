@@ -11,17 +11,18 @@ import enum
 import ipaddress
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from conf.schema import KW, KeywordSpec
 from conf.values import Script
 
+JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
 
-def to_jsonable(value: Any) -> Any:
+
+def to_jsonable(value: object) -> JSON:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, Script):
             return {"command": str(value), "user": value.user, "group": value.group}
-        out: dict[str, Any] = {}
+        out: dict[str, JSON] = {}
         for f in dataclasses.fields(value):
             if not f.compare:
                 continue
@@ -35,7 +36,7 @@ def to_jsonable(value: Any) -> Any:
         items = [to_jsonable(v) for v in value]
         return sorted(items, key=str) if isinstance(value, (frozenset, set)) else items
     if isinstance(value, enum.Enum):
-        return value.value
+        return to_jsonable(value.value)
     if isinstance(
         value,
         (
@@ -53,5 +54,5 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
-def dumps(config: Any) -> str:
+def dumps(config: object) -> str:
     return json.dumps(to_jsonable(config), indent=2, ensure_ascii=False)

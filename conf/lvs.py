@@ -11,7 +11,7 @@ do we, as a reset: `keepalived -t` fails on those too.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -37,6 +37,7 @@ from conf.checkers import (
     UdpCheck,
     evolve,
 )
+from conf.lvs_group import FAMILY, VirtualServerGroup, VsgConv
 from conf.schema import Block, ConfigValueError, Context, FrozenMap, kw, parse_block, replace
 from conf.syntax import Stmt
 from conf.values import Choice, Flag, Float, Int, IpAddr, IPAddress, Script, ScriptCmd, Str, Sub, Text
@@ -208,137 +209,6 @@ class SslConf(Block):
     key: str | None = kw(Str())
 
 
-# ---------------------------------------------------------------- virtual_server_group
-
-
-@dataclass(frozen=True)
-class VsgRange:
-    """A virtual_server_group address line: one address or a range, and the port."""
-
-    first: IPAddress
-    last: IPAddress
-    port: int | None = None
-
-    @property
-    def version(self) -> int:
-        return self.first.version
-
-    def __str__(self) -> str:
-        text = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
-        return text if self.port is None else f"{text} {self.port}"
-
-
-@dataclass(frozen=True)
-class VsgFwmark:
-    fwmark: int
-    family: str | None = None  # inet|inet6: only for all-tunnelled real servers
-
-
-@dataclass(frozen=True)
-class VirtualServerGroup(Block):
-    label: ClassVar[str] = "virtual_server_group"
-
-    name: str = ""
-    addresses: tuple[VsgRange, ...] = ()
-    fwmarks: tuple[VsgFwmark, ...] = ()
-
-    @property
-    def families(self) -> frozenset[int]:
-        """The IP versions its addresses and family-tagged fwmarks use."""
-        out = {r.version for r in self.addresses}
-        out.update(6 if f.family == "inet6" else 4 for f in self.fwmarks if f.family)
-        return frozenset(out)
-
-
-def _parse_range(text: str) -> tuple[IPAddress, IPAddress]:
-    """ADDR, ADDR-LAST (LAST replacing the last byte of IPv4 or group of IPv6),
-    ADDR-ADDR, or ADDR/LEN."""
-    if "/" in text:
-        try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise ConfigValueError(f"'{text}' is not an address/prefix") from None
-        return net.network_address, net.broadcast_address
-    start_text, sep, end_text = text.partition("-")
-    start = _ADDR.parse(start_text)
-    if not sep:
-        return start, start
-    end: IPAddress
-    if ("." in end_text) or (":" in end_text):
-        end = _ADDR.parse(end_text)
-        if end.version != start.version:
-            raise ConfigValueError(f"'{text}': the range mixes IPv4 and IPv6")
-    else:
-        try:
-            last = int(end_text, 16 if start.version == 6 else 10)
-        except ValueError:
-            raise ConfigValueError(f"'{text}': '{end_text}' is not a valid range end") from None
-        top = 0xFFFF if start.version == 6 else 0xFF
-        if not 0 <= last <= top:
-            raise ConfigValueError(f"'{text}': range end {end_text} is out of range")
-        end = ipaddress.ip_address((int(start) & ~top) | last)
-    if int(end) <= int(start):
-        raise ConfigValueError(f"'{text}': the range end is not greater than its start")
-    return start, end
-
-
-_FAMILY = Choice("inet", "inet6")
-
-
-def _vsg_line(line: Stmt, ctx: Context) -> VsgRange | VsgFwmark:
-    if line.keyword == "fwmark":
-        if not line.args or len(line.args) > 2:
-            raise ConfigValueError("expected fwmark <INTEGER> [inet|inet6]")
-        family = _FAMILY.parse(line.args[1]) if len(line.args) > 1 else None
-        return VsgFwmark(_FWMARK.parse(line.args[0]), family)
-    if len(line.args) > 1:
-        raise ConfigValueError(f"unexpected extra value(s) '{' '.join(line.args[1:])}'")
-    first, last = _parse_range(line.keyword)
-    port = _PORT.parse(line.args[0]) if line.args else None
-    return VsgRange(first, last, port)
-
-
-class VsgConv:
-    """`virtual_server_group NAME { entry ... }`: its lines are addresses, not keywords."""
-
-    takes_block = True
-    syntax = "NAME { <IPADDR|RANGE> [<PORT>] ... fwmark <INTEGER> [inet|inet6] ... }"
-
-    def __call__(self, stmt: Stmt, ctx: Context) -> tuple[str, VirtualServerGroup]:
-        if not stmt.args:
-            raise ConfigValueError("needs a name")
-        name = stmt.args[0]
-        if len(stmt.args) > 1:
-            ctx.diags.reset(
-                f"virtual_server_group {name}: extra words '{' '.join(stmt.args[1:])}' ignored", stmt.location
-            )
-        if stmt.block is None:
-            raise ConfigValueError(f"'{name}' needs a {{ }} block")
-        addresses: list[VsgRange] = []
-        fwmarks: list[VsgFwmark] = []
-        for line in stmt.block:
-            if line.block is not None:
-                ctx.diags.reset(
-                    f"unexpected {{ }} block after '{line.keyword}' in virtual_server_group {name}; ignored",
-                    line.location,
-                )
-                continue
-            try:
-                entry = _vsg_line(line, ctx)
-            except ConfigValueError as e:
-                ctx.diags.reset(f"virtual_server_group {name}: {e}; entry ignored", line.location)
-                continue
-            if isinstance(entry, VsgFwmark):
-                fwmarks.append(entry)
-            else:
-                addresses.append(entry)
-        if not addresses and not fwmarks:
-            raise ConfigValueError(f"'{name}' has no entries")
-        return name, VirtualServerGroup(
-            name=name, addresses=tuple(addresses), fwmarks=tuple(fwmarks), location=stmt.location
-        )
-
-
 # ---------------------------------------------------------------- real_server
 
 # Options that cascade VS -> RS -> checker, with keepalived's defaults when nobody sets them.
@@ -408,7 +278,7 @@ class RealServer(Block):
     def __str__(self) -> str:
         return _endpoint(self.address, self.port)
 
-    def with_checkers(self, keep: Any) -> RealServer:
+    def with_checkers(self, keep: Callable[[AnyChecker], bool]) -> RealServer:
         """A copy keeping only the checkers for which `keep(checker)` is true."""
         changes = {}
         for name in _CHECKER_FIELDS:
@@ -508,7 +378,7 @@ class VirtualServer(Block):
     hysteresis: int = kw(Int(0, U32), 0)
     quorum_up: Script | None = kw(ScriptCmd(with_user=True))
     quorum_down: Script | None = kw(ScriptCmd(with_user=True))
-    ip_family: str | None = kw(_FAMILY)  # after finish: the service's family
+    ip_family: str | None = kw(FAMILY)  # after finish: the service's family
     sorry_server: SorryServer | None = kw(SorryServerConv())
     sorry_server_inhibit: bool = kw(Flag(), False)
     sorry_server_lvs_method: LvsMethod | None = kw(LvsMethodConv())
@@ -638,24 +508,32 @@ class VirtualServer(Block):
                 )
                 continue
             seen.add(key)
-            explicit = dict(vs_explicit)
-            explicit.update({k: getattr(rs, k) for k in _CASCADE if getattr(rs, k) is not None})
-            if rs.virtualhost is not None:
-                explicit["virtualhost"] = rs.virtualhost
-            changes: dict[str, Any] = {"port": port, "lvs_method": method}
-            if "weight" not in rs.locations:
-                changes["weight"] = self.weight  # keepalived: a real server's weight defaults to the VS's `weight`
-            for k in _RS_INHERITED:
-                if getattr(rs, k) is None and k != "lvs_method":
-                    changes[k] = explicit.get(k, defaults.get(k))
-            if changes.get("warmup", rs.warmup) is None:
-                changes["warmup"] = changes.get("delay_loop", rs.delay_loop)
-            for cname in rs.locations:
-                if cname in _CHECKER_SET:
-                    changes[cname] = tuple(c.resolve(explicit) for c in getattr(rs, cname))
-            servers.append(evolve(rs, changes))
+            servers.append(self._resolved_rs(rs, port, method, vs_explicit, defaults))
         warmup = self.warmup if self.warmup is not None else self.delay_loop
         return replace(self, real_server=tuple(servers), warmup=warmup)
+
+    def _resolved_rs(
+        self, rs: RealServer, port: int | None, method: LvsMethod, vs_explicit: dict[str, Any], defaults: dict[str, Any]
+    ) -> RealServer:
+        """The real server with its inherited options, and its checkers with theirs (the
+        fields are read from vars(): this runs for every real server)."""
+        mine = vars(rs)
+        explicit = dict(vs_explicit)
+        explicit.update({k: mine[k] for k in _CASCADE if mine[k] is not None})
+        if rs.virtualhost is not None:
+            explicit["virtualhost"] = rs.virtualhost
+        changes: dict[str, Any] = {"port": port, "lvs_method": method}
+        if "weight" not in rs.locations:
+            changes["weight"] = self.weight  # keepalived: a real server's weight defaults to the VS's `weight`
+        for k in _RS_INHERITED:
+            if mine[k] is None and k != "lvs_method":
+                changes[k] = explicit.get(k, defaults.get(k))
+        if changes.get("warmup", rs.warmup) is None:
+            changes["warmup"] = changes.get("delay_loop", rs.delay_loop)
+        for cname in rs.locations:
+            if cname in _CHECKER_SET:
+                changes[cname] = tuple(c.resolve(explicit) for c in mine[cname])
+        return evolve(rs, changes)
 
     def _check_quorum(self, ctx: Context) -> Self:
         vs = self
@@ -783,7 +661,7 @@ class LvsTop(Block):
     def finish_lvs(self, ctx: Context) -> Self:
         servers: list[VirtualServer] = []
         changed = False
-        seen: set[tuple[Any, ...]] = set()
+        seen: set[tuple[object, ...]] = set()
         for vs in self.virtual_server:
             new = self._finish_group(vs, ctx) if vs.group is not None else vs
             new = self._prune_checkers(new, ctx) if new is not None else None

@@ -11,11 +11,12 @@ import contextlib
 import dataclasses
 import glob
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from conf.diagnostics import Location
+from conf.linewords import Words, flag, ignore, value
 from conf.schema import KW, ConfigValueError, Context, KeywordSpec
 from conf.syntax import Stmt
 from conf.values import IPAddress, IPNetwork, ip_address
@@ -147,13 +148,13 @@ def parse_net(text: str, what: str = "address") -> IPNetwork | None:
         raise ConfigValueError(f"invalid {what} '{text}'") from None
 
 
-def _need(words: list[str], i: int, word: str) -> str:
+def _need(words: Sequence[str], i: int, word: str) -> str:
     if i >= len(words):
         raise ConfigValueError(f"missing a value after '{word}'")
     return words[i]
 
 
-def dump_as(keyword: str) -> dict[str, Any]:
+def dump_as(keyword: str) -> dict[str, KeywordSpec]:
     """Field metadata naming the keyword a field is dumped under (for options that are
     Python keywords or not identifiers: from, not, -nodad, ttl-propagate)."""
     return {KW: KeywordSpec(_NoConvert(), keyword)}
@@ -163,7 +164,7 @@ class _NoConvert:
     takes_block = False
     syntax = ""
 
-    def __call__(self, stmt: Stmt, ctx: Context) -> Any:
+    def __call__(self, stmt: Stmt, ctx: Context) -> object:
         raise NotImplementedError
 
 
@@ -291,49 +292,161 @@ class RouteEntry:
         return ipaddress.ip_network("::/0" if self.family == 6 else "0.0.0.0/0")
 
 
+class _RouteWords(Words):
+    """A route line being read: also the locked metrics, the nexthops, `inet`, and
+    whether the destination was given."""
+
+    __slots__ = ("have_dest", "inet", "locks", "nexthops")
+
+    def __init__(self, words: Sequence[str], loc: Location, ctx: Context) -> None:
+        super().__init__(words, loc, ctx)
+        self.locks: set[str] = set()
+        self.nexthops: list[Nexthop] = []
+        self.inet = False
+        self.have_dest = False
+
+    def locked(self, word: str) -> str:
+        """The value after `word`, which `lock` may precede."""
+        arg = self.take(word)
+        if arg != "lock":
+            return arg
+        self.locks.add(word)
+        return self.take("lock")
+
+
+def _via(line: Words, word: str) -> None:
+    if word == "gw":
+        line.ctx.diags.warning("'gw' for routes is deprecated; use 'via'", line.loc)
+    arg = line.take(word)
+    if arg in ("inet", "inet6"):
+        arg = line.take(word)
+    line.values["via"] = parse_ip(arg, "gateway")
+
+
+def _or(line: _RouteWords, word: str) -> None:
+    """Deprecated: a second gateway, i.e. a two-way multipath route."""
+    line.ctx.diags.warning("'or' for routes is deprecated; use 'nexthop'", line.loc)
+    alt = parse_ip(line.take(word), "gateway")
+    v = line.values
+    if not line.nexthops and "via" in v:
+        line.nexthops.append(Nexthop(via=v.pop("via"), dev=v.get("dev")))
+    line.nexthops.append(Nexthop(via=alt, dev=v.get("dev")))
+
+
+def _metric(text: str) -> int:
+    if text.startswith("-"):
+        raise ConfigValueError(f"invalid metric {text}")
+    return parse_uint(text, what="metric")
+
+
+def _lockable_metric(line: _RouteWords, word: str) -> None:
+    line.values[word] = parse_uint(line.locked(word), 0, METRICS[word], word)
+
+
+def _congctl(line: _RouteWords, word: str) -> None:
+    line.values["congctl"] = line.locked(word)
+
+
+def _feature(line: Words, word: str) -> None:
+    """One feature per `features` keyword; ecn is the only one."""
+    feature = line.take(word)
+    if feature != "ecn":
+        raise ConfigValueError(f"feature {feature} not supported")
+    if feature not in line.values.setdefault("features", ()):
+        line.values["features"] += (feature,)
+
+
+def _one_of(words: tuple[str, ...], what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in words:
+            raise ConfigValueError(what.format(text))
+        return text
+
+    return parse
+
+
+def _ttl_propagate(text: str) -> bool:
+    return _one_of(("enabled", "disabled"), "ttl-propagate value {} not recognised")(text) == "enabled"
+
+
+def _vrf(line: Words, word: str) -> None:
+    vrf = line.values["vrf"] = line.take(word)
+    # keepalived reads the VRF's table from the interface, so it must exist.
+    if line.ctx.interfaces is not None and vrf not in line.ctx.interfaces:
+        raise ConfigValueError(f"VRF {vrf} not found")
+
+
+def _encap_words(words: Sequence[str], start: int) -> int:
+    """The end of an encap specification: the next route option."""
+    i = start
+    while i < len(words) and (i == start or words[i] not in _ROUTE_OPTIONS):
+        i += 1
+    if i == start:
+        raise ConfigValueError("missing a value after 'encap'")
+    return i
+
+
+def _encap(line: Words, word: str) -> None:
+    end = _encap_words(line.words, line.i)
+    line.values["encap"] = tuple(line.words[line.i : end])
+    line.i = end
+
+
+def _nexthop_option(line: _RouteWords, word: str) -> None:
+    nh, line.i = _nexthop(line.words, line.i)
+    line.nexthops.append(nh)
+
+
+def _inet(line: _RouteWords, word: str) -> None:
+    line.inet = True
+
+
+def read_track_group(line: Words, word: str) -> None:
+    """`track_group NAME` of a static route or rule."""
+    line.values["track_group"] = check_track_group(line.take(word), line.ctx, line.loc)
+
+
+# The options of a route line after its type and destination: keyword -> reader.
+_ROUTE_READERS: dict[str, Callable[[_RouteWords, str], None]] = {
+    "via": _via,
+    "gw": _via,
+    "or": _or,
+    "src": value("src", lambda t: parse_ip(t, "source address")),
+    "from": value("from_", lambda t: parse_net(t, "source prefix")),
+    "dev": value("dev", str),
+    "oif": value("dev", str),
+    # keepalived takes table 0 for a route (not for a rule).
+    "table": value("table", lambda t: parse_named(t, "rt_tables", "routing table", 0xFFFFFFFF)),
+    "metric": value("metric", _metric),
+    "priority": value("metric", _metric),
+    "preference": value("metric", _metric),
+    "scope": value("scope", lambda t: parse_named(t, "rt_scopes", "scope", 255)),
+    "protocol": value("protocol", lambda t: parse_named(t, "rt_protos", "protocol", 255)),
+    "tos": value("tos", parse_tos),
+    "dsfield": value("tos", parse_tos),
+    "realms": value("realms", parse_realms),
+    **dict.fromkeys(METRICS, _lockable_metric),
+    "features": _feature,
+    "quickack": value("quickack", lambda t: parse_uint(t, 0, 1, "quickack")),
+    "fastopen_no_cookie": value("fastopen_no_cookie", lambda t: parse_uint(t, 0, 1, "fastopen_no_cookie")),
+    "congctl": _congctl,
+    "pref": value("pref", _one_of(("low", "medium", "high"), "pref '{}' is not low|medium|high")),
+    "expires": value("expires", lambda t: parse_uint(t, what="expires")),
+    "ttl-propagate": value("ttl_propagate", _ttl_propagate),
+    "vrf": _vrf,
+    "encap": _encap,
+    "onlink": flag("onlink"),
+    "nexthop": _nexthop_option,
+    "inet6": flag("inet6"),
+    "inet": _inet,
+    "append": flag("append"),
+    "prepend": flag("append", False),  # the default
+    "add": ignore,  # as in `ip route add` (the man page's example has it)
+    "no_track": flag("no_track"),
+}
+_STATIC_ROUTE_READERS = _ROUTE_READERS | {"track_group": read_track_group}
 # Words that end an encap specification (the next route option).
-_ROUTE_OPTIONS = frozenset(
-    {
-        "src",
-        "from",
-        "via",
-        "gw",
-        "or",
-        "dev",
-        "oif",
-        "table",
-        "metric",
-        "priority",
-        "preference",
-        "scope",
-        "protocol",
-        "tos",
-        "dsfield",
-        "realms",
-        "lock",
-        "features",
-        "quickack",
-        "fastopen_no_cookie",
-        "congctl",
-        "pref",
-        "expires",
-        "ttl-propagate",
-        "vrf",
-        "encap",
-        "onlink",
-        "nexthop",
-        "inet6",
-        "inet",
-        "append",
-        "prepend",
-        "add",
-        "no_track",
-        "track_group",
-        "weight",
-        "to",
-        *METRICS,
-    }
-)
+_ROUTE_OPTIONS = frozenset(_STATIC_ROUTE_READERS) | {"to", "weight", "lock"}
 
 
 class RouteLine:
@@ -349,163 +462,33 @@ class RouteLine:
 
     def __init__(self, static: bool) -> None:
         self.static = static
+        self.readers = _STATIC_ROUTE_READERS if static else _ROUTE_READERS
 
     def __call__(self, stmt: Stmt, ctx: Context) -> RouteEntry:
         return self.parse(list(stmt.words), stmt.location, ctx)
 
     def parse(self, words: list[str], loc: Location, ctx: Context) -> RouteEntry:
-        v: dict[str, Any] = {}
-        locks: set[str] = set()
-        nexthops: list[Nexthop] = []
-        i = 0
-        have_dest = False
-        while i < len(words):
-            w = words[i]
-            i += 1
-            if w in ROUTE_TYPES and not have_dest and "type" not in v:
+        line = _RouteWords(words, loc, ctx)
+        v = line.values
+        while line.more():
+            w = line.next()
+            if w in ROUTE_TYPES and not line.have_dest and "type" not in v:
                 v["type"] = w
-            elif w == "to" or (w not in _ROUTE_OPTIONS and not have_dest):
-                dest = words[i] if w == "to" else w
-                if w == "to":
-                    _need(words, i, w)
-                    i += 1
-                v["to"] = _route_dest(dest)
-                have_dest = True
-            elif w in ("via", "gw"):
-                if w == "gw":
-                    ctx.diags.warning("'gw' for routes is deprecated; use 'via'", loc)
-                arg = _need(words, i, w)
-                i += 1
-                if arg in ("inet", "inet6"):
-                    arg = _need(words, i, w)
-                    i += 1
-                v["via"] = parse_ip(arg, "gateway")
-            elif w == "or":
-                # Deprecated: a second gateway, i.e. a two-way multipath route.
-                ctx.diags.warning("'or' for routes is deprecated; use 'nexthop'", loc)
-                alt = parse_ip(_need(words, i, w), "gateway")
-                i += 1
-                if not nexthops and "via" in v:
-                    nexthops.append(Nexthop(via=v.pop("via"), dev=v.get("dev")))
-                nexthops.append(Nexthop(via=alt, dev=v.get("dev")))
-            elif w == "src":
-                v["src"] = parse_ip(_need(words, i, w), "source address")
-                i += 1
-            elif w == "from":
-                v["from_"] = parse_net(_need(words, i, w), "source prefix")
-                i += 1
-            elif w in ("dev", "oif"):
-                v["dev"] = _need(words, i, w)
-                i += 1
-            elif w == "table":
-                # keepalived takes table 0 for a route (not for a rule).
-                v["table"] = parse_named(_need(words, i, w), "rt_tables", "routing table", 0xFFFFFFFF)
-                i += 1
-            elif w in ("metric", "priority", "preference"):
-                arg = _need(words, i, w)
-                i += 1
-                if arg.startswith("-"):
-                    raise ConfigValueError(f"invalid metric {arg}")
-                v["metric"] = parse_uint(arg, what="metric")
-            elif w == "scope":
-                v["scope"] = parse_named(_need(words, i, w), "rt_scopes", "scope", 255)
-                i += 1
-            elif w == "protocol":
-                v["protocol"] = parse_named(_need(words, i, w), "rt_protos", "protocol", 255)
-                i += 1
-            elif w in ("tos", "dsfield"):
-                v["tos"] = parse_tos(_need(words, i, w))
-                i += 1
-            elif w == "realms":
-                v["realms"] = parse_realms(_need(words, i, w))
-                i += 1
-            elif w in METRICS:
-                arg = _need(words, i, w)
-                i += 1
-                if arg == "lock":
-                    locks.add(w)
-                    arg = _need(words, i, "lock")
-                    i += 1
-                v[w] = parse_uint(arg, 0, METRICS[w], w)
-            elif w == "features":
-                # One feature per `features` keyword; ecn is the only one.
-                feature = _need(words, i, w)
-                i += 1
-                if feature != "ecn":
-                    raise ConfigValueError(f"feature {feature} not supported")
-                if feature not in v.setdefault("features", ()):
-                    v["features"] += (feature,)
-            elif w in ("quickack", "fastopen_no_cookie"):
-                v[w] = parse_uint(_need(words, i, w), 0, 1, w)
-                i += 1
-            elif w == "congctl":
-                arg = _need(words, i, w)
-                i += 1
-                if arg == "lock":
-                    locks.add(w)
-                    arg = _need(words, i, "lock")
-                    i += 1
-                v["congctl"] = arg
-            elif w == "pref":
-                arg = _need(words, i, w)
-                i += 1
-                if arg not in ("low", "medium", "high"):
-                    raise ConfigValueError(f"pref '{arg}' is not low|medium|high")
-                v["pref"] = arg
-            elif w == "expires":
-                v["expires"] = parse_uint(_need(words, i, w), what="expires")
-                i += 1
-            elif w == "ttl-propagate":
-                arg = _need(words, i, w)
-                i += 1
-                if arg not in ("enabled", "disabled"):
-                    raise ConfigValueError(f"ttl-propagate value {arg} not recognised")
-                v["ttl_propagate"] = arg == "enabled"
-            elif w == "vrf":
-                v["vrf"] = _need(words, i, w)
-                i += 1
-                # keepalived reads the VRF's table from the interface, so it must exist.
-                if ctx.interfaces is not None and v["vrf"] not in ctx.interfaces:
-                    raise ConfigValueError(f"VRF {v['vrf']} not found")
-            elif w == "encap":
-                start = i
-                while i < len(words) and (i == start or words[i] not in _ROUTE_OPTIONS):
-                    i += 1
-                if i == start:
-                    raise ConfigValueError("missing a value after 'encap'")
-                v["encap"] = tuple(words[start:i])
-            elif w == "onlink":
-                v["onlink"] = True
-            elif w == "nexthop":
-                nh, i = _nexthop(words, i, loc, ctx)
-                nexthops.append(nh)
-            elif w == "inet6":
-                v["inet6"] = True
-            elif w == "inet":
-                v["inet"] = True
-            elif w == "append":
-                v["append"] = True
-            elif w == "prepend":
-                v["append"] = False  # the default
-            elif w == "add":
-                pass  # as in `ip route add` (the man page's example has it)
-            elif w == "no_track":
-                v["no_track"] = True
-            elif w == "track_group" and self.static:
-                name = _need(words, i, w)
-                i += 1
-                v["track_group"] = check_track_group(name, ctx, loc)
+            elif w == "to" or (w not in _ROUTE_OPTIONS and not line.have_dest):
+                v["to"] = _route_dest(line.take(w) if w == "to" else w)
+                line.have_dest = True
             else:
-                raise ConfigValueError(f"unknown route option '{w}'")
-        if not have_dest:
+                read = self.readers.get(w)
+                if read is None:
+                    raise ConfigValueError(f"unknown route option '{w}'")
+                read(line, w)
+        if not line.have_dest:
             raise ConfigValueError("route must have a destination")
-        inet = v.pop("inet", False)
-        if locks:
-            v["lock"] = frozenset(locks)
-        if nexthops:
-            v["nexthop"] = tuple(nexthops)
-        route = RouteEntry(location=loc, **v)
-        return _check_route(route, inet, loc, ctx)
+        if line.locks:
+            v["lock"] = frozenset(line.locks)
+        if line.nexthops:
+            v["nexthop"] = tuple(line.nexthops)
+        return _check_route(RouteEntry(location=loc, **v), line.inet, loc, ctx)
 
 
 def _route_dest(text: str) -> IPNetwork | None:
@@ -520,7 +503,8 @@ def _route_dest(text: str) -> IPNetwork | None:
     return net
 
 
-def _nexthop(words: list[str], i: int, loc: Location, ctx: Context) -> tuple[Nexthop, int]:
+def _nexthop(words: Sequence[str], i: int) -> tuple[Nexthop, int]:
+    """`nexthop [via ADDR] [dev IF] [weight N] [onlink] [realms R] [encap ...]`, from word i."""
     v: dict[str, Any] = {}
     while i < len(words):
         w = words[i]
@@ -548,12 +532,9 @@ def _nexthop(words: list[str], i: int, loc: Location, ctx: Context) -> tuple[Nex
             v["realms"] = parse_realms(_need(words, i + 1, w))
             i += 2
         elif w == "encap":
-            start = i = i + 1
-            while i < len(words) and (i == start or words[i] not in _ROUTE_OPTIONS):
-                i += 1
-            if i == start:
-                raise ConfigValueError("missing a value after 'encap'")
-            v["encap"] = tuple(words[start:i])
+            end = _encap_words(words, i + 1)
+            v["encap"] = tuple(words[i + 1 : end])
+            i = end
         else:
             break
     return Nexthop(**v), i

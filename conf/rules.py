@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from conf.diagnostics import Location
+from conf.linewords import Words, flag, rejected, value
 from conf.routes import (
     check_interface,
-    check_track_group,
     dump_as,
     parse_named,
     parse_realms,
     parse_table,
     parse_tos,
     parse_uint,
+    read_track_group,
 )
 from conf.schema import ConfigValueError, Context
 from conf.syntax import Stmt
@@ -115,6 +115,126 @@ def _range(text: str, what: str, hi: int) -> tuple[int, int]:
     return lo, top
 
 
+class _RuleWords(Words):
+    """A rule line being read: also how many actions it names, and `inet`."""
+
+    __slots__ = ("actions", "inet")
+
+    def __init__(self, words: Sequence[str], loc: Location, ctx: Context) -> None:
+        super().__init__(words, loc, ctx)
+        self.actions = 0
+        self.inet = False
+
+
+def _action(
+    field: str, parse: Callable[[str], object] | None = None, setting: object = True
+) -> Callable[[_RuleWords, str], None]:
+    """An action option (a rule has exactly one): with a value when `parse` is given."""
+
+    def read(line: _RuleWords, word: str) -> None:
+        line.values[field] = parse(line.take(word)) if parse is not None else setting
+        line.actions += 1
+
+    return read
+
+
+def _type(line: _RuleWords, word: str) -> None:
+    t = line.take(word)
+    if t not in ("unicast", *ACTIONS):
+        raise ConfigValueError(f"invalid rule type {t}")
+    if t != "unicast":
+        line.values["type"] = t
+        line.actions += 1
+
+
+def _reworded(parse: Callable[[str], object], message: str) -> Callable[[str], object]:
+    """`parse`, with keepalived's message for a bad value."""
+
+    def read(text: str) -> object:
+        try:
+            return parse(text)
+        except ConfigValueError:
+            raise ConfigValueError(message.format(text)) from None
+
+    return read
+
+
+def _preference(line: Words, word: str) -> None:
+    """`preference`, `priority` or `order`; keepalived's message names the word used."""
+    text = line.take(word)
+    try:
+        line.values["preference"] = parse_uint(text, what="preference")
+    except ConfigValueError:
+        raise ConfigValueError(f"invalid rule {word} {text}") from None
+
+
+def _fwmark(line: Words, word: str) -> None:
+    text = line.take(word)
+    mark, slash, mask = text.partition("/")
+    try:
+        line.values["fwmark"] = parse_uint(mark, what="fwmark")
+        if slash:
+            line.values["fwmask"] = parse_uint(mask, what="fwmark mask")
+    except ConfigValueError:
+        raise ConfigValueError(f"invalid rule fwmark {text}") from None
+
+
+def _ipproto(text: str) -> int:
+    proto = _IPPROTO.get(text.lower())
+    return proto if proto is not None else parse_uint(text, 0, 255, "ipproto")
+
+
+def _address(line: Words, word: str) -> None:
+    """from/to PREFIX|all: a bad prefix length is reset with the line's location."""
+    line.values["from_" if word == "from" else "to"] = _net(line.take(word), line.loc, line.ctx)
+
+
+def _inet(line: _RuleWords, word: str) -> None:
+    line.inet = True
+
+
+# The options of a rule line: keyword -> reader.
+_RULE_READERS: dict[str, Callable[[_RuleWords, str], None]] = {
+    "from": _address,
+    "to": _address,
+    "not": flag("not_"),
+    "table": _action("table", parse_table),
+    "lookup": _action("table", parse_table),
+    "goto": _action("goto", lambda t: parse_uint(t, what="goto target")),
+    "l3mdev": _action("l3mdev"),
+    **{a: _action("type", setting=a) for a in ACTIONS},
+    "type": _type,
+    "preference": _preference,
+    "priority": _preference,
+    "order": _preference,
+    "fwmark": _fwmark,
+    "realms": value("realms", parse_realms),
+    "tos": value("tos", parse_tos),
+    "dsfield": value("tos", parse_tos),
+    "iif": value("iif", str),
+    "dev": value("iif", str),
+    "oif": value("oif", str),
+    "uidrange": value("uidrange", lambda t: _range(t, "uidrange", 0xFFFFFFFF)),
+    "sport": value("sport", lambda t: _range(t, "sport", 65535)),
+    "dport": value("dport", lambda t: _range(t, "dport", 65535)),
+    "ipproto": value("ipproto", _reworded(_ipproto, "invalid ipproto {}")),
+    # The man page's example spells it ip_proto; keepalived 2.2.7 rejects the rule.
+    "ip_proto": rejected("unknown rule option 'ip_proto' (keepalived spells it 'ipproto')"),
+    "protocol": value("protocol", lambda t: parse_uint(t, 0, 255, "protocol")),
+    "suppress_prefixlength": value("suppress_prefixlength", lambda t: parse_uint(t, what="suppress_prefixlength")),
+    "suppress_ifgroup": value(
+        "suppress_ifgroup",
+        _reworded(lambda t: parse_named(t, "group", "suppress_ifgroup", 0xFFFFFFFF), "suppress_ifgroup {} is invalid"),
+    ),
+    "inet6": flag("inet6"),
+    "inet": _inet,
+    "no_track": flag("no_track"),
+}
+
+
+_STATIC_RULE_READERS = _RULE_READERS | {"track_group": read_track_group}
+
+
 class RuleLine:
     takes_block = False
     syntax = (
@@ -126,122 +246,25 @@ class RuleLine:
 
     def __init__(self, static: bool) -> None:
         self.static = static
+        self.readers = _STATIC_RULE_READERS if static else _RULE_READERS
 
     def __call__(self, stmt: Stmt, ctx: Context) -> RuleEntry:
         return self.parse(list(stmt.words), stmt.location, ctx)
 
     def parse(self, words: list[str], loc: Location, ctx: Context) -> RuleEntry:
-        v: dict[str, Any] = {}
-        actions = 0
-        inet = False
-        i, n = 0, len(words)
-
-        def arg() -> str:
-            nonlocal i
-            if i >= n:
-                raise ConfigValueError(f"missing a value after '{words[i - 1]}'")
-            i += 1
-            return words[i - 1]
-
-        while i < n:
-            w = words[i]
-            i += 1
-            if w == "from":
-                v["from_"] = _net(arg(), loc, ctx)
-            elif w == "to":
-                v["to"] = _net(arg(), loc, ctx)
-            elif w == "not":
-                v["not_"] = True
-            elif w in ("table", "lookup"):
-                v["table"] = parse_table(arg())
-                actions += 1
-            elif w == "goto":
-                v["goto"] = parse_uint(arg(), what="goto target")
-                actions += 1
-            elif w == "l3mdev":
-                v["l3mdev"] = True
-                actions += 1
-            elif w in ACTIONS:
-                v["type"] = w
-                actions += 1
-            elif w == "type":
-                t = arg()
-                if t not in ("unicast", *ACTIONS):
-                    raise ConfigValueError(f"invalid rule type {t}")
-                if t != "unicast":
-                    v["type"] = t
-                    actions += 1
-            elif w in ("preference", "priority", "order"):
-                text = arg()
-                try:
-                    v["preference"] = parse_uint(text, what="preference")
-                except ConfigValueError:
-                    raise ConfigValueError(f"invalid rule {w} {text}") from None
-            elif w == "fwmark":
-                text = arg()
-                mark, slash, mask = text.partition("/")
-                try:
-                    v["fwmark"] = parse_uint(mark, what="fwmark")
-                    if slash:
-                        v["fwmask"] = parse_uint(mask, what="fwmark mask")
-                except ConfigValueError:
-                    raise ConfigValueError(f"invalid rule fwmark {text}") from None
-            elif w == "realms":
-                v["realms"] = parse_realms(arg())
-            elif w in ("tos", "dsfield"):
-                v["tos"] = parse_tos(arg())
-            elif w in ("iif", "dev"):
-                v["iif"] = arg()
-            elif w == "oif":
-                v["oif"] = arg()
-            elif w == "uidrange":
-                v["uidrange"] = _range(arg(), "uidrange", 0xFFFFFFFF)
-            elif w in ("sport", "dport"):
-                v[w] = _range(arg(), w, 65535)
-            elif w in ("ipproto", "ip_proto"):
-                if w == "ip_proto":
-                    # The man page's example spells it ip_proto; keepalived 2.2.7 rejects the rule.
-                    raise ConfigValueError("unknown rule option 'ip_proto' (keepalived spells it 'ipproto')")
-                text = arg()
-                proto = _IPPROTO.get(text.lower())
-                if proto is None:
-                    try:
-                        proto = parse_uint(text, 0, 255, "ipproto")
-                    except ConfigValueError:
-                        raise ConfigValueError(f"invalid ipproto {text}") from None
-                v["ipproto"] = proto
-            elif w == "protocol":
-                v["protocol"] = parse_uint(arg(), 0, 255, "protocol")
-            elif w == "suppress_prefixlength":
-                v["suppress_prefixlength"] = parse_uint(arg(), what="suppress_prefixlength")
-            elif w == "suppress_ifgroup":
-                text = arg()
-                try:
-                    v["suppress_ifgroup"] = parse_named(text, "group", "suppress_ifgroup", 0xFFFFFFFF)
-                except ConfigValueError:
-                    raise ConfigValueError(f"suppress_ifgroup {text} is invalid") from None
-            elif w == "inet6":
-                v["inet6"] = True
-            elif w == "inet":
-                inet = True
-            elif w == "no_track":
-                v["no_track"] = True
-            elif w == "track_group" and self.static:
-                v["track_group"] = check_track_group(arg(), ctx, loc)
-            else:
+        line = _RuleWords(words, loc, ctx)
+        while line.more():
+            w = line.next()
+            read = self.readers.get(w)
+            if read is None:
                 raise ConfigValueError(f"unknown rule option '{w}'")
-        if actions == 0:
+            read(line, w)
+        if line.actions == 0:
             raise ConfigValueError("no action (table, goto, l3mdev, blackhole, prohibit, unreachable or nop)")
-        if actions > 1:
+        if line.actions > 1:
             raise ConfigValueError("more than one of table/nop/goto/blackhole/prohibit/unreachable/l3mdev")
-        versions = {a.version for a in (v.get("from_"), v.get("to")) if a is not None}
-        if len(versions) > 1:
-            raise ConfigValueError("the rule mixes IPv4 and IPv6")
-        family = versions.pop() if versions else (6 if v.get("inet6") else 4)
-        if v.get("inet6") and family == 4:
-            raise ConfigValueError("inet6 specified for an IPv4 rule")
-        if inet and family == 6:
-            raise ConfigValueError("inet specified for an IPv6 rule")
+        v = line.values
+        family = _family(v.get("from_"), v.get("to"), bool(v.get("inet6")), line.inet)
         for key in ("iif", "oif"):
             if key in v:
                 check_interface(v[key], "rule", ctx, loc)
@@ -253,6 +276,18 @@ class RuleLine:
             ctx.diags.reset(f"rule has no preference; using {pref} (probably not what you want)", loc)
             v["preference"] = pref
         return RuleEntry(location=loc, **v)
+
+
+def _family(from_: IPNetwork | None, to: IPNetwork | None, inet6: bool, inet: bool) -> int:
+    versions = {a.version for a in (from_, to) if a is not None}
+    if len(versions) > 1:
+        raise ConfigValueError("the rule mixes IPv4 and IPv6")
+    family = versions.pop() if versions else (6 if inet6 else 4)
+    if inet6 and family == 4:
+        raise ConfigValueError("inet6 specified for an IPv4 rule")
+    if inet and family == 6:
+        raise ConfigValueError("inet specified for an IPv6 rule")
+    return family
 
 
 RULE_LINE: Callable[[Stmt, Context], RuleEntry] = RuleLine(static=False)

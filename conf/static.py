@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, TypeVar
+from typing import ClassVar, Self, TypeVar
 
 from conf.addresses import STATIC_ADDRESS_LINE, IpAddressEntry
 from conf.diagnostics import Location
@@ -16,15 +16,16 @@ from conf.syntax import Stmt
 from conf.values import Float, Lines, Names
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 STATIC_ADDRESSES: Lines[IpAddressEntry] = Lines(STATIC_ADDRESS_LINE, "{ <IPADDR>[/<MASK>] [OPTIONS] ... }")
 STATIC_ROUTES: Lines[RouteEntry] = Lines(STATIC_ROUTE_LINE, "{ ROUTE ... }")
 STATIC_RULES: Lines[RuleEntry] = Lines(STATIC_RULE_LINE, "{ RULE ... }")
 
 
-def flatten(blocks: Sequence[Any]) -> tuple[Any, ...]:
+def flatten(blocks: Sequence[E | tuple[E, ...]]) -> tuple[E, ...]:
     """Join the entries of repeated static_* blocks (collected one tuple per block)."""
-    out: list[Any] = []
+    out: list[E] = []
     for b in blocks:
         if isinstance(b, tuple):
             out.extend(b)

@@ -9,6 +9,7 @@ brace.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -32,6 +33,9 @@ class Stmt(NamedTuple):
         return (self.keyword, *self.args)
 
 
+_new_stmt = functools.partial(tuple.__new__, Stmt)  # Stmt(...) without its Python-level __new__
+
+
 @dataclass
 class _Open:
     keyword: str
@@ -48,12 +52,7 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
     """The top-level statements. Brace errors are reported and repaired the way
     keepalived repairs them, so that parsing always yields a tree. ConfigTooLarge when
     a limit of conf/limits.py is crossed."""
-    root = _Open("", (), Location("", 0))
-    stack = [root]
-    children = root.children
-    # A statement whose line ended without a brace: it takes a block if the next line
-    # starts with "{" (the brace on a line of its own).
-    pending: Stmt | None = None
+    tree = _Tree(diags)
     line_count = word_count = 0
     for text, loc in lines:
         try:
@@ -68,66 +67,108 @@ def parse_statements(lines: Iterable[LogicalLine], diags: Diagnostics) -> tuple[
         if line_count > MAX_LINES or word_count > MAX_WORDS:
             what = f"{MAX_LINES} lines" if line_count > MAX_LINES else f"{MAX_WORDS} words"
             raise ConfigTooLarge(f"more than {what} of statements", loc)
-        if pending is not None and not is_open(words[0]):
-            children.append(pending)
-            pending = None
-        if len(children) >= MAX_BLOCK_STATEMENTS and len(stack) > 1:
-            block = stack[-1]
-            raise ConfigTooLarge(
-                f"more than {MAX_BLOCK_STATEMENTS} statements in the '{block.keyword}' block opened at line "
-                f"{block.location.line} of '{block.location.file}'",
-                loc,
-            )
+        if tree.pending is not None and not is_open(words[0]):
+            tree.children.append(tree.pending)
+            tree.pending = None
+        if len(tree.children) >= MAX_BLOCK_STATEMENTS and len(tree.stack) > 1:
+            tree.too_many_statements(loc)
         if "{" not in text and "}" not in text:
             # Most lines: one statement, no braces at all.
-            pending = Stmt(words[0], tuple(words[1:]), loc)
-            continue
+            tree.pending = _new_stmt((words[0], tuple(words[1:]), loc, None))
+        elif len(words) > 1 and text.count("{") == 1 and "}" not in text and is_open(words[-1]):
+            # Then `KEYWORD ARGS {`, the one brace opening the statement's block.
+            tree.open(_Open(words[0], tuple(words[1:-1]), loc))
+        elif len(words) == 1 and is_close(words[0]):
+            tree.close(loc)  # and a `}` alone
+        else:
+            tree.braces(words, loc)
+    return tree.finish()
+
+
+class _Tree:
+    """The statements read so far: the blocks still open (the top level first), and
+    `pending`, a statement whose line ended without a brace: it takes a block if the
+    next line starts with "{" (the brace on a line of its own)."""
+
+    __slots__ = ("children", "diags", "pending", "stack")
+
+    def __init__(self, diags: Diagnostics) -> None:
+        root = _Open("", (), Location("", 0))
+        self.stack = [root]
+        self.children = root.children  # the innermost open block's
+        self.pending: Stmt | None = None
+        self.diags = diags
+
+    def braces(self, words: list[str], loc: Location) -> None:
+        """A line with braces: statements, blocks opened and closed."""
         i, n = 0, len(words)
         while i < n:
             word = words[i]
             i += 1
             if is_close(word):
-                if len(stack) == 1:
-                    diags.reset("extra '}' ignored", loc)
-                    continue
-                done = stack.pop()
-                children = stack[-1].children
-                if not done.discard:
-                    children.append(done.close())
-                continue
-            if is_open(word):
-                _check_depth(stack, loc)
-                if pending is not None:
-                    stack.append(_Open(pending.keyword, pending.args, pending.location))
-                    pending = None
-                else:
-                    diags.reset("'{' without a keyword before it: block ignored", loc)
-                    stack.append(_Open("{", (), loc, discard=True))
-                children = stack[-1].children
-                continue
-            j = i
-            while j < n and not is_open(words[j]) and not is_close(words[j]):
-                j += 1
-            args = tuple(words[i:j])
-            i = j
-            if i < n and is_open(words[i]):
-                i += 1
-                _check_depth(stack, loc)
-                stack.append(_Open(word, args, loc))
-                children = stack[-1].children
-            elif i < n:
-                children.append(Stmt(word, args, loc))
+                self.close(loc)
+            elif is_open(word):
+                self._open_pending(loc)
             else:
-                pending = Stmt(word, args, loc)
-    if pending is not None:
-        children.append(pending)
-    while len(stack) > 1:
-        done = stack.pop()
-        what = f"'{done.keyword}' block" if not done.discard else "block"
-        diags.reset(f"missing '}}' for the {what} opened here", done.location)
+                j = i
+                while j < n and not is_open(words[j]) and not is_close(words[j]):
+                    j += 1
+                args = tuple(words[i:j])
+                if j < n and is_open(words[j]):
+                    self.open(_Open(word, args, loc))
+                    j += 1
+                elif j < n:
+                    self.children.append(Stmt(word, args, loc))
+                else:
+                    self.pending = Stmt(word, args, loc)
+                i = j
+
+    def open(self, block: _Open) -> None:
+        _check_depth(self.stack, block.location)
+        self.stack.append(block)
+        self.children = block.children
+
+    def _open_pending(self, loc: Location) -> None:
+        """A "{" after a statement (on its line or the line before) opens its block."""
+        _check_depth(self.stack, loc)
+        if self.pending is None:
+            self.diags.reset("'{' without a keyword before it: block ignored", loc)
+            block = _Open("{", (), loc, discard=True)
+        else:
+            block = _Open(self.pending.keyword, self.pending.args, self.pending.location)
+            self.pending = None
+        self.stack.append(block)
+        self.children = block.children
+
+    def close(self, loc: Location) -> None:
+        if len(self.stack) == 1:
+            self.diags.reset("extra '}' ignored", loc)
+            return
+        done = self.stack.pop()
+        self.children = self.stack[-1].children
         if not done.discard:
-            stack[-1].children.append(done.close())
-    return tuple(root.children)
+            self.children.append(done.close())
+
+    def too_many_statements(self, loc: Location) -> None:
+        block = self.stack[-1]
+        raise ConfigTooLarge(
+            f"more than {MAX_BLOCK_STATEMENTS} statements in the '{block.keyword}' block opened at line "
+            f"{block.location.line} of '{block.location.file}'",
+            loc,
+        )
+
+    def finish(self) -> tuple[Stmt, ...]:
+        """The top level, with the blocks still open closed (keepalived says so)."""
+        if self.pending is not None:
+            self.children.append(self.pending)
+        stack = self.stack
+        while len(stack) > 1:
+            done = stack.pop()
+            what = f"'{done.keyword}' block" if not done.discard else "block"
+            self.diags.reset(f"missing '}}' for the {what} opened here", done.location)
+            if not done.discard:
+                stack[-1].children.append(done.close())
+        return tuple(stack[0].children)
 
 
 def _check_depth(stack: list[_Open], loc: Location) -> None:

@@ -14,8 +14,9 @@ and drops references to names that do not exist, so the VRRP child sees resolved
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
 from conf.diagnostics import Location
 from conf.schema import Block, ConfigValueError, Context, kw, replace
@@ -282,9 +283,16 @@ TRACK_BFD = TrackList("track_bfd", *BFD_WEIGHT)
 BFD_UNSUPPORTED = "BFD is not implemented"
 
 
+class Weighted(Protocol):
+    """A tracked object: vrrp_script, track_file, vrrp_track_process."""
+
+    @property
+    def weight(self) -> Weight: ...
+
+
 def resolve_refs(
     refs: tuple[TrackRef, ...],
-    known: dict[str, Any] | None,
+    known: Mapping[str, Weighted] | None,
     what: str,
     owner: str,
     ctx: Context,

@@ -80,7 +80,7 @@ def data_text(inst: Instance, group_of: Mapping[str, str]) -> str:
     lines += _garp_lines(c)
     lines += [
         f"   Virtual Router ID = {inst.vrid}",
-        f"   Priority = {c.effective_priority}",
+        f"   Priority = {c.priority}",
         f"   Effective priority = {p.priority}",
         f"   Total priority = {p.priority}",
         _interval("Advert interval", p.version, p.advert_int),
@@ -123,7 +123,7 @@ def _garp_lines(c: VrrpInstance) -> list[str]:
         f"   Gratuitous ARP lower priority repeat = {c.garp_lower_prio_repeat}",
         f"   Down timer adverts = {c.down_timer_adverts}",
         f"   Send advert after receive lower priority advert = {_bool(not c.lower_prio_no_advert)}",
-        f"   Send advert after receive higher priority advert = {_bool(bool(c.higher_prio_send_advert))}",
+        f"   Send advert after receive higher priority advert = {_bool(c.higher_prio_send_advert)}",
     ]
 
 
@@ -241,8 +241,8 @@ def keepalived_data(inst: Instance, commands: Mapping[str, str]) -> dict[str, ob
     data: dict[str, object] = {
         "iname": inst.name,
         "dont_track_primary": int(c.dont_track_primary),
-        "skip_check_adv_addr": int(bool(c.skip_check_adv_addr)),
-        "strict_mode": int(bool(c.strict_mode)),
+        "skip_check_adv_addr": int(c.skip_check_adv_addr),
+        "strict_mode": int(c.strict_mode),
         "vmac_ifname": inst.ifname if inst.ifname != c.interface else "",
         "ifp_ifname": inst.ifname,
         "master_priority": (m.master_priority or 0) if m.state is fsm.State.BACKUP else 0,  # heard from a master
@@ -253,22 +253,22 @@ def keepalived_data(inst: Instance, commands: Mapping[str, str]) -> dict[str, ob
         "garp_refresh_rep": c.garp_master_refresh_repeat,
         "garp_lower_prio_delay": c.garp_lower_prio_delay,
         "garp_lower_prio_rep": c.garp_lower_prio_repeat,
-        "lower_prio_no_advert": int(bool(c.lower_prio_no_advert)),
-        "higher_prio_send_advert": int(bool(c.higher_prio_send_advert)),
+        "lower_prio_no_advert": int(c.lower_prio_no_advert),
+        "higher_prio_send_advert": int(c.higher_prio_send_advert),
         "vrid": inst.vrid,
-        "base_priority": c.effective_priority,
+        "base_priority": c.priority,
         "effective_priority": p.priority,
         "vipset": inst.vips_set,
         "promote_secondaries": c.promote_secondaries,
         "adver_int": _number(p.advert_int),
         "master_adver_int": _number(m.master_adver_int),
-        "accept": int(bool(c.accept)),
+        "accept": int(c.accept),
         "nopreempt": not p.preempt,
         "preempt_delay": int(c.preempt_delay),
         "state": STATE_NUMBER.get(m.state.value, 0),
         "wantstate": STATE_NUMBER.get(wantstate(inst).value, 0),
         "version": p.version,
-        "smtp_alert": bool(c.smtp_alert),
+        "smtp_alert": c.smtp_alert,
         "notify_deleted": c.notify_deleted is not None,
     }
     scripts = (

@@ -102,7 +102,7 @@ class Settings:
 
 def needs_drop(conf: VrrpInstance) -> bool:
     """keepalived vrrp_handle_accept_mode: neither accept mode nor the address owner."""
-    return not conf.accept and conf.effective_priority != PRIO_OWNER
+    return not conf.accept and conf.priority != PRIO_OWNER
 
 
 @dataclass(frozen=True, order=True)

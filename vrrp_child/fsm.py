@@ -118,20 +118,19 @@ class Params:
     ) -> Params:
         """Params of a completed `conf.vrrp.VrrpInstance`; `priority` overrides the configured one
         (the effective priority once trackers have spoken)."""
-        prio = priority if priority is not None else inst.effective_priority
-        state = inst.state if inst.state is not None else ("MASTER" if prio == PRIO_OWNER else "BACKUP")
+        prio = priority if priority is not None else inst.priority
         return cls(
             name=inst.name,
-            version=inst.effective_version,
+            version=inst.version,
             priority=prio,
             advert_int=inst.advert_int,
             local_ip=local_ip,
             preempt=not inst.nopreempt,
             preempt_delay=inst.preempt_delay,
-            start_master=state == "MASTER",
-            down_timer_adverts=inst.down_timer_adverts or DOWN_TIMER_ADVERTS,
-            lower_prio_no_advert=bool(inst.lower_prio_no_advert),
-            higher_prio_send_advert=bool(inst.higher_prio_send_advert),
+            start_master=inst.state == "MASTER",
+            down_timer_adverts=inst.down_timer_adverts,
+            lower_prio_no_advert=inst.lower_prio_no_advert,
+            higher_prio_send_advert=inst.higher_prio_send_advert,
             in_sync_group=in_sync_group,
         )
 

@@ -208,7 +208,7 @@ class Instance:
         return holdings.rule_items(self.conf)
 
     def _params(self, conf: VrrpInstance) -> fsm.Params:
-        prio = effective_priority(conf.effective_priority, self.priority_delta)
+        prio = effective_priority(conf.priority, self.priority_delta)
         return fsm.Params.from_instance(conf, self.local_ip, priority=prio, in_sync_group=self.in_sync_group)
 
     def advert_addresses(self) -> tuple[IPAddress, ...]:
@@ -365,7 +365,7 @@ class Instance:
         return sealed.seq
 
     def on_advert(self, advert: Advert, src: IPAddress) -> None:
-        skip = bool(self.conf.skip_check_adv_addr) and src == self.machine.master_ip
+        skip = self.conf.skip_check_adv_addr and src == self.machine.master_ip
         verdict = check(advert, self.expect, check_addresses=not skip)
         if verdict.reason is not None:
             self.stats.count_drop(verdict.reason)
@@ -491,10 +491,10 @@ class Instance:
             # after the VIPs (a route may use one as its src); a resumed master's are already
             # in place, and adding them again repairs any that went missing
             self.edges.add_routing(routes, rules)
-        delay = self.conf.garp_master_delay or 0
+        delay = self.conf.garp_master_delay
         if delay > 0:
             self._garp_timers.append(self.edges.loop.call_later(delay, self._garp, items, repeat))
-        refresh = self.conf.garp_master_refresh or 0
+        refresh = self.conf.garp_master_refresh
         if refresh > 0:
             self._garp_timers.append(self.edges.loop.call_later(refresh, self._refresh, items, refresh))
         self._arm_extra_if(items)
@@ -533,7 +533,7 @@ class Instance:
         self.vips_set = False
 
     def _garp_repeat(self) -> int:
-        return self.conf.garp_master_repeat or 1
+        return self.conf.garp_master_repeat
 
     def _garp(self, items: list[Item], repeat: int) -> None:
         """Gratuitous ARP / unsolicited NA for each VIP, `repeat` times (keepalived's
@@ -557,12 +557,12 @@ class Instance:
 
     def _refresh(self, items: list[Item], every: float) -> None:
         """garp_master_refresh: repeat the GARPs while master."""
-        self._garp(items, self.conf.garp_master_refresh_repeat or 1)
+        self._garp(items, self.conf.garp_master_refresh_repeat)
         if self.state is fsm.State.MASTER:
             self._garp_timers.append(self.edges.loop.call_later(every, self._refresh, items, every))
 
     def _rx_lower_pri(self) -> None:
-        repeat = self.conf.garp_lower_prio_repeat or 0
+        repeat = self.conf.garp_lower_prio_repeat
         if repeat:
             self._garp(self.vip_items(), repeat)
         if self.conf.notify_master_rx_lower_pri is not None:

@@ -62,7 +62,7 @@ def link_delays(
         d = delays.get(inst.interface or "")
         if d is None or not (d.down or d.up):
             continue
-        dta = inst.down_timer_adverts or 3
+        dta = inst.down_timer_adverts
         if dta == 1:
             notes.append(f"{inst.name}: cannot use debounce timers with down_timer_adverts = 1 - resetting")
             delays[inst.interface or ""] = Delays()

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from conf.model import Config
 from conf.vrrp import VrrpInstance
 from vrrp_child import ah, firewall
-from vrrp_child.fsm import DOWN_TIMER_ADVERTS, master_down_interval
+from vrrp_child.fsm import master_down_interval
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import Json
 
@@ -57,7 +57,7 @@ def hold_time(inst: VrrpInstance) -> float:
     stay without a running child that advertises them."""
     # down_timer_adverts: keepalived's keyword (default the RFC's 3); peers of one virtual
     # router share it in any sane set-up, so ours stands for theirs.
-    return _hold_time(inst.effective_version, inst.advert_int, inst.down_timer_adverts or DOWN_TIMER_ADVERTS)
+    return _hold_time(inst.version, inst.advert_int, inst.down_timer_adverts)
 
 
 @functools.lru_cache(maxsize=256)

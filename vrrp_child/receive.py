@@ -46,11 +46,9 @@ class Expect:
     def from_instance(cls, inst: VrrpInstance) -> Expect:
         """From a completed vrrp_instance (conf.vrrp): version, VRID, authentication,
         advert_int and the VIPs of the instance's family, in configuration order."""
-        if inst.virtual_router_id is None:  # the loader drops such an instance, as keepalived does
-            raise ValueError(f"({inst.name}) has no virtual_router_id")
         password = inst.auth_pass or ""
         return cls(
-            version=inst.effective_version,
+            version=inst.version,
             vrid=inst.virtual_router_id,
             auth_type=_AUTH_TYPES[inst.auth_type],
             auth_pass=password.encode(),

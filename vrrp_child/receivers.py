@@ -37,7 +37,7 @@ class Receivers:
         key: SocketKey = (ifname, conf.family, local if unicast else None, proto)
         sock = self.sockets.get(key)
         if sock is None:
-            peers = PeerTable.of(conf.unicast_peer, check_unicast_src=bool(conf.check_unicast_src)) if unicast else None
+            peers = PeerTable.of(conf.unicast_peer, check_unicast_src=conf.check_unicast_src) if unicast else None
             sock = VrrpSocket(
                 ifname,
                 local,  # type: ignore[arg-type]

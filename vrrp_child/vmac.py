@@ -75,7 +75,7 @@ class VmacSpec:
     @classmethod
     def of(cls, inst: VrrpInstance) -> VmacSpec | None:
         """The VMAC an instance asks for (None without `use_vmac` or an interface)."""
-        if inst.use_vmac is None or inst.interface is None or inst.virtual_router_id is None:
+        if inst.use_vmac is None or inst.interface is None:
             return None
         vrid = inst.virtual_router_id
         return cls(

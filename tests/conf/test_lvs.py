@@ -11,7 +11,8 @@ import pytest
 from conf import LoadResult
 from conf.checkers import TcpCheck
 from conf.diagnostics import Diagnostic, Severity
-from conf.lvs import LvsMethod, SorryServer, VirtualServer, VsgFwmark, VsgRange
+from conf.lvs import LvsMethod, SorryServer, VirtualServer
+from conf.lvs_group import VsgFwmark, VsgRange
 from conf.model import Config
 from conf.values import Script
 from tests.conf.util import clean, config_of, parse, problems

@@ -24,7 +24,7 @@ def vip(text: str, dev: str | None = None) -> IpAddressEntry:
 
 
 def test_elements_by_family_and_link_local() -> None:
-    conf = VrrpInstance(name="VI_1", interface="eth0")
+    conf = VrrpInstance(name="VI_1", virtual_router_id=1, interface="eth0")
     items = [(vip("192.0.2.1/24"), "eth0"), (vip("2001:db8::1/64"), "eth0"), (vip("fe80::1/64"), "eth0")]
     out = firewall.elements(conf, items, Settings(), lambda name: 7)
     assert out == [
@@ -33,7 +33,7 @@ def test_elements_by_family_and_link_local() -> None:
         Element("ip6", "vips_link_local", "fe80::1", 7),
     ]
     # dont_track_primary: by name, unless nftables_ifindex
-    conf = VrrpInstance(name="VI_1", interface="eth0", dont_track_primary=True)
+    conf = VrrpInstance(name="VI_1", virtual_router_id=1, interface="eth0", dont_track_primary=True)
     assert firewall.elements(conf, items[2:], Settings(), lambda name: 7) == [
         Element("ip6", "vips_link_local_name", "fe80::1", "eth0")
     ]

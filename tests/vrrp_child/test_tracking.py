@@ -34,7 +34,7 @@ def ref(name: str, weight: int = 0, reverse: bool = False) -> TrackRef:
 
 
 def inst(**kw: object) -> VrrpInstance:
-    return VrrpInstance(name="VI_1", priority=100, **kw)  # type: ignore[arg-type]
+    return VrrpInstance(name="VI_1", virtual_router_id=1, priority=100, **kw)  # type: ignore[arg-type]
 
 
 # ---- weights of scripts, interfaces, processes ---------------------------------------------

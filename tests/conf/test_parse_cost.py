@@ -1,0 +1,62 @@
+"""Generous bounds on the cost of reading a configuration; the goals (issue 15) live in
+bench/parse_bench.py, which measures them side by side with keepalived."""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from pathlib import Path
+
+import conf
+from bench.parse_bench import generate, generate_vips
+
+
+def _cpu_per_line(path: Path) -> float:
+    """The least CPU time per line of three reads (the least is the least disturbed)."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        result = conf.load(str(path), config_id="t", interfaces=frozenset({"eth0"}))
+        best = min(best, time.process_time() - t0)
+        assert result.config is not None
+    return best / path.read_text().count("\n")
+
+
+def test_reading_time_grows_linearly_with_the_file(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.conf", tmp_path / "large.conf"
+    small.write_text(generate(25, 250))
+    large.write_text(generate(100, 1000))
+    per_small, per_large = _cpu_per_line(small), _cpu_per_line(large)
+    # linear: 1.0 (bench/parse_bench.py); the cyclic collector made it grow with the file
+    assert per_large < 2.5 * per_small, (per_small, per_large)
+    assert per_large < 200e-6  # about 15 us a line on this project's machine
+
+
+def test_the_model_keeps_less_than_a_kilobyte_per_vip(tmp_path: Path) -> None:
+    path = tmp_path / "vips.conf"
+    path.write_text(generate_vips(5000, "eth0"))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = conf.load(str(path), config_id="t", interfaces=frozenset({"eth0"}))
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert result.config is not None
+    vips = sum(
+        len(i.virtual_ipaddress) + len(i.virtual_ipaddress_excluded) for i in result.config.vrrp_instance.values()
+    )
+    assert vips == 5000
+    assert kept / vips < 1000, kept / vips  # about 420 bytes (bench/parse_bench.py: the goal is 200)
+
+
+def test_addresses_of_one_subnet_share_their_network(tmp_path: Path) -> None:
+    path = tmp_path / "vips.conf"
+    path.write_text(generate_vips(600, "eth0"))
+    result = conf.load(str(path), config_id="t", interfaces=frozenset({"eth0"}))
+    assert result.config is not None
+    first, *others = [v.address for i in result.config.vrrp_instance.values() for v in i.virtual_ipaddress]
+    assert all(a.network is first.network for a in others)
+    assert str(first) == "10.0.0.0/16" and others
