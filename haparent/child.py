@@ -4,6 +4,7 @@ reported state, what was released for it), and what a freshly forked child runs.
 from __future__ import annotations
 
 import enum
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -83,6 +84,9 @@ def child_entry(
     entry = spec.entry()
 
     def child_main(read_fd: int, write_fd: int) -> int:
+        # A child forked while the parent's reload thread reads a configuration would inherit
+        # its paused cycle collector (conf.loader) for life: a child starts with it running.
+        gc.enable()
         become_child(spec)
         setup = ChildSetup(
             role=spec.role.value,
