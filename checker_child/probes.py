@@ -10,15 +10,10 @@ has a probe.
 
 from __future__ import annotations
 
-import asyncio
-import errno
-import os
-import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from checker_child.checks import dns, http, misc, ping, smtp, tcp, udp
-from checker_child.checks.base import Probe, ProbeEnv, Result, Target, describe_error, make_socket
+from checker_child.checks import dns, http, misc, ping, smtp, udp
+from checker_child.checks.base import Probe, ProbeEnv, Target
 from conf.checkers import (
     DEFAULT_CONNECT_TIMEOUT,
     AnyChecker,
@@ -74,11 +69,18 @@ def target_of(checker: AnyChecker, rs: RealServer, vs: VirtualServer) -> Target:
 
 @dataclass(frozen=True)
 class Built:
-    """A checker ready to run: None `probe` means not polled (FILE_CHECK) or unsupported."""
+    """A checker ready to run: a coroutine `probe`, or `tcp` for TCP_CHECK (a
+    checks.tcp.TcpConnect per attempt, no coroutine); neither means not polled
+    (FILE_CHECK) or unsupported."""
 
     probe: Probe | None
     target: Target
     why_not: str = ""  # for a checker without a probe that should have one
+    tcp: bool = False
+
+    @property
+    def polled(self) -> bool:
+        return self.tcp or self.probe is not None
 
 
 def build(checker: AnyChecker, rs: RealServer, vs: VirtualServer, env: ProbeEnv) -> Built:
@@ -86,8 +88,8 @@ def build(checker: AnyChecker, rs: RealServer, vs: VirtualServer, env: ProbeEnv)
     probe: Probe | None
     if isinstance(checker, HttpGet):  # SSL_GET too (a subclass)
         probe = http.probe(checker, env, virtualhost=rs.virtualhost or vs.virtualhost)
-    elif isinstance(checker, TcpCheck):
-        probe = tcp.probe(checker, env)
+    elif isinstance(checker, TcpCheck):  # no options of its own: the Target carries them
+        return Built(None, target, tcp=True)
     elif isinstance(checker, SmtpCheck):
         probe = smtp.probe(checker, env)
     elif isinstance(checker, DnsCheck):
@@ -111,77 +113,3 @@ def recovery_runs(checker: AnyChecker) -> int:
     if isinstance(checker, HttpGet) and not checker.fast_recovery:
         return max(1, len(checker.url))
     return 1
-
-
-class TcpConnect:
-    """TCP_CHECK without a coroutine: a non-blocking connect watched by a loop writer
-    callback, with a loop timer for connect_timeout. The same verdicts and texts as
-    checks.tcp, at a fraction of the CPU (10,000 checks a second must stay under half a
-    core: a task per attempt costs several times more)."""
-
-    __slots__ = ("done", "loop", "sock", "target", "timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: Target, done: Callable[[Result], None]) -> None:
-        self.loop = loop
-        self.target = target
-        self.done = done
-        self.sock: socket.socket | None = None
-        self.timer: asyncio.TimerHandle | None = None
-
-    def start(self) -> None:
-        target = self.target
-        try:
-            sock = make_socket(target)
-        except OSError as e:
-            result = Result(False, f"TCP connection to {tcp.fmt_check(target)} failed. ({describe_error(e)})")
-            self.loop.call_soon(self.done, result)
-            return
-        err = sock.connect_ex(target.sockaddr())
-        # An answer at once is handed over on the next loop pass, never from inside start().
-        if err == 0:
-            sock.close()
-            self.loop.call_soon(self.done, _tcp_success(target))
-            return
-        if err != errno.EINPROGRESS:
-            sock.close()
-            self.loop.call_soon(self.done, _tcp_failure(target, err))
-            return
-        self.sock = sock
-        self.loop.add_writer(sock.fileno(), self._writable)
-        self.timer = self.loop.call_later(target.timeout, self._timeout)
-
-    def _writable(self) -> None:
-        sock = self.sock
-        if sock is None:
-            return
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        self._close()
-        self.done(_tcp_success(self.target) if err == 0 else _tcp_failure(self.target, err))
-
-    def _timeout(self) -> None:
-        self.timer = None
-        if self.sock is None:
-            return
-        self._close()
-        self.done(Result(False, f"TCP connection to {tcp.fmt_check(self.target)} timeout."))
-
-    def cancel(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        sock, self.sock = self.sock, None
-        if sock is not None:
-            self.loop.remove_writer(sock.fileno())
-            sock.close()
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-
-
-def _tcp_success(target: Target) -> Result:
-    return Result(True, f"TCP connection to {tcp.fmt_check(target)} success.")
-
-
-def _tcp_failure(target: Target, err: int) -> Result:
-    detail = os.strerror(err).lower() if err else "failed"
-    return Result(False, f"TCP connection to {tcp.fmt_check(target)} failed. ({detail})")

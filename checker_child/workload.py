@@ -31,6 +31,7 @@ from checker_child import ipvs as ipvs_mod
 from checker_child.addresses import AddressWatch
 from checker_child.checks import ping
 from checker_child.checks.base import Probe, ProbeEnv, Result, Target
+from checker_child.checks.tcp import TcpConnect
 from checker_child.latency import Latency
 from checker_child.scheduler import Attempts, Scheduler, first_delay
 from checker_child.state import (
@@ -49,7 +50,7 @@ from checker_child.state import (
     fmt_vs,
 )
 from checker_child.table import Table, diff
-from conf.checkers import AnyChecker, FileCheck, MiscCheck, Schedule, TcpCheck
+from conf.checkers import AnyChecker, FileCheck, MiscCheck, Schedule
 from conf.lvs import RealServer, VirtualServer
 from conf.model import Config
 from conf.trackers import Weight
@@ -158,11 +159,17 @@ class Check:
     last_ok: bool | None = None
     last_at: float = 0.0  # time.time() of the last result
     started: float = 0.0  # loop time the running check started (its duration, for the latency)
-    conn: probes.TcpConnect | None = None  # a TCP_CHECK connect in progress
+    tcp: bool = False  # TCP_CHECK: runs as a TcpConnect, not a probe coroutine
+    conn: TcpConnect | None = None  # a TCP_CHECK connect in progress
 
     @property
     def type_name(self) -> str:
         return str(self.conf.type_name)
+
+    @property
+    def polled(self) -> bool:
+        """Run by the scheduler (FILE_CHECK follows its file; BFD_CHECK is not implemented)."""
+        return self.tcp or self.probe is not None
 
 
 @dataclass
@@ -397,6 +404,7 @@ class CheckerWorkload:
             vs=vs,
             rs_conf=rsc,
             probe=built.probe,
+            tcp=built.tcp,
             target=built.target,
             attempts=attempts,
             fmt_rs=fmt_rs(vs, rsc.address, rsc.port),
@@ -427,7 +435,7 @@ class CheckerWorkload:
                     kept.add(id(match))
                     built = probes.build(conf, rsc, vs, self.env)
                     match.index, match.conf, match.vs, match.rs_conf = i, conf, vs, rsc
-                    match.probe, match.target = built.probe, built.target
+                    match.probe, match.tcp, match.target = built.probe, built.tcp, built.target
                     match.fmt_rs, match.fmt_vs = fmt_rs(vs, rsc.address, rsc.port), fmt_vs(vs)
                     checks.append(match)
                     continue
@@ -445,12 +453,12 @@ class CheckerWorkload:
         for check in fresh:
             if isinstance(check.conf, FileCheck):
                 self._start_file_check(check, config)
-            elif check.probe is not None:
+            elif check.polled:
                 self.sched.at(now + first_delay(check.conf.warmup, check.attempts.delay_loop), check)
 
     def _start_check(self, check: Check) -> None:
         """The scheduler says `check` is due (and holds a slot for it)."""
-        if check.gone or self._stopped or check.probe is None:
+        if check.gone or self._stopped or not check.polled:
             self.sched.done()
             return
         if self._suspended_vs.get(check.rs.vs):
@@ -460,10 +468,11 @@ class CheckerWorkload:
             return
         check.running = True
         check.started = self.loop.time()
-        if type(check.conf) is TcpCheck:
-            check.conn = probes.TcpConnect(self.loop, check.target, functools.partial(self._connected, check))
+        if check.tcp:
+            check.conn = TcpConnect(self.loop, check.target, functools.partial(self._connected, check))
             check.conn.start()
             return
+        assert check.probe is not None
         task = self.loop.create_task(self._run(check, check.probe))
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
@@ -557,11 +566,11 @@ class CheckerWorkload:
         alive_before = self.servers.is_alive(check.rs)
         if verdict is True:
             self.tallies.verdicts_up += 1
-            if detail and check.probe is not None:
+            if detail and check.polled:
                 log.info("%s", detail)
         elif verdict is False:
             self.tallies.verdicts_down += 1
-            if gave_up and check.probe is not None:
+            if gave_up and check.polled:
                 retry = check.attempts.retry
                 if retry:
                     log.info("Check on service %s failed after %d retries.", check.fmt_rs, retry)

@@ -1,4 +1,4 @@
-"""TCP_CHECK against real listeners on loopback."""
+"""TCP_CHECK (checks.tcp.TcpConnect, the one implementation) against real listeners on loopback."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from collections.abc import Coroutine, Iterator
 from ipaddress import ip_address
 from typing import Any, TypeVar
 
-from checker_child.checks import tcp
-from checker_child.checks.base import ProbeEnv, Result, Target
-from conf.checkers import TcpCheck
+from checker_child.checks.base import Result, Target
+from checker_child.checks.tcp import TcpConnect
 from tests.checker_child.servers import free_port, silent_server, tcp_listener
 
 T = TypeVar("T")
@@ -23,7 +22,16 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 async def check(target: Target) -> Result:
-    return await tcp.probe(TcpCheck(), ProbeEnv())(target)
+    """One attempt, as the workload starts it: the result arrives through a callback."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Result] = loop.create_future()
+    conn = TcpConnect(loop, target, answer.set_result)
+    conn.start()
+    assert not answer.done(), "the result is handed over on a later loop pass, never from start()"
+    try:
+        return await answer
+    finally:
+        conn.cancel()
 
 
 def test_connect_succeeds_v4_and_v6() -> None:
@@ -116,5 +124,21 @@ def test_bind_to_missing_interface_fails() -> None:
             r = await check(Target(srv.address, srv.port, bind_if="nosuchif0", timeout=2))
             assert not r.ok
             assert "failed" in r.detail
+
+    run(main())
+
+
+def test_cancel_stops_an_attempt_without_a_result() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        results: list[Result] = []
+        with full_backlog() as port:
+            conn = TcpConnect(loop, Target(ip_address("127.0.0.1"), port, timeout=0.3), results.append)
+            conn.start()
+            assert conn.sock is not None and conn.timer is not None
+            conn.cancel()
+            assert conn.sock is None and conn.timer is None
+            await asyncio.sleep(0.6)
+        assert results == []
 
     run(main())
