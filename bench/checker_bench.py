@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import resource
 import shutil
@@ -99,7 +100,7 @@ def _raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def measure_pyk(conf: Path, seconds: float, warmup: float) -> dict[str, float]:
+def measure_pyk(conf: Path, seconds: float, warmup: float, profile: str | None = None) -> dict[str, float]:
     from checker_child.workload import CheckerWorkload  # noqa: PLC0415 (inside the namespace only)
     from conf import load  # noqa: PLC0415
 
@@ -115,8 +116,14 @@ def measure_pyk(conf: Path, seconds: float, warmup: float) -> dict[str, float]:
             wl.sched.lateness.reset()
             t0, c0, r0 = time.monotonic(), time.process_time(), wl.tallies.results
             f0 = wl.tallies.failures
+            prof = cProfile.Profile() if profile else None
+            if prof is not None:
+                prof.enable()
             await asyncio.sleep(seconds)
             t1, c1, r1 = time.monotonic(), time.process_time(), wl.tallies.results
+            if prof is not None:
+                prof.disable()
+                prof.dump_stats(profile)
             lat = wl.sched.lateness
             alive = sum(1 for c in wl.checks if c.attempts.is_up)
             return {
@@ -212,7 +219,7 @@ def inner(args: argparse.Namespace) -> None:
             with tempfile.TemporaryDirectory() as d:
                 conf = Path(d) / "keepalived.conf"
                 conf.write_text(config_text(endpoints(tcp), endpoints(http, first_octet=100)))
-                m = measure_pyk(conf, args.seconds, args.warmup)
+                m = measure_pyk(conf, args.seconds, args.warmup, args.profile)
                 ka = try_keepalived(conf, args.seconds) if not args.no_keepalived else "skipped"
                 n = tcp or http
                 print(
@@ -233,6 +240,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--no-keepalived", action="store_true")
+    p.add_argument("--profile", metavar="FILE", help="cProfile the measuring window into FILE (its CPU figure is then inflated)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
