@@ -121,7 +121,7 @@ def measure_pyk(conf: Path, seconds: float, warmup: float, profile: str | None =
                 prof.enable()
             await asyncio.sleep(seconds)
             t1, c1, r1 = time.monotonic(), time.process_time(), wl.tallies.results
-            if prof is not None:
+            if prof is not None and profile:
                 prof.disable()
                 prof.dump_stats(profile)
             lat = wl.sched.lateness
@@ -240,7 +240,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--no-keepalived", action="store_true")
-    p.add_argument("--profile", metavar="FILE", help="cProfile the measuring window into FILE (its CPU figure is then inflated)")
+    p.add_argument(
+        "--profile", metavar="FILE", help="cProfile the measuring window into FILE (its CPU figure is then inflated)"
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -17,7 +17,8 @@ from conf.lvs import NAT, RealServer, VirtualServer
 from watchdog.protocol import DumpKind, Json
 
 if TYPE_CHECKING:  # the workload imports this module to answer dumps
-    from checker_child.workload import Check, CheckerWorkload
+    from checker_child.runner import Check
+    from checker_child.workload import CheckerWorkload
 
 
 def render(kind: DumpKind, w: CheckerWorkload) -> str:
@@ -78,10 +79,11 @@ def json_dump(w: CheckerWorkload) -> dict[str, Json]:
     return {
         "virtual_servers": vss,
         "ipvs": {
-            "available": w.ipvs_available,
-            "programmed": w.ipvs_status.programmed,
-            "not_programmed_because": None if w.ipvs_status.programmed else w.ipvs_status.reason,
+            "available": w.ipvs.available,
+            "programmed": w.ipvs.status.programmed,
+            "not_programmed_because": None if w.ipvs.status.programmed else w.ipvs.status.reason,
             "table": table_json(w.servers.table()),
+            "retrying": w.ipvs.retrying(),
         },
         "degraded": [{"key": key, "text": text} for key, text in sorted(w.conditions.raised.items())],
         "scheduler": _sched_json(w),
@@ -146,7 +148,7 @@ def data_text(w: CheckerWorkload) -> str:
     checker with its state."""
     snap = w.servers.snapshot()
     lines = ["------< LVS Topology >------"]
-    ipvs = w.ipvs_status
+    ipvs = w.ipvs.status
     lines.append(f" IPVS = {'programmed' if ipvs.programmed else f'not programmed: {ipvs.reason}'}")
     lines.extend(f" Degraded = {text}" for _, text in sorted(w.conditions.raised.items()))
     for name, vs in w.servers.virtual_servers():
@@ -201,8 +203,8 @@ def stats_text(w: CheckerWorkload) -> str:
         f" Checkers = {len(w.checks)}",
         f" Results = {t.results}, failed = {t.failures}",
         f" Verdicts up = {t.verdicts_up}, down = {t.verdicts_down}",
-        f" Notify scripts run = {t.notifies}",
-        f" IPVS errors = {t.ipvs_errors}",
+        f" Notify scripts run = {w.notifier.notifies}",
+        f" IPVS errors = {w.ipvs.errors}, entries retrying = {len(w.ipvs.retries.failing)}",
         f" Checks started = {s.started}, in flight = {s.inflight} (max {s.max_inflight})",
         f" Start lateness ms: p50 = {lat.percentile(50) * 1000:.3f}, p99 = {lat.percentile(99) * 1000:.3f},"
         f" max = {lat.max * 1000:.3f}",

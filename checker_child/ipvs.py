@@ -11,7 +11,8 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from ipaddress import IPv4Address, ip_address
 from typing import Any
 
@@ -42,6 +43,25 @@ class IpvsNoPermission(IpvsUnavailable):
 
 
 _PERMISSION = frozenset({errno.EPERM, errno.EACCES})
+
+
+@dataclass(frozen=True)
+class Refused:
+    """One command the kernel refused: what it was (keepalived's words), and why."""
+
+    what: str  # "add dest [192.168.1.2]:tcp:80 to [10.0.0.1]:tcp:80"
+    code: int | None  # the errno, None when the failure was not the kernel's answer
+    reason: str
+
+    def __str__(self) -> str:
+        return f"IPVS cmd {self.what} failed: {self.reason}"
+
+
+def refused(what: str, e: Exception) -> Refused:
+    code = getattr(e, "code", None) or getattr(e, "errno", None)
+    code = code if isinstance(code, int) else None
+    reason = getattr(e, "strerror", None) or (os.strerror(code) if code else None) or str(e)
+    return Refused(what, code, reason)
 
 
 def kernel_has_ipvs() -> bool:
@@ -204,16 +224,16 @@ class Ipvs:
         svc = self._services.get(key) or Service(key)
         return service_request(svc)
 
-    def apply(self, change: Diff) -> list[str]:
-        """Apply `change` in order; one failed entry does not stop the others. Returns
-        the errors in keepalived's words."""
-        errors: list[str] = []
+    def apply(self, change: Diff) -> list[Refused]:
+        """Apply `change` in order; one refused entry does not stop the others. Returns
+        what the kernel refused (empty: it accepted everything)."""
+        errors: list[Refused] = []
 
-        def run(what: str, fn: Any, *args: Any) -> None:
+        def run(what: str, fn: Callable[..., object], *args: object) -> None:
             try:
                 fn(*args)
             except Exception as e:
-                errors.append(f"IPVS cmd {what} failed: {getattr(e, 'strerror', None) or e}")
+                errors.append(refused(what, e))
 
         for svc in change.add_services:
             self._services[svc.key] = svc
@@ -222,29 +242,14 @@ class Ipvs:
             self._services[svc.key] = svc
             run(f"edit service {_fmt_svc(svc.key)}", self._sock.service, "set", service_request(svc))
         for skey, dest in change.add_destinations:
-            run(
-                f"add dest {_fmt_dest(skey, dest.key)} to {_fmt_svc(skey)}",
-                self._sock.dest,
-                "add",
-                self._service(skey),
-                dest_request(skey.family, dest),
-            )
+            what = f"add dest {_fmt_dest(skey, dest.key)} to {_fmt_svc(skey)}"
+            run(what, self._sock.dest, "add", self._service(skey), dest_request(skey.family, dest))
         for skey, dest in change.edit_destinations:
-            run(
-                f"edit dest {_fmt_dest(skey, dest.key)} of {_fmt_svc(skey)}",
-                self._sock.dest,
-                "set",
-                self._service(skey),
-                dest_request(skey.family, dest),
-            )
+            what = f"edit dest {_fmt_dest(skey, dest.key)} of {_fmt_svc(skey)}"
+            run(what, self._sock.dest, "set", self._service(skey), dest_request(skey.family, dest))
         for skey, dkey in change.remove_destinations:
-            run(
-                f"del dest {_fmt_dest(skey, dkey)} from {_fmt_svc(skey)}",
-                self._sock.dest,
-                "del",
-                self._service(skey),
-                dest_request(skey.family, Destination(dkey)),
-            )
+            what = f"del dest {_fmt_dest(skey, dkey)} from {_fmt_svc(skey)}"
+            run(what, self._sock.dest, "del", self._service(skey), dest_request(skey.family, Destination(dkey)))
         for skey in change.remove_services:
             run(f"del service {_fmt_svc(skey)}", self._sock.service, "del", self._service(skey))
             self._services.pop(skey, None)

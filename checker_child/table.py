@@ -103,6 +103,26 @@ class Diff:
         )
 
 
+EntryKey = ServiceKey | tuple[ServiceKey, DestKey]  # what one IPVS command touches
+
+
+def entries(change: Diff) -> Iterator[tuple[EntryKey, Diff]]:
+    """Each entry of `change` on its own (a one-entry Diff), in the order to apply them,
+    with the key of the service or destination it touches: one kernel command each."""
+    for svc in change.add_services:
+        yield svc.key, Diff(add_services=(svc,))
+    for svc in change.edit_services:
+        yield svc.key, Diff(edit_services=(svc,))
+    for skey, dest in change.add_destinations:
+        yield (skey, dest.key), Diff(add_destinations=((skey, dest),))
+    for skey, dest in change.edit_destinations:
+        yield (skey, dest.key), Diff(edit_destinations=((skey, dest),))
+    for skey, dkey in change.remove_destinations:
+        yield (skey, dkey), Diff(remove_destinations=((skey, dkey),))
+    for skey in change.remove_services:
+        yield skey, Diff(remove_services=(skey,))
+
+
 # ---------------------------------------------------------------- the desired table
 #
 # What the kernel holds is normalised here the way the kernel normalises it, so that a

@@ -18,7 +18,9 @@ import pytest
 
 from checker_child import dumps
 from checker_child.checks import ping
-from checker_child.workload import CheckerWorkload, file_check_verdict, rs_key
+from checker_child.reports import rs_key
+from checker_child.runner import file_check_verdict
+from checker_child.workload import CheckerWorkload
 from conf import load
 from conf.model import Config
 from conf.trackers import Weight
