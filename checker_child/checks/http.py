@@ -230,6 +230,107 @@ class _Stage:
     stage: str = TIMEOUT_CONNECTING
 
 
+async def _open(
+    target: Target, ssl: ssl_mod.SSLContext | None, sni: str | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect (and TLS), failures named as keepalived names them."""
+    try:
+        sock = await connect(target)
+    except TimeoutError:
+        raise FetchError(TIMEOUT_CONNECTING, "timeout") from None
+    except ConnectionRefusedError as e:
+        raise FetchError(CONNECT_FAILED, describe_error(e)) from None
+    except OSError as e:
+        raise FetchError(ERROR_CONNECTING, describe_error(e)) from None
+    try:
+        if ssl is not None:
+            # server_hostname "" sends no SNI: keepalived sends one only with enable_sni.
+            name = sni if sni and sni_usable(sni) else ""
+            return await asyncio.open_connection(sock=sock, ssl=ssl, server_hostname=name)
+        return await asyncio.open_connection(sock=sock)
+    except (ssl_mod.SSLError, ConnectionError, EOFError, ValueError) as e:
+        # ValueError: an sni name the ssl module refuses (IDNA, empty labels).
+        sock.close()
+        reason = e.reason if isinstance(e, ssl_mod.SSLError) and e.reason else describe_error(e)
+        raise FetchError(SSL_ERROR, reason) from None
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def _send(writer: asyncio.StreamWriter, request: bytes, rd: _Reader) -> None:
+    # h11 writes only HTTP/1.1: tell it of a request (its bytes are dropped) so that it
+    # frames the reply. Placeholder target and Host: h11 would refuse odd characters
+    # that keepalived sends as they are, and they do not matter for the framing.
+    rd.conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x"), ("Connection", "close")]))
+    rd.conn.send(h11.EndOfMessage())
+    try:
+        writer.write(request)
+        await writer.drain()
+    except (OSError, ssl_mod.SSLError) as e:
+        raise FetchError(SEND_ERROR, describe_error(e)) from None
+
+
+async def _head(rd: _Reader, request: bytes) -> Fetched:
+    """The reply's status line and headers (1xx replies skipped)."""
+    event = await rd.next_event()
+    while isinstance(event, h11.InformationalResponse):
+        event = await rd.next_event()
+    if not isinstance(event, h11.Response):
+        raise FetchError(NO_DATA, "no reply")
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()]
+    clen: int | None = None
+    for k, v in headers:
+        if k.lower() == "content-length":
+            try:
+                clen = int(v)
+            except ValueError:
+                clen = None
+    return Fetched(
+        status=event.status_code,
+        reason=event.reason.decode("latin-1"),
+        http_version=event.http_version.decode("ascii", "replace"),
+        headers=headers,
+        digest="",
+        body=b"",
+        length=0,
+        content_length=clen,
+        request=request,
+    )
+
+
+async def _body(rd: _Reader, got: Fetched) -> None:
+    """Read the body into `got`: its MD5 digests, its length, its first BODY_CAP bytes,
+    and a note when the connection closed inside it."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    kept = bytearray()
+    rd.in_body = True
+    try:
+        while True:
+            ev = await rd.next_event()
+            if isinstance(ev, h11.Data):
+                chunk = bytes(ev.data)
+                md5.update(chunk)
+                got.length += len(chunk)
+                room = BODY_CAP - len(kept)
+                if room > 0:
+                    kept += chunk[:room]
+            elif isinstance(ev, (h11.EndOfMessage, h11.ConnectionClosed)) or ev is h11.PAUSED:
+                break
+    except _Truncated:
+        got.truncated = True
+        clen = got.content_length
+        if clen is not None:
+            got.notes.append(f"content_length ({clen}) does not match received bytes ({got.length})")
+        else:
+            got.notes.append(f"connection closed inside the body after {got.length} bytes")
+    got.digest = md5.hexdigest()
+    chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in got.headers)
+    got.wire_digest = rd.wire_md5.hexdigest() if chunked else got.digest
+    got.raw_head = bytes(rd.head)
+    got.body = bytes(kept)
+
+
 async def _exchange(
     target: Target,
     path: str,
@@ -244,94 +345,15 @@ async def _exchange(
     loop = asyncio.get_running_loop()
     writer: asyncio.StreamWriter | None = None
     try:
-        try:
-            sock = await connect(target)
-        except TimeoutError:
-            raise FetchError(TIMEOUT_CONNECTING, "timeout") from None
-        except ConnectionRefusedError as e:
-            raise FetchError(CONNECT_FAILED, describe_error(e)) from None
-        except OSError as e:
-            raise FetchError(ERROR_CONNECTING, describe_error(e)) from None
-        try:
-            if ssl is not None:
-                # server_hostname "" sends no SNI: keepalived sends one only with enable_sni.
-                name = sni if sni and sni_usable(sni) else ""
-                reader, writer = await asyncio.open_connection(sock=sock, ssl=ssl, server_hostname=name)
-            else:
-                reader, writer = await asyncio.open_connection(sock=sock)
-        except (ssl_mod.SSLError, ConnectionError, EOFError, ValueError) as e:
-            # ValueError: an sni name the ssl module refuses (IDNA, empty labels).
-            sock.close()
-            reason = e.reason if isinstance(e, ssl_mod.SSLError) and e.reason else describe_error(e)
-            raise FetchError(SSL_ERROR, reason) from None
-        except BaseException:
-            sock.close()
-            raise
+        reader, writer = await _open(target, ssl, sni)
         request = build_request(path, host, protocol)
         rd = _Reader(reader)
-        # h11 writes only HTTP/1.1: tell it of a request (its bytes are dropped) so that it
-        # frames the reply. Placeholder target and Host: h11 would refuse odd characters
-        # that keepalived sends as they are, and they do not matter for the framing.
-        rd.conn.send(h11.Request(method="GET", target="/", headers=[("Host", "x"), ("Connection", "close")]))
-        rd.conn.send(h11.EndOfMessage())
         state.stage = SEND_ERROR
-        try:
-            writer.write(request)
-            await writer.drain()
-        except (OSError, ssl_mod.SSLError) as e:
-            raise FetchError(SEND_ERROR, describe_error(e)) from None
+        await _send(writer, request, rd)
         state.stage = TIMEOUT_WEB_READ
-        event = await rd.next_event()
-        while isinstance(event, h11.InformationalResponse):
-            event = await rd.next_event()
-        if not isinstance(event, h11.Response):
-            raise FetchError(NO_DATA, "no reply")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in event.headers.raw_items()]
-        clen: int | None = None
-        for k, v in headers:
-            if k.lower() == "content-length":
-                try:
-                    clen = int(v)
-                except ValueError:
-                    clen = None
-        got = Fetched(
-            status=event.status_code,
-            reason=event.reason.decode("latin-1"),
-            http_version=event.http_version.decode("ascii", "replace"),
-            headers=headers,
-            digest="",
-            body=b"",
-            length=0,
-            content_length=clen,
-            request=request,
-        )
-        md5 = hashlib.md5(usedforsecurity=False)
-        kept = bytearray()
+        got = await _head(rd, request)
         state.stage = TIMEOUT_HTTP_READ
-        rd.in_body = True
-        try:
-            while True:
-                ev = await rd.next_event()
-                if isinstance(ev, h11.Data):
-                    chunk = bytes(ev.data)
-                    md5.update(chunk)
-                    got.length += len(chunk)
-                    room = BODY_CAP - len(kept)
-                    if room > 0:
-                        kept += chunk[:room]
-                elif isinstance(ev, (h11.EndOfMessage, h11.ConnectionClosed)) or ev is h11.PAUSED:
-                    break
-        except _Truncated:
-            got.truncated = True
-            if clen is not None:
-                got.notes.append(f"content_length ({clen}) does not match received bytes ({got.length})")
-            else:
-                got.notes.append(f"connection closed inside the body after {got.length} bytes")
-        got.digest = md5.hexdigest()
-        chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
-        got.wire_digest = rd.wire_md5.hexdigest() if chunked else got.digest
-        got.raw_head = bytes(rd.head)
-        got.body = bytes(kept)
+        await _body(rd, got)
         got.elapsed = loop.time() - started
         return got
     finally:
