@@ -48,34 +48,9 @@ def json_dump(w: CheckerWorkload) -> dict[str, Json]:
         for rsc in vs.real_server:
             rid = RsId(name, str(rsc))
             r = v["real_servers"].get(rid.rs)
-            if r is None:
-                continue
-            rss.append(_rs_json(vs, rsc, r, by_rs.get(rid, [])))
-        sorry = vs.sorry_server
-        vss.append(
-            {
-                "vs": fmt_vs(vs),
-                "name": name,
-                "protocol": vs.protocol,
-                "fwmark": vs.fwmark,
-                "group": vs.group,
-                "lvs_sched": vs.lvs_sched or "wlc",
-                "lvs_method": str(vs.lvs_method or NAT),
-                "persistence_timeout": vs.persistence_timeout or 0,
-                "quorum": vs.quorum,
-                "hysteresis": vs.hysteresis,
-                "quorum_up": v["quorum_up"],
-                "weight_sum": v["weight_sum"],
-                "ha_suspend": vs.ha_suspend,
-                "suspended": v["suspended"],
-                "sorry_server": str(sorry) if sorry is not None else None,
-                "sorry_server_inhibit": vs.sorry_server_inhibit,
-                "sorry_server_active": v["sorry_server_active"],
-                "alpha": vs.alpha,
-                "omega": vs.omega,
-                "real_servers": rss,
-            }
-        )
+            if r is not None:
+                rss.append(_rs_json(vs, rsc, r, by_rs.get(rid, [])))
+        vss.append(_vs_json(name, vs, v, rss))
     return {
         "virtual_servers": vss,
         "ipvs": {
@@ -101,6 +76,32 @@ def _rs_json(vs: VirtualServer, rsc: RealServer, r: Any, checks: list[Check]) ->
         "inhibit_on_failure": bool(rsc.inhibit_on_failure),
         "lvs_method": str(rsc.lvs_method or vs.lvs_method or NAT),
         "checkers": [_check_json(c) for c in sorted(checks, key=lambda c: c.index)],
+    }
+
+
+def _vs_json(name: str, vs: VirtualServer, v: Any, rss: list[Json]) -> dict[str, Json]:
+    sorry = vs.sorry_server
+    return {
+        "vs": fmt_vs(vs),
+        "name": name,
+        "protocol": vs.protocol,
+        "fwmark": vs.fwmark,
+        "group": vs.group,
+        "lvs_sched": vs.lvs_sched or "wlc",
+        "lvs_method": str(vs.lvs_method or NAT),
+        "persistence_timeout": vs.persistence_timeout or 0,
+        "quorum": vs.quorum,
+        "hysteresis": vs.hysteresis,
+        "quorum_up": v["quorum_up"],
+        "weight_sum": v["weight_sum"],
+        "ha_suspend": vs.ha_suspend,
+        "suspended": v["suspended"],
+        "sorry_server": str(sorry) if sorry is not None else None,
+        "sorry_server_inhibit": vs.sorry_server_inhibit,
+        "sorry_server_active": v["sorry_server_active"],
+        "alpha": vs.alpha,
+        "omega": vs.omega,
+        "real_servers": rss,
     }
 
 
