@@ -22,7 +22,7 @@ from checker_child.ipvs_sync import RETRY_CONDITION, Answer, Applied, IpvsSync, 
 from checker_child.table import Destination, DestKey, Diff, Service, ServiceKey, Table, apply_diff, entries
 from checker_child.workload import CheckerWorkload
 from conf import load
-from tests.checker_child.servers_lab import Listener
+from labkit.listeners import Listener
 from watchdog.protocol import DumpKind, Json
 from watchdog.status import Conditions, degraded_of
 
