@@ -115,12 +115,14 @@ def measure_pyk(conf: Path, seconds: float, warmup: float, profile: str | None =
             await asyncio.sleep(warmup)
             wl.sched.lateness.reset()
             t0, c0, r0 = time.monotonic(), time.process_time(), wl.tallies.results
+            s0 = os.times().system
             f0 = wl.tallies.failures
             prof = cProfile.Profile() if profile else None
             if prof is not None:
                 prof.enable()
             await asyncio.sleep(seconds)
             t1, c1, r1 = time.monotonic(), time.process_time(), wl.tallies.results
+            s1 = os.times().system
             if prof is not None and profile:
                 prof.disable()
                 prof.dump_stats(profile)
@@ -128,6 +130,7 @@ def measure_pyk(conf: Path, seconds: float, warmup: float, profile: str | None =
             alive = sum(1 for c in wl.checks if c.attempts.is_up)
             return {
                 "cpu": 100 * (c1 - c0) / (t1 - t0),
+                "sys": 100 * (s1 - s0) / (t1 - t0),  # the kernel's part: sockets, connect, close
                 "checks_per_s": (r1 - r0) / (t1 - t0),
                 "failed": wl.tallies.failures - f0,
                 "p50": lat.percentile(50) * 1000,
@@ -193,6 +196,20 @@ def try_keepalived(conf: Path, seconds: float) -> str:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def speed_reference(conf: Path) -> str:
+    """The machine's speed in this run: keepalived -t on the same configuration (its
+    checker cannot run without IPVS, so this is what compares runs of different days)."""
+    exe = shutil.which("keepalived")
+    if exe is None:
+        return "no speed reference"
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([exe, "-t", "-f", str(conf)], capture_output=True, check=False, timeout=120)
+        times.append(time.perf_counter() - t0)
+    return f"keepalived -t {1000 * sorted(times)[1]:.0f} ms"
+
+
 def inner(args: argparse.Namespace) -> None:
     """Inside the namespace: listeners, then each case."""
     _raise_nofile()
@@ -212,19 +229,21 @@ def inner(args: argparse.Namespace) -> None:
         if listeners.stdout.readline().strip() != "ready":
             raise SystemExit("the listeners did not start")
         print(
-            f"{'case':<24}{'servers':>8}{'checks/s':>10}{'CPU %':>8}{'late p50 ms':>13}{'p99 ms':>9}"
-            f"{'max ms':>9}   keepalived"
+            f"{'case':<24}{'servers':>8}{'checks/s':>10}{'CPU %':>8}{'sys %':>7}{'late p50 ms':>13}{'p99 ms':>9}"
+            f"{'max ms':>9}{'load':>6}   keepalived"
         )
         for name, tcp, http in cases:
             with tempfile.TemporaryDirectory() as d:
                 conf = Path(d) / "keepalived.conf"
                 conf.write_text(config_text(endpoints(tcp), endpoints(http, first_octet=100)))
                 m = measure_pyk(conf, args.seconds, args.warmup, args.profile)
+                load = os.getloadavg()[0]  # the machine is shared: how busy it was while we measured
                 ka = try_keepalived(conf, args.seconds) if not args.no_keepalived else "skipped"
+                ref = speed_reference(conf)
                 n = tcp or http
                 print(
-                    f"{name + ' delay_loop 1':<24}{n:>8}{m['checks_per_s']:>10.0f}{m['cpu']:>8.1f}"
-                    f"{m['p50']:>13.2f}{m['p99']:>9.2f}{m['max']:>9.1f}   {ka}"
+                    f"{name + ' delay_loop 1':<24}{n:>8}{m['checks_per_s']:>10.0f}{m['cpu']:>8.1f}{m['sys']:>7.1f}"
+                    f"{m['p50']:>13.2f}{m['p99']:>9.2f}{m['max']:>9.1f}{load:>6.2f}   {ka}; {ref}"
                 )
                 if m["up"] != m["checkers"] or m["failed"]:
                     print(f"   note: {m['checkers'] - m['up']} checkers down, {m['failed']:.0f} failed checks")
