@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from checker_child import probes
 from checker_child.checks.base import Probe, ProbeEnv, Result, Target
-from checker_child.checks.tcp import TcpConnect
+from checker_child.checks.tcp import ConnectPool, TcpConnect, TcpTarget
 from checker_child.checks_plan import CheckPlan, plan_checks
 from checker_child.latency import Latency
 from checker_child.scheduler import Attempts, Scheduler, first_delay
@@ -81,7 +81,6 @@ class Check:
     attempts: Attempts
     fmt_rs: str
     fmt_vs: str
-    tcp: bool = False  # TCP_CHECK: runs as a TcpConnect, not a probe coroutine
     file_path: str | None = None
     file_weight: Weight | None = None
     gone: bool = False
@@ -93,7 +92,7 @@ class Check:
     last_ok: bool | None = None
     last_at: float = 0.0  # time.time() of the last result
     started: float = 0.0  # loop time the running check started (its duration, for the latency)
-    conn: TcpConnect | None = None  # a TCP_CHECK connect in progress
+    conn: TcpConnect | None = None  # TCP_CHECK: its connects (no probe coroutine)
 
     @property
     def type_name(self) -> str:
@@ -102,7 +101,7 @@ class Check:
     @property
     def polled(self) -> bool:
         """Run by the scheduler (FILE_CHECK follows its file; BFD_CHECK is not implemented)."""
-        return self.tcp or self.probe is not None
+        return self.conn is not None or self.probe is not None
 
 
 @dataclass
@@ -145,6 +144,7 @@ class Runner:
         self.latency = Latency()  # check durations per checker type (the /metrics histogram)
         self.sched: Scheduler[Check] = Scheduler(loop, self._start, max_inflight)
         self.files = FileWatcher(loop, self._file_changed)
+        self.connects = ConnectPool(loop)
         self._probes: set[asyncio.Task[None]] = set()
         self._stopped = False
         self.config: Config | None = None
@@ -167,7 +167,9 @@ class Runner:
             if old is not None:
                 built = probes.build(conf, rsc, vs, self.env)
                 old.index, old.conf, old.vs, old.rs_conf = index, conf, vs, rsc
-                old.probe, old.tcp, old.target = built.probe, built.tcp, built.target
+                old.probe, old.target = built.probe, built.target
+                if old.conn is not None:
+                    old.conn.target = TcpTarget(built.target)
                 old.fmt_rs, old.fmt_vs = fmt_rs(vs, rsc.address, rsc.port), fmt_vs(vs)
                 checks.append(old)
             else:
@@ -192,19 +194,21 @@ class Runner:
         if built.why_not:
             log.warning("%s", built.why_not)
         attempts = attempts_for(conf, vs, self.servers.checker_up(rs, index))
-        return Check(
+        check = Check(
             rs=rs,
             index=index,
             conf=conf,
             vs=vs,
             rs_conf=rsc,
             probe=built.probe,
-            tcp=built.tcp,
             target=built.target,
             attempts=attempts,
             fmt_rs=fmt_rs(vs, rsc.address, rsc.port),
             fmt_vs=fmt_vs(vs),
         )
+        if built.tcp:
+            check.conn = TcpConnect(self.connects, TcpTarget(built.target), functools.partial(self._connected, check))
+        return check
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -220,8 +224,7 @@ class Runner:
             return
         check.running = True
         check.started = self.loop.time()
-        if check.tcp:
-            check.conn = TcpConnect(self.loop, check.target, functools.partial(self._connected, check))
+        if check.conn is not None:
             check.conn.start()
             return
         assert check.probe is not None
@@ -253,7 +256,6 @@ class Runner:
 
     def _connected(self, check: Check, result: Result) -> None:
         check.running = False
-        check.conn = None
         self.sched.done()
         if check.gone or self._stopped:
             return
@@ -383,4 +385,5 @@ class Runner:
             task.cancel()
         if self._probes:
             await asyncio.wait(list(self._probes), timeout=1.0)
+        self.connects.close()
         self.files.close()

@@ -11,7 +11,7 @@ from ipaddress import ip_address
 from typing import Any, TypeVar
 
 from checker_child.checks.base import Result, Target
-from checker_child.checks.tcp import TcpConnect
+from checker_child.checks.tcp import ConnectPool, TcpConnect, TcpTarget
 from tests.checker_child.servers import free_port, silent_server, tcp_listener
 
 T = TypeVar("T")
@@ -25,13 +25,15 @@ async def check(target: Target) -> Result:
     """One attempt, as the workload starts it: the result arrives through a callback."""
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[Result] = loop.create_future()
-    conn = TcpConnect(loop, target, answer.set_result)
+    pool = ConnectPool(loop)
+    conn = TcpConnect(pool, TcpTarget(target), answer.set_result)
     conn.start()
     assert not answer.done(), "the result is handed over on a later loop pass, never from start()"
     try:
         return await answer
     finally:
         conn.cancel()
+        pool.close()
 
 
 def test_connect_succeeds_v4_and_v6() -> None:
@@ -133,12 +135,40 @@ def test_cancel_stops_an_attempt_without_a_result() -> None:
         loop = asyncio.get_running_loop()
         results: list[Result] = []
         with full_backlog() as port:
-            conn = TcpConnect(loop, Target(ip_address("127.0.0.1"), port, timeout=0.3), results.append)
+            pool = ConnectPool(loop)
+            conn = TcpConnect(pool, TcpTarget(Target(ip_address("127.0.0.1"), port, timeout=0.3)), results.append)
             conn.start()
-            assert conn.sock is not None and conn.timer is not None
+            assert conn.sock is not None and len(pool.pending) == 1
             conn.cancel()
-            assert conn.sock is None and conn.timer is None
+            assert conn.sock is None and pool.pending == {}
             await asyncio.sleep(0.6)
+            pool.close()
         assert results == []
+
+    run(main())
+
+
+def test_a_reused_connect_times_out_by_its_own_attempt() -> None:
+    """A checker's TcpConnect serves attempt after attempt: the deadline of a cancelled
+    attempt must not end the next one."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        results: list[tuple[float, Result]] = []
+        with full_backlog() as port:
+            pool = ConnectPool(loop)
+            target = TcpTarget(Target(ip_address("127.0.0.1"), port, timeout=0.5))
+            conn = TcpConnect(pool, target, lambda r: results.append((loop.time(), r)))
+            conn.start()
+            await asyncio.sleep(0.3)
+            conn.cancel()
+            second = loop.time()
+            conn.start()
+            await asyncio.sleep(0.9)
+            pool.close()
+        assert len(results) == 1
+        at, result = results[0]
+        assert result.detail == f"TCP connection to [127.0.0.1]:tcp:{port} timeout."
+        assert 0.45 < at - second < 0.8
 
     run(main())
