@@ -13,9 +13,9 @@ timer for all checkers.
 - `first_delay`: the first run is at a random point of [0, warmup] (warmup defaults to
   delay_loop) so that thousands of checkers do not all fire at once.
 - `TimerHeap` (pure): due times of many keys, with cheap rescheduling (lazy deletion).
-- `Scheduler`: the heap driven by one `loop.call_at` handle, and a bound on the number of
-  checks in flight (each holds a file descriptor); due checks beyond it wait in FIFO
-  order. It records how late each check started (start - due), for the STATS dump and
+- `Scheduler`: the heap driven by one `loop.call_at` handle (firing at most once per
+  TICK), and a bound on the number of checks in flight (each holds a file descriptor);
+  due checks beyond it wait in FIFO order. It records how late each check started (start - due), for the STATS dump and
   the benchmark.
 """
 
@@ -33,6 +33,10 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 
 LATENESS_SAMPLES = 65536  # the most recent start lateness values kept for percentiles
+# The timer fires at most once per TICK: 10,000 checks a second at random offsets would
+# otherwise wake the loop thousands of times a second for one or two checks each (each
+# wake-up is a system call and a loop pass); a check starts at most this much later.
+TICK = 0.002
 
 
 def first_delay(warmup: float | None, delay_loop: float, rng: random.Random | None = None) -> float:
@@ -55,6 +59,17 @@ class Step:
     last_try: bool = False  # a failure with no retry left
 
 
+_QUIET: dict[float, Step] = {}
+
+
+def _quiet(delay: float) -> Step:
+    """Step(None, delay), shared: what a passing up checker gets 10,000 times a second."""
+    step = _QUIET.get(delay)
+    if step is None:
+        step = _QUIET[delay] = Step(None, delay)
+    return step
+
+
 @dataclass
 class Attempts:
     """One checker's retry/recovery state (keepalived's retry_it, is_up, has_run)."""
@@ -73,7 +88,7 @@ class Attempts:
             self.retry_it = 0
             if self.is_up and self.has_run:
                 self.passes = 0
-                return Step(None, self.delay_loop)
+                return _quiet(self.delay_loop)
             self.passes += 1
             if not self.is_up and self.passes < self.recovery_runs:
                 return Step(None, self.delay_loop)
@@ -187,6 +202,7 @@ class Scheduler(Generic[K]):
         loop: asyncio.AbstractEventLoop,
         start: Callable[[K], None],
         max_inflight: int = 4096,
+        tick: float = TICK,
     ) -> None:
         self.loop = loop
         self.start = start
@@ -199,6 +215,8 @@ class Scheduler(Generic[K]):
         self.deferred = 0  # checks that waited for a free slot
         self._handle: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
+        self._tick = tick
+        self._floor = 0.0  # no firing before this (the last firing + tick)
         self._closed = False
 
     def __len__(self) -> int:
@@ -233,6 +251,7 @@ class Scheduler(Generic[K]):
     def _arm(self, when: float) -> None:
         if self._closed:
             return
+        when = max(when, self._floor)
         if self._armed_at is not None and self._armed_at <= when:
             return
         if self._handle is not None:
@@ -244,6 +263,7 @@ class Scheduler(Generic[K]):
         self._handle = None
         self._armed_at = None
         now = self.loop.time()
+        self._floor = now + self._tick
         for when, key in self.heap.pop_due(now):
             self.waiting.append((when, key))
         self._drain_waiting()
