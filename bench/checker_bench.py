@@ -67,7 +67,7 @@ HTTP_REPLY = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n
 
 def serve(tcp: int, http: int) -> None:
     """Accept-and-close listeners for the TCP servers, minimal HTTP for the HTTP ones."""
-    _raise_nofile()
+    _raise_nofile(tcp + http + 1024)
     from labkit.listeners import AcceptCloseSockets  # noqa: PLC0415 (only the listeners need it)
 
     async def http_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -95,9 +95,14 @@ def serve(tcp: int, http: int) -> None:
 # ---------------------------------------------------------------- measuring our checker
 
 
-def _raise_nofile() -> None:
+def _raise_nofile(need: int = 0) -> None:
+    """Soft limit up to the hard one; as root, both up to `need` (50,000 listeners)."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    want = max(hard, need)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def measure_pyk(conf: Path, seconds: float, warmup: float, profile: str | None = None) -> dict[str, float]:
