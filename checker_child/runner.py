@@ -14,8 +14,9 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 from checker_child import probes
 from checker_child.checks.base import Probe, ProbeEnv, Result, Target
@@ -110,35 +111,31 @@ class Tallies:
     failures: int = 0
     verdicts_up: int = 0
     verdicts_down: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
-# What the runner asks of the workload: act on the real servers' events; send the SMTP
-# alert of a checker's verdict (check, up, whether the real server's state changed).
-Handle = Callable[[Iterable[Event]], None]
-Alert = Callable[[Check, bool, bool], None]
+class Host(Protocol):
+    """What the runner asks of the workload."""
+
+    def handle(self, events: Iterable[Event]) -> None:
+        """Act on the real servers' events."""
+
+    def checker_alert(self, check: Check, up: bool, alive_changed: bool) -> None:
+        """The SMTP alert of a checker's verdict (whether the real server's state changed)."""
+
+    def suspended(self, vs: str) -> bool:
+        """ha_suspend: whether the virtual server's checkers are paused."""
+
+    def files_changed(self) -> None:
+        """FILE_CHECKs took their track files' new values: report what changed."""
 
 
 class Runner:
     """Every checker of the configuration, scheduled on one loop."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        servers: Servers,
-        max_inflight: int,
-        *,
-        handle: Handle,
-        alert: Alert,
-        suspended: Callable[[str], bool],
-        files_changed: Callable[[], None],
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, servers: Servers, max_inflight: int, host: Host) -> None:
         self.loop = loop
         self.servers = servers
-        self.handle = handle
-        self.alert = alert
-        self.suspended = suspended
-        self.files_changed = files_changed
+        self.host = host
         self.checks: list[Check] = []
         self.tallies = Tallies()
         self.latency = Latency()  # check durations per checker type (the /metrics histogram)
@@ -217,7 +214,7 @@ class Runner:
         if check.gone or self._stopped or not check.polled:
             self.sched.done()
             return
-        if self.suspended(check.rs.vs):
+        if self.host.suspended(check.rs.vs):
             # ha_suspend: paused while the virtual server's address is not here.
             self.sched.done()
             self.sched.later(check.attempts.delay_loop, check)
@@ -335,8 +332,8 @@ class Runner:
         up = verdict if verdict is not None else check.attempts.is_up
         events = self.servers.checker_result(check.rs, check.index, up, weight)
         if verdict is not None and verdict != was_up:
-            self.alert(check, verdict, alive_before != self.servers.is_alive(check.rs))
-        self.handle(events)
+            self.host.checker_alert(check, verdict, alive_before != self.servers.is_alive(check.rs))
+        self.host.handle(events)
 
     # ---- FILE_CHECK -----------------------------------------------------------------------------
 
@@ -355,7 +352,7 @@ class Runner:
         for check in self.checks:
             if check.file_path == path and not check.gone and isinstance(check.conf, FileCheck):
                 self._file_value(check, check.conf, value)
-        self.files_changed()
+        self.host.files_changed()
 
     def _file_value(self, check: Check, conf: FileCheck, value: int) -> None:
         assert check.file_weight is not None

@@ -140,22 +140,14 @@ class CheckerWorkload:
         self.suspension = Suspension(
             self.loop,
             self.servers,
-            handle=self._handle,
+            handle=self.handle,
             changed=self.reporter.mark_vs,
             addresses_changed=self._addresses_changed,
         )
-        self.runner = Runner(
-            self.loop,
-            self.servers,
-            bound,
-            handle=self._handle,
-            alert=self._checker_alert,
-            suspended=self.suspension.suspended,
-            files_changed=self._report_changes,
-        )
+        self.runner = Runner(self.loop, self.servers, bound, self)
         self.suspension.watch(config)
         self._apply_suspension(initial=True)
-        self._handle(self.servers.initial_events())
+        self.handle(self.servers.initial_events())
         self.runner.load(config, self._env(config))
         self.reporter.everything(self.servers)
         self._sync_table()
@@ -166,7 +158,7 @@ class CheckerWorkload:
         await self.notifier.reload(config)
         self._fifo_conditions()
         self.config = config
-        self._handle(self.servers.reload(config))
+        self.handle(self.servers.reload(config))
         self.runner.load(config, self._env(config))
         self.suspension.watch(config)
         self._apply_suspension(initial=False)
@@ -185,7 +177,7 @@ class CheckerWorkload:
         config = self.config
         flush = config.global_defs.lvs_flush_on_stop if config is not None else None
         # lvs_flush_on_stop: keepalived skips the real servers' notifies (quorum ones stay).
-        self._handle(self.servers.shutdown(flushed=flush is not None))
+        self.handle(self.servers.shutdown(flushed=flush is not None))
         self.ipvs.release(flush, self.dont_release)
         await self.notifier.close(wait=STOP_SCRIPTS_WAIT)
         self.suspension.close()
@@ -202,7 +194,7 @@ class CheckerWorkload:
         failed = {f"fifo:{path}": f"notify FIFO {path}: {why}" for path, why in self.notifier.fifos.failed.items()}
         self.conditions.replace("fifo:", failed)
 
-    def _handle(self, events: Iterable[Event]) -> None:
+    def handle(self, events: Iterable[Event]) -> None:
         """Act on Servers' events in their order, then report and update the table."""
         any_event = False
         for e in events:
@@ -216,7 +208,7 @@ class CheckerWorkload:
             self._report_changes()
             self._sync_table_soon()
 
-    def _checker_alert(self, check: Check, up: bool, alive_changed: bool) -> None:
+    def checker_alert(self, check: Check, up: bool, alive_changed: bool) -> None:
         self.notifier.checker_alert(
             check.rs_conf,
             check.vs,
@@ -225,6 +217,12 @@ class CheckerWorkload:
             up=up,
             alive_changed=alive_changed,
         )
+
+    def suspended(self, vs: str) -> bool:
+        return self.suspension.suspended(vs)
+
+    def files_changed(self) -> None:
+        self._report_changes()
 
     def _report_changes(self) -> None:
         self.reporter.changes(self.servers)

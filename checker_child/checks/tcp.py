@@ -77,8 +77,8 @@ class ConnectPool:
         self.pending: dict[int, TcpConnect] = {}
         # (deadline, attempt, its socket): an entry whose attempt has moved on is stale
         self.deadlines: dict[float, deque[tuple[float, TcpConnect, socket.SocketType]]] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer_at: float | None = None  # the live timer's time (None: no timer)
+        self._generation = 0  # of the live timer: an older one that fires does nothing
         loop.add_reader(self.epoll.fileno(), self._ready)
 
     def watch(self, conn: TcpConnect, sock: socket.SocketType, timeout: float) -> None:
@@ -90,7 +90,7 @@ class ConnectPool:
         if fifo is None:
             fifo = self.deadlines[timeout] = deque()
         fifo.append((deadline, conn, sock))
-        if self._timer is None or deadline < self._timer_at:
+        if self._timer_at is None or deadline < self._timer_at:
             self._arm(deadline)
 
     def forget(self, fd: int) -> None:
@@ -105,13 +105,14 @@ class ConnectPool:
                 conn.writable(events)
 
     def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._generation += 1
         self._timer_at = when
-        self._timer = self.loop.call_at(when, self._expire)
+        self.loop.call_at(when, self._expire, self._generation)
 
-    def _expire(self) -> None:
-        self._timer = None
+    def _expire(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # superseded by an earlier deadline, or closed
+        self._timer_at = None
         now = self.loop.time()
         first: float | None = None
         for fifo in self.deadlines.values():
@@ -127,9 +128,8 @@ class ConnectPool:
     def close(self) -> None:
         for conn in list(self.pending.values()):
             conn.cancel()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._generation += 1
+        self._timer_at = None
         self.deadlines.clear()
         self.loop.remove_reader(self.epoll.fileno())
         self.epoll.close()
