@@ -25,7 +25,7 @@ from checker_child.checks_plan import CheckPlan, plan_checks
 from checker_child.latency import Latency
 from checker_child.scheduler import Attempts, Scheduler, first_delay
 from checker_child.state import Event, RsId, Servers, fmt_rs, fmt_vs
-from conf.checkers import AnyChecker, CheckerBase, FileCheck, MiscCheck
+from conf.checkers import AnyChecker, CheckerBase, FileCheck, HttpGet, MiscCheck, SmtpCheck
 from conf.lvs import RealServer, VirtualServer
 from conf.model import Config
 from conf.trackers import Weight
@@ -260,8 +260,9 @@ class Runner:
 
     @staticmethod
     def _probe_bound(check: Check) -> float:
-        urls = len(getattr(check.conf, "url", ()) or ())
-        hosts = len(getattr(check.conf, "host", ()) or ())
+        conf = check.conf
+        urls = len(conf.url) if isinstance(conf, HttpGet) else 0
+        hosts = len(conf.host) if isinstance(conf, SmtpCheck) else 0
         return check.target.timeout * max(1, urls, hosts + 1) + PROBE_GRACE
 
     def _result(self, check: Check, result: Result) -> None:
