@@ -10,6 +10,7 @@ changed is removed and added again (keepalived restarts it too); there is no "ch
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -49,32 +50,33 @@ class CheckPlan(Generic[C]):
         return tuple(spec for spec, old in self.order if old is None)
 
 
+# A checker's identity across configurations: its real server, its settings (a frozen
+# value), and which of the real server's checkers with those settings it is (0 for the
+# first): the n-th unchanged TCP_CHECK of a real server is its n-th one again.
+CheckKey = tuple[RsId, AnyChecker, int]
+X = TypeVar("X")
+
+
+def keyed(items: Iterable[tuple[RsId, AnyChecker, X]]) -> dict[CheckKey, X]:
+    out: dict[CheckKey, X] = {}
+    seen: Counter[tuple[RsId, AnyChecker]] = Counter()
+    for rs, conf, x in items:
+        out[(rs, conf, seen[(rs, conf)])] = x
+        seen[(rs, conf)] += 1
+    return out
+
+
 def plan_checks(
     old: Iterable[C], real_servers: Iterable[tuple[RsId, VirtualServer, RealServer, tuple[AnyChecker, ...]]]
 ) -> CheckPlan[C]:
-    old = list(old)
-    by_rs: dict[RsId, list[C]] = {}
-    for c in old:
-        by_rs.setdefault(c.rs, []).append(c)
-    order: list[tuple[Spec, C | None]] = []
-    kept: set[int] = set()
-    for rs_id, vs, rsc, checkers in real_servers:
-        olds = by_rs.get(rs_id, [])
-        taken: set[int] = set()
-        for i, conf in enumerate(checkers):
-            match = _match(conf, olds, taken)
-            if match is not None and not match.gone:
-                kept.add(id(match))
-                order.append(((rs_id, i, conf, vs, rsc), match))
-            else:
-                order.append(((rs_id, i, conf, vs, rsc), None))
-    removed = tuple(o for o in old if id(o) not in kept)
-    return CheckPlan(tuple(order), removed)
-
-
-def _match(conf: AnyChecker, olds: list[C], taken: set[int]) -> C | None:
-    for j, o in enumerate(olds):
-        if j not in taken and type(o.conf) is type(conf) and o.conf == conf:
-            taken.add(j)
-            return o
-    return None
+    running = keyed((c.rs, c.conf, c) for c in old if not c.gone)
+    wanted = keyed(
+        (rs_id, conf, (rs_id, i, conf, vs, rsc))
+        for rs_id, vs, rsc, checkers in real_servers
+        for i, conf in enumerate(checkers)
+    )
+    # Kept: the same key on both sides (its settings are part of it, so nothing "changes").
+    kept = running.keys() & wanted.keys()
+    order = tuple((spec, running[key] if key in kept else None) for key, spec in wanted.items())
+    removed = tuple(c for key, c in running.items() if key not in kept)
+    return CheckPlan(order, removed)
