@@ -170,8 +170,13 @@ class TcpConnect:
             sock.close()
             loop.call_soon(self.done, t.failure(_strerror(err)))
             return
+        try:
+            self.pool.watch(self, sock, t.timeout)
+        except OSError as e:  # epoll's watch limit (fs.epoll.max_user_watches)
+            sock.close()
+            loop.call_soon(self.done, t.failure(describe_error(e)))
+            return
         self.sock = sock
-        self.pool.watch(self, sock, t.timeout)
 
     def writable(self, events: int) -> None:
         sock = self.sock

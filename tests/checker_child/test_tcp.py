@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import socket
 import time
 from collections.abc import Coroutine, Iterator
@@ -208,5 +210,36 @@ def test_many_connects_at_a_small_cost() -> None:
         assert all(r.ok for r in results), results[:3]
         print(f"\n{n} TCP_CHECK attempts: {cpu / n * 1e6:.0f} us of CPU each, the listener's accepts included")
         assert cpu / n < 0.0005, f"{cpu / n * 1e6:.0f} us of CPU per check"
+
+    run(main())
+
+
+def test_a_connect_that_cannot_be_watched_fails_the_attempt() -> None:
+    """epoll refuses more descriptors (fs.epoll.max_user_watches): the attempt fails, through
+    the callback as always, and nothing is left behind."""
+
+    class FullEpoll:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def register(self, fd: int, events: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        results: list[Result] = []
+        with full_backlog() as port:
+            pool = ConnectPool(loop)
+            pool.epoll = FullEpoll(pool.epoll)  # type: ignore[assignment]
+            conn = TcpConnect(pool, TcpTarget(Target(ip_address("127.0.0.1"), port, timeout=1)), results.append)
+            conn.start()
+            assert results == [] and conn.sock is None and pool.pending == {}
+            await asyncio.sleep(0.05)
+            pool.close()
+        assert [r.ok for r in results] == [False]
+        assert results[0].detail.startswith(f"TCP connection to [127.0.0.1]:tcp:{port} failed. (no space left")
 
     run(main())
