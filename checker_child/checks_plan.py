@@ -6,6 +6,10 @@ port) has a checker of the same type with the same settings, matched in order (t
 TCP_CHECK of a real server to its n-th unchanged TCP_CHECK), as Servers matches checker
 states: it keeps its timer, its retry state and its counters. A checker whose settings
 changed is removed and added again (keepalived restarts it too); there is no "changed".
+
+The plan is watchdog.reload's `ReloadPlan` (the VRRP child's too) over the checkers keyed by
+(real server, settings, occurrence); `CheckPlan` carries it with the running checks and the new
+configuration's order.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 from checker_child.state import RsId
 from conf.checkers import AnyChecker
 from conf.lvs import RealServer, VirtualServer
+from watchdog.reload import plan
 
 
 class Running(Protocol):
@@ -75,8 +80,8 @@ def plan_checks(
         for rs_id, vs, rsc, checkers in real_servers
         for i, conf in enumerate(checkers)
     )
-    # Kept: the same key on both sides (its settings are part of it, so nothing "changes").
-    kept = running.keys() & wanted.keys()
+    # The settings are part of the key: a key on both sides is kept, never "changed".
+    p = plan({key: key[1] for key in running}, {key: key[1] for key in wanted})
+    kept = set(p.kept)
     order = tuple((spec, running[key] if key in kept else None) for key, spec in wanted.items())
-    removed = tuple(c for key, c in running.items() if key not in kept)
-    return CheckPlan(order, removed)
+    return CheckPlan(order, tuple(running[key] for key in p.removed))
