@@ -48,20 +48,38 @@ class Notifier:
         self.alerter = Alerter(gdefs)
         self.notifies = 0  # scripts started (the stats dump)
         self._tasks: set[asyncio.Task[object]] = set()
+        self._previous = (self.config, self.fifos, self.alerter, self.scripts.default_user)
+        self._retired: list[tuple[Fifos, Alerter]] = []
 
-    async def reload(self, config: Config) -> None:
+    def switch(self, config: Config) -> None:
+        """Take `config`'s settings. When global_defs changed (lvs_notify_fifo, SMTP,
+        script_user), new FIFOs and SMTP client open; the replaced ones stay open until
+        `retire()`, so that `switch_back()` can put them back."""
+        self._previous = (self.config, self.fifos, self.alerter, self.scripts.default_user)
         old = self.config.global_defs
         self.config = config
         if old == config.global_defs:
             return
-        # lvs_notify_fifo, SMTP settings or script_user may have changed: reopen.
-        old_fifos, old_alerter = self.fifos, self.alerter
         gdefs = config.global_defs
         self.scripts.default_user = _script_user(gdefs)
         self.fifos = Fifos.for_lvs(gdefs, self.scripts)
         self.alerter = Alerter(gdefs)
-        await old_fifos.close()
-        await old_alerter.close()
+        self._retired.append((self._previous[1], self._previous[2]))
+
+    def switch_back(self) -> None:
+        """A reload rolled back: the settings before the last `switch()`."""
+        config, fifos, alerter, user = self._previous
+        if fifos is not self.fifos:
+            self._retired = [(f, a) for f, a in self._retired if f is not fifos]
+            self._retired.append((self.fifos, self.alerter))
+        self.config, self.fifos, self.alerter, self.scripts.default_user = config, fifos, alerter, user
+
+    async def retire(self) -> None:
+        """Close the FIFOs and SMTP clients a reload replaced."""
+        retired, self._retired = self._retired, []
+        for fifos, alerter in retired:
+            await fifos.close()
+            await alerter.close()
 
     @property
     def router_id(self) -> str:

@@ -38,6 +38,7 @@ from checker_child.state import Event, Log, Servers
 from checker_child.suspend import Suspension
 from conf.model import Config
 from watchdog.protocol import DumpKind, Json
+from watchdog.reload import Step, apply_steps
 from watchdog.runtime import Report
 from watchdog.status import Conditions, ipvs_report
 
@@ -154,17 +155,41 @@ class CheckerWorkload:
         freeze_heap()
 
     async def reload(self, config: Config) -> None:
+        """The new configuration in named steps (watchdog.reload): only the notify settings
+        can be rolled back; once the servers' states have migrated (their notifies ran), a
+        failure is reported as what switched, not as the running configuration kept."""
         assert self.runner is not None
-        await self.notifier.reload(config)
-        self._fifo_conditions()
-        self.config = config
-        self.handle(self.servers.reload(config))
-        self.runner.load(config, self._env(config))
-        self.suspension.watch(config)
-        self._apply_suspension(initial=False)
+        runner = self.runner
+        try:
+            apply_steps(
+                [
+                    Step("notify FIFOs and SMTP alerts", lambda: self._notify_switch(config), self._notify_back),
+                    Step("real and virtual servers", lambda: self._servers_switch(config)),
+                    Step("checkers", lambda: runner.load(config, self._env(config))),
+                    Step("ha_suspend", lambda: self._suspension_switch(config)),
+                ]
+            )
+        finally:
+            await self.notifier.retire()
         self.reporter.everything(self.servers, prune=True)
         self._sync_table()
         freeze_heap(reload=True)
+
+    def _notify_switch(self, config: Config) -> None:
+        self.notifier.switch(config)
+        self._fifo_conditions()
+
+    def _notify_back(self) -> None:
+        self.notifier.switch_back()
+        self._fifo_conditions()
+
+    def _servers_switch(self, config: Config) -> None:
+        self.config = config
+        self.handle(self.servers.reload(config))
+
+    def _suspension_switch(self, config: Config) -> None:
+        self.suspension.watch(config)
+        self._apply_suspension(initial=False)
 
     async def dump(self, kind: DumpKind) -> str:
         return dumps.render(kind, self)

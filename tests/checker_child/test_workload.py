@@ -27,7 +27,9 @@ from conf.trackers import Weight
 from labkit.lab import Lab
 from labkit.listeners import Listener
 from tests.lab.conftest import lab2, lab_tools, make_lab  # noqa: F401 (fixtures)
+from watchdog.fifo import Fifos
 from watchdog.protocol import DumpKind, Json
+from watchdog.reload import ReloadFailed
 
 FAST = "delay_loop 0.2\n    retry 1\n    delay_before_retry 0.1\n    warmup 0\n    connect_timeout 1"
 
@@ -434,6 +436,50 @@ def test_reload_keeps_state_and_adds_a_real_server(tmp_path: Path) -> None:
         finally:
             await a.stop()
             await b.stop()
+
+    asyncio.run(main())
+
+
+def test_a_reload_that_fails_says_what_switched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure before the servers migrate rolls the notify settings back (the running
+    configuration is kept); a failure after it is reported as a partial switch."""
+
+    async def main() -> None:
+        srv = await Listener().start()
+        fifo_a, fifo_b = tmp_path / "a.fifo", tmp_path / "b.fifo"
+
+        def text(fifo: Path, *ports: int) -> str:
+            servers = "".join(f"    real_server 127.0.0.1 {p} {{\n        TCP_CHECK {{ }}\n    }}\n" for p in ports)
+            return (
+                f"global_defs {{\n    lvs_notify_fifo {fifo}\n}}\n"
+                f"virtual_server 127.0.0.10 80 {{\n    protocol TCP\n    {FAST}\n{servers}}}\n"
+            )
+
+        try:
+            async with running(load_text(tmp_path, text(fifo_a, srv.port))) as r:
+                wl = r.wl
+                assert wl.runner is not None
+                before = wl.notifier.config
+
+                def broken(*args: object) -> Any:
+                    raise RuntimeError("broken")
+
+                with monkeypatch.context() as m:
+                    m.setattr(Fifos, "for_lvs", broken)
+                    with pytest.raises(ReloadFailed) as failed:
+                        await wl.reload(load_text(tmp_path, text(fifo_b, srv.port, srv.port + 1)))
+                assert not failed.value.partial
+                assert failed.value.rolled_back == ("notify FIFOs and SMTP alerts",)
+                assert wl.notifier.config is before and wl.config is not None and len(wl.checks) == 1
+                with monkeypatch.context() as m:
+                    m.setattr(wl.runner, "load", broken)
+                    with pytest.raises(ReloadFailed) as failed:
+                        await wl.reload(load_text(tmp_path, text(fifo_b, srv.port, srv.port + 1)))
+                assert failed.value.partial
+                assert failed.value.switched == ("notify FIFOs and SMTP alerts", "real and virtual servers", "checkers")
+                assert failed.value.not_applied == ("ha_suspend",)
+        finally:
+            await srv.stop()
 
     asyncio.run(main())
 
