@@ -105,12 +105,13 @@ class Check:
         return self.conn is not None or self.probe is not None
 
 
-@dataclass
 class Tallies:
-    results: int = 0
-    failures: int = 0
-    verdicts_up: int = 0
-    verdicts_down: int = 0
+    """Results and verdicts since the start (the stats dump, the benchmark)."""
+
+    __slots__ = ("failures", "results", "verdicts_down", "verdicts_up")
+
+    def __init__(self) -> None:
+        self.results = self.failures = self.verdicts_up = self.verdicts_down = 0
 
 
 class Host(Protocol):
