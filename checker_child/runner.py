@@ -25,7 +25,7 @@ from checker_child.checks_plan import CheckPlan, plan_checks
 from checker_child.latency import Latency
 from checker_child.scheduler import Attempts, Scheduler, first_delay
 from checker_child.state import Event, RsId, Servers, fmt_rs, fmt_vs
-from conf.checkers import AnyChecker, CheckerBase, FileCheck, HttpGet, MiscCheck, SmtpCheck
+from conf.checkers import AnyChecker, CheckerBase, FileCheck, MiscCheck
 from conf.lvs import RealServer, VirtualServer
 from conf.model import Config
 from conf.trackers import Weight
@@ -53,16 +53,13 @@ def file_check_verdict(value: int, weight: Weight, dynamic: bool) -> tuple[bool,
 
 
 def attempts_for(conf: AnyChecker, vs: VirtualServer, is_up: bool) -> Attempts:
-    """A checker's timing (keepalived.conf(5)): its own delay_loop else the virtual
-    server's, retry (0 if unset), delay_before_retry (delay_loop if unset). FILE_CHECK and
-    BFD_CHECK have none of these options."""
-    own = conf if isinstance(conf, CheckerBase) else None
-    delay_loop = float((own.delay_loop if own is not None else None) or vs.delay_loop)
-    dbr = own.delay_before_retry if own is not None else None
+    """A checker's retry state from its resolved timing (conf.checkers.Schedule: delay_loop,
+    retry, delay_before_retry; FILE_CHECK and BFD_CHECK run on the virtual server's)."""
+    schedule = conf.schedule(vs.delay_loop)
     return Attempts(
-        retry=int((own.retry if own is not None else None) or 0),
-        delay_loop=delay_loop,
-        delay_before_retry=float(dbr if dbr is not None else delay_loop),
+        retry=schedule.retry,
+        delay_loop=float(schedule.delay_loop),
+        delay_before_retry=float(schedule.delay_before_retry),
         is_up=is_up,
         recovery_runs=probes.recovery_runs(conf),
     )
@@ -261,10 +258,8 @@ class Runner:
 
     @staticmethod
     def _probe_bound(check: Check) -> float:
-        conf = check.conf
-        urls = len(conf.url) if isinstance(conf, HttpGet) else 0
-        hosts = len(conf.host) if isinstance(conf, SmtpCheck) else 0
-        return check.target.timeout * max(1, urls, hosts + 1) + PROBE_GRACE
+        # a url each for HTTP_GET, the real server and each host for SMTP_CHECK
+        return check.target.timeout * check.conf.schedule(check.vs.delay_loop).probes_per_run + PROBE_GRACE
 
     def _result(self, check: Check, result: Result) -> None:
         assert self.config is not None
