@@ -189,18 +189,8 @@ class Runner:
         if built.why_not:
             log.warning("%s", built.why_not)
         attempts = attempts_for(conf, vs, self.servers.checker_up(rs, index))
-        check = Check(
-            rs=rs,
-            index=index,
-            conf=conf,
-            vs=vs,
-            rs_conf=rsc,
-            probe=built.probe,
-            target=built.target,
-            attempts=attempts,
-            fmt_rs=fmt_rs(vs, rsc.address, rsc.port),
-            fmt_vs=fmt_vs(vs),
-        )
+        fmts = fmt_rs(vs, rsc.address, rsc.port), fmt_vs(vs)
+        check = Check(rs, index, conf, vs, rsc, built.probe, built.target, attempts, *fmts)
         if built.tcp:
             check.conn = TcpConnect(self.connects, TcpTarget(built.target), functools.partial(self._connected, check))
         return check
