@@ -209,8 +209,14 @@ def test_daemonizes_without_n(daemon: MakeDaemon) -> None:
     assert parent != d.proc.pid and alive(parent)  # type: ignore[union-attr]
     assert os.getsid(parent) not in (os.getsid(0), d.proc.pid)  # type: ignore[union-attr]  # detached
     wait_for("both children", lambda: d.pid("vrrp") and d.pid("checker"), 5)
+    d.wait_ready(15)  # started (the detached daemon talks to NOTIFY_SOCKET too): this test is about detaching
+    children = [d.pid("vrrp"), d.pid("checker")]
     os.kill(parent, signal.SIGTERM)
-    wait_for("the daemon gone", lambda: not alive(parent) and not d.pidfiles["parent"].exists(), 10)
+    try:
+        wait_for("the daemon gone", lambda: not alive(parent) and not d.pidfiles["parent"].exists(), 15)
+    except AssertionError as e:
+        left = {pid: alive(pid) for pid in (parent, *children) if pid is not None}
+        raise AssertionError(f"{e}; alive: {left}; notify: {d.notify.kinds()}") from None
 
 
 def test_a_bad_config_starts_nothing(daemon: MakeDaemon) -> None:
