@@ -11,12 +11,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+
+from labkit.lab import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 CONFIG = """
 global_defs {
@@ -45,17 +44,6 @@ virtual_server 192.0.2.10 80 {
 }
 """
 CHECKER_ONLY = CONFIG[: CONFIG.index("vrrp_instance")] + CONFIG[CONFIG.index("virtual_server") :]
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, step: float = 0.02) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
 
 
 def alive(pid: int) -> bool:

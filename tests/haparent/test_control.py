@@ -20,7 +20,8 @@ import pytest
 
 from haparent import ctl
 from haparent.control import MAX_REQUEST, ControlServer, Request, parse_request
-from tests.haparent.daemon_util import ROOT, Daemon, wait_for
+from labkit.lab import wait_for
+from tests.haparent.daemon_util import ROOT, Daemon
 from watchdog.protocol import Json
 
 MakeDaemon = Callable[..., Daemon]

@@ -9,7 +9,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from tests.haparent.daemon_util import CHECKER_ONLY, Daemon, alive, wait_for
+from labkit.lab import wait_for
+from tests.haparent.daemon_util import CHECKER_ONLY, Daemon, alive
 
 MakeDaemon = Callable[..., Daemon]
 

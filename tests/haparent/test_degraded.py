@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from checker_child.ipvs import kernel_has_ipvs
-from tests.haparent.daemon_util import CONFIG, ROOT, Daemon, wait_for
+from labkit.lab import wait_for
+from tests.haparent.daemon_util import CONFIG, ROOT, Daemon
 
 MakeDaemon = Callable[..., Daemon]
 VRRP_ONLY = CONFIG[: CONFIG.index("virtual_server")]

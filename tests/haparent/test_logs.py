@@ -20,7 +20,8 @@ import pytest
 from haparent import logs
 from haparent.logs import Syslog, setup_logging
 from haparent.options import Options
-from tests.haparent.daemon_util import CONFIG, Daemon, short_tmpdir, wait_for
+from labkit.lab import wait_for
+from tests.haparent.daemon_util import CONFIG, Daemon, short_tmpdir
 
 
 class Clock:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from haparent.pidfile import PidFile
-from tests.haparent.daemon_util import Daemon, wait_for
+from labkit.lab import wait_for
+from tests.haparent.daemon_util import Daemon
 
 MakeDaemon = Callable[..., Daemon]
 
