@@ -9,16 +9,37 @@ names them; haparent/system.py writes them safely).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from checker_child.state import RsId, fmt_rs, fmt_vs
+from checker_child.ipvs_sync import IpvsSync
+from checker_child.latency import Latency
+from checker_child.notify import Notifier
+from checker_child.runner import Check, Tallies
+from checker_child.scheduler import Scheduler
+from checker_child.state import RsId, Servers, fmt_rs, fmt_vs
 from checker_child.table import Table
 from conf.lvs import NAT, RealServer, VirtualServer
 from watchdog.protocol import DumpKind, Json
+from watchdog.status import Conditions
 
-if TYPE_CHECKING:  # the workload imports this module to answer dumps
-    from checker_child.runner import Check
-    from checker_child.workload import CheckerWorkload
+
+class CheckerWorkload(Protocol):
+    """What the dumps read of the checker's workload (checker_child.workload, which imports
+    this module to answer dumps)."""
+
+    @property
+    def checks(self) -> list[Check]: ...
+    @property
+    def sched(self) -> Scheduler[Check]: ...
+    @property
+    def tallies(self) -> Tallies: ...
+    @property
+    def latency(self) -> Latency: ...
+
+    servers: Servers
+    conditions: Conditions
+    ipvs: IpvsSync
+    notifier: Notifier
 
 
 def render(kind: DumpKind, w: CheckerWorkload) -> str:
