@@ -59,8 +59,6 @@ from watchdog.version import VERSION
 log = logging.getLogger("pykeepalived")
 
 SIGJSON = signal.SIGRTMIN + 2  # keepalived's SIGJSON
-# keepalived's dump signals: SIGUSR1 the data, SIGUSR2 the stats, SIGJSON the JSON
-DUMPS = {signal.SIGUSR1: DumpKind.DATA, signal.SIGUSR2: DumpKind.STATS, SIGJSON: DumpKind.JSON}
 LOAD_TIMEOUT = 120.0  # a configuration that takes longer to read is given up (the old one stays)
 QUERY_TIMEOUT = 2.0  # s a control request waits for the children's answers
 MAX_WAIT = 10.0  # a safety net: signals (wakeup pipe), child messages and deadlines wake the loop sooner
@@ -74,9 +72,9 @@ class Supervisor:
         signal.SIGHUP: "hup",
         signal.SIGTERM: "term",
         signal.SIGINT: "int",
-        signal.SIGUSR1: "dump",
-        signal.SIGUSR2: "dump",
-        SIGJSON: "dump",
+        signal.SIGUSR1: "usr1",
+        signal.SIGUSR2: "usr2",
+        SIGJSON: "json",
         signal.SIGCHLD: "chld",
     }
 
@@ -154,6 +152,15 @@ class Supervisor:
 
     handle_int = handle_term
 
+    def handle_usr1(self) -> None:
+        self.dump(DumpKind.DATA)
+
+    def handle_usr2(self) -> None:
+        self.dump(DumpKind.STATS)
+
+    def handle_json(self) -> None:
+        self.dump(DumpKind.JSON)
+
     def handle_chld(self) -> None:
         self.reap()
 
@@ -194,11 +201,7 @@ class Supervisor:
             for client, request in requests or ():
                 self.on_request(client, request)
         while self.signals:
-            signum = self.signals.popleft()
-            if signum in DUMPS:
-                self.dump(DUMPS[signum])
-            else:
-                getattr(self, "handle_" + self.SIGNALS[signum])()
+            getattr(self, "handle_" + self.SIGNALS[self.signals.popleft()])()
         self.finish_load()
         self.reap()
         self.check_children()
