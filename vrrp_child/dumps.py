@@ -31,7 +31,7 @@ def render(
     trackers: Trackers,
 ) -> str:
     # keepalived's JSON names a tracked vrrp_script by its command line
-    commands = {name: loop.command_text() for name, loop in trackers.scripts.items()}
+    commands = {name: loop.command_text for name, loop in trackers.scripts.items()}
     if kind is DumpKind.STATUS:
         # adverts the kernel dropped for a full receive buffer, over the distinct sockets
         sockets = {id(i.socket): i.socket for i in instances}.values()

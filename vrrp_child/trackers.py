@@ -57,6 +57,14 @@ def interface_up(ifname: str) -> bool:
     return link_up(flags & 0xFFFF)
 
 
+def _command_text(script: Script) -> str:
+    """Each word in single quotes, the program as the path it resolves to (symlinks too)."""
+    argv = list(script.argv)
+    if argv:
+        argv[0] = os.path.realpath(shutil.which(argv[0]) or argv[0])
+    return " ".join(f"'{a}'" for a in argv)
+
+
 def _script_of(conf: VrrpScript) -> Script:
     """The command with the vrrp_script's `user [group]` (else the runner's script_user)."""
     assert conf.script is not None  # the parser removes vrrp_scripts without one
@@ -107,15 +115,11 @@ class ScriptLoop:
         self.broken = False  # it could not start: not found / not executable
         self.broken_file: tuple[int, int, int, int] | None = None  # its file then (None: missing)
         self.runs = 0
+        # keepalived's cmd_str, resolved once as keepalived resolves it when it reads the
+        # configuration: the data dump's `Command =` and the JSON's `track_script` (a status
+        # query, every /metrics scrape, reads it)
+        self.command_text = _command_text(self.script)
         self.task = hub.loop.create_task(self._loop(delay), name=f"vrrp_script {conf.name}")
-
-    def command_text(self) -> str:
-        """keepalived's cmd_str: each word in single quotes, the program as the path it resolved
-        (symlinks too): the data dump's `Command =` and the JSON's `track_script`."""
-        argv = list(self.script.argv)
-        if argv:
-            argv[0] = os.path.realpath(shutil.which(argv[0]) or argv[0])
-        return " ".join(f"'{a}'" for a in argv)
 
     @property
     def name(self) -> str:
@@ -428,7 +432,7 @@ class Trackers:
         state = s.counter.state
         return [
             f" VRRP Script = {s.name}",
-            f"   Command = {s.command_text()}",
+            f"   Command = {s.command_text}",
             f"   Interval = {conf.interval} sec",
             f"   Timeout = {conf.timeout or 0} sec",
             f"   Weight = {conf.weight.weight}{' reverse' if conf.weight.reverse else ''}",
