@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from conf.rules import RuleEntry
 from vrrp_child.firewall import ChildFirewall
@@ -20,6 +20,8 @@ from vrrp_child.routing import BatchResult, Routing
 from watchdog.coalesce import OncePerPass
 
 log = logging.getLogger("pykeepalived_vrrp")
+
+T = TypeVar("T", Item, RouteItem, RuleEntry)
 
 
 @dataclass
@@ -51,21 +53,27 @@ class NetlinkBatch:
         self._pass = OncePerPass(loop, self._flush)
 
     def add_vips(self, items: list[Item], then: Callable[[], None] | None = None) -> None:
+        _cancel(self._batch.removes, items)
         self._batch.adds.extend(items)
         if then is not None:
             self._batch.then.append(then)
         self._pass.soon()
 
     def remove_vips(self, items: list[Item]) -> None:
+        _cancel(self._batch.adds, items)
         self._batch.removes.extend(items)
         self._pass.soon()
 
     def add_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
+        _cancel(self._batch.route_removes, routes)
+        _cancel(self._batch.rule_removes, rules)
         self._batch.route_adds.extend(routes)
         self._batch.rule_adds.extend(rules)
         self._pass.soon()
 
     def remove_routing(self, routes: list[RouteItem], rules: list[RuleEntry]) -> None:
+        _cancel(self._batch.route_adds, routes)
+        _cancel(self._batch.rule_adds, rules)
         self._batch.route_removes.extend(routes)
         self._batch.rule_removes.extend(rules)
         self._pass.soon()
@@ -109,6 +117,16 @@ class NetlinkBatch:
             result = self.rtnl.remove_stale(items)
             for entry, ifname in result.changed:
                 log.info("Removed stale VIP %s from %s", entry.address, ifname)
+
+
+def _cancel(pending: list[T], items: Iterable[T]) -> None:
+    """A request cancels the opposite one still pending for the same address, route or rule:
+    the flush removes before it adds, so an instance that became MASTER and then BACKUP in one
+    loop pass would otherwise keep its VIPs (and one that went the other way would lose them
+    only for the pass). The last request is what the kernel must end with."""
+    if pending:
+        drop = set(items)
+        pending[:] = [p for p in pending if p not in drop]
 
 
 def _log_failed(result: BatchResult[Any]) -> None:
