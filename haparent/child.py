@@ -14,6 +14,7 @@ from haparent.options import Options
 from haparent.specs import ChildSpec
 from haparent.system import ChildMain
 from vrrp_child.liveness import Held
+from watchdog import smtp
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
 from watchdog.protocol import Json, LineReader, Message
 from watchdog.runtime import ChildSetup
@@ -80,8 +81,10 @@ def child_entry(
 ) -> ChildMain:
     """What a freshly forked child runs: become that child (haparent.start: titles, logging,
     signals), then its workload's runtime with the parent's pipes. The child's code is imported
-    here, in the parent (ChildSpec.entry): once, before the fork, and shared with every child."""
+    here, in the parent (ChildSpec.entry): once, before the fork, and shared with every child;
+    so is the SMTP client when the configuration sends alerts (watchdog.smtp.preload)."""
     entry = spec.entry()
+    smtp.preload(config.global_defs)
 
     def child_main(read_fd: int, write_fd: int) -> int:
         # A child forked while the parent's reload thread reads a configuration would inherit

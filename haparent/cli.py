@@ -20,7 +20,6 @@ from conf.dump import dumps
 from conf.loader import default_config_id
 from haparent import banner, namespace, start
 from haparent.control import DEFAULT_PATH as DEFAULT_CONTROL_SOCKET
-from haparent.metrics import parse_address
 from haparent.options import Options
 from watchdog.heartbeat import DEFAULT_INTERVAL, DEFAULT_TIMEOUT
 from watchdog.version import KEEPALIVED_COMPAT, VERSION
@@ -271,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _metrics_address(text: str) -> tuple[str, int]:
+    from haparent.metrics import parse_address  # noqa: PLC0415 (prometheus-client: only with the option)
+
     try:
         return parse_address(text)
     except ValueError as e:

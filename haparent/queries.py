@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from haparent.control import Client, ControlServer, Request
-from haparent.metrics import MetricsServer
 from haparent.specs import Role
 from watchdog.protocol import DumpKind, Json
+
+if TYPE_CHECKING:  # prometheus-client and its HTTP server load only with --metrics-address
+    from haparent.metrics import MetricsServer
 
 Reply = Callable[[dict[str, Json]], None]
 

@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import daemon
 
@@ -20,7 +21,6 @@ from conf.model import Config
 from haparent import banner, configlog, namespace
 from haparent.control import ControlServer, InUse
 from haparent.logs import set_titles, setup_logging
-from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
 from haparent.options import Options
 from haparent.pidfile import AlreadyRunning, PidFile, read_pid
@@ -33,6 +33,9 @@ from watchdog.payload import spill_dir
 from watchdog.procname import ProcessName
 from watchdog.sched import startup_notice
 from watchdog.version import KEEPALIVED_COMPAT, VERSION
+
+if TYPE_CHECKING:  # prometheus-client and its HTTP server load only with --metrics-address
+    from haparent.metrics import MetricsServer
 
 log = logging.getLogger("pykeepalived")
 
@@ -305,6 +308,8 @@ def open_metrics(address: tuple[str, int] | None, wake: Callable[[], None]) -> M
     if address is None:
         return None
     host, port = address
+    from haparent.metrics import MetricsServer  # noqa: PLC0415 (prometheus-client: only when asked for)
+
     try:
         server = MetricsServer(host, port, wake)
     except OSError as e:

@@ -16,13 +16,13 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from conf import LoadResult
 from conf.model import Config
 from haparent import banner, configlog, startstop, views
 from haparent.child import BecomeChild, Child, Phase, PidWriter, child_entry
 from haparent.control import Client, ControlServer, Request
-from haparent.metrics import MetricsServer
 from haparent.notify import Notifier
 from haparent.options import Options
 from haparent.queries import Desk, Reply, dump_target
@@ -55,6 +55,9 @@ from watchdog.protocol import (
     encode,
 )
 from watchdog.version import VERSION
+
+if TYPE_CHECKING:  # prometheus-client and its HTTP server load only with --metrics-address
+    from haparent.metrics import MetricsServer
 
 log = logging.getLogger("pykeepalived")
 

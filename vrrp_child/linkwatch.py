@@ -1,7 +1,7 @@
 """Interface up/down from the kernel's link notifications (rtnetlink RTMGRP_LINK), not
 by polling: an instance whose interface goes down enters FAULT at once, and leaves it
 when the link is back (keepalived: netlink link events; `linkbeat_use_polling` is not
-implemented). Messages are decoded with pyroute2's rtnetlink marshal.
+implemented). Messages are decoded with pyroute2's rtnetlink codecs (watchdog.rtmarshal).
 
 `interface_up_down_delays` debounces an interface as keepalived 2.2.7's
 update_interface_flags does: a change of up-ness is acted upon only after the interface's

@@ -53,10 +53,10 @@ from pyroute2.netlink.rtnl import (
 )
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from conf.addresses import IpAddressEntry
 from conf.values import IPAddress
+from watchdog.rtmarshal import RtnlMarshal
 
 # rt_protos: "18 keepalived"; carried in IFA_PROTO (Linux 6.1) so that `ip -d addr`
 # shows who owns the address.
@@ -175,7 +175,7 @@ class Rtnl:
             raise
         self._sock = sock
         self._seq = 0
-        self._marshal = MarshalRtnl()
+        self._marshal = RtnlMarshal()
 
     def close(self) -> None:
         self._sock.close()

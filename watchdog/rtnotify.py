@@ -1,5 +1,5 @@
 """rtnetlink notifications on the child's loop: a NETLINK_ROUTE socket bound to multicast
-groups, read when readable, decoded with pyroute2's rtnetlink marshal. Shared by the VRRP
+groups, read when readable, decoded with pyroute2's rtnetlink codecs (watchdog.rtmarshal). Shared by the VRRP
 child's link watch (RTMGRP_LINK) and the checker's address watch (ha_suspend).
 
 With `types`, messages of other types are skipped by their header before decoding: the
@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from watchdog.rtmarshal import RtnlMarshal
 
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
@@ -47,7 +47,7 @@ class RtnlNotifications:
         self.batch = batch
         self.what = what  # "Link", "Address": in the log lines
         self.log = log
-        self._marshal = MarshalRtnl()
+        self._marshal = RtnlMarshal()
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         self.sock.bind((0, groups))

@@ -18,18 +18,20 @@ smtp_connect_timeout bounds the connection and every reply. Alerts are queued an
 after the other by one task, so alert() never blocks; a full queue drops (and logs) the
 alert. Failures are logged in keepalived's words and never raised. A host name in
 smtp_server is resolved on the loop's resolver (getaddrinfo in its executor).
+
+The SMTP client (aiosmtplib, and the email package for the Date header: about 1 MB) is
+imported only for a configuration that sends alerts: by `preload`, in the parent before it
+forks a child, so that neither a VRRP-only daemon nor a respawn pays for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
+import importlib
 import logging
 import socket
 import time
-
-import aiosmtplib
 
 from conf.global_defs import GlobalDefs
 
@@ -95,11 +97,26 @@ def checker_alert(
 
 def message(sender: str, recipients: tuple[str, ...], subject: str, body: str, now: float | None = None) -> str:
     """The DATA part as keepalived writes it (CRLF line ends)."""
+    import email.utils  # noqa: PLC0415 (only with alerts: preload)
+
     date = email.utils.formatdate(now, localtime=True)
     return (
         f"Date: {date}\r\nFrom: {sender}\r\nSubject: {subject}\r\nX-Mailer: Keepalived\r\n"
         f"To: {', '.join(recipients)}\r\n\r\n{body}\r\n"
     )
+
+
+def sends_alerts(gdefs: GlobalDefs) -> bool:
+    """Whether the configuration sends SMTP alerts: an smtp_server and a notification_email."""
+    return gdefs.smtp_server is not None and bool(gdefs.notification_email)
+
+
+def preload(gdefs: GlobalDefs) -> None:
+    """Import the SMTP client if `gdefs` sends alerts (called before a fork: the child then
+    starts with it, and its pages are shared); nothing otherwise."""
+    if sends_alerts(gdefs):
+        for name in ("aiosmtplib", "email.utils"):
+            importlib.import_module(name)
 
 
 class Alerter:
@@ -168,6 +185,8 @@ class Alerter:
         return f"[{host}]:{self.server.port}"
 
     async def _send(self, subject: str, body: str) -> None:
+        import aiosmtplib  # noqa: PLC0415 (only with alerts: preload)
+
         assert self.server is not None
         loop = asyncio.get_running_loop()
         host = self.server.host

@@ -1,5 +1,6 @@
 """watchdog.lazypkg: pyroute2's submodules without its __init__, the rest on first use; and
-what the parent imports (a lean parent: no child's code until it starts that child)."""
+what the parent imports (a lean parent: no child's code until it starts that child, and no
+code for a feature the configuration and the command line leave off)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,35 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+VRRP_ONLY = """
+global_defs {
+    router_id lean
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1/32
+    }
+}
+"""
+SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n        a@example.com\n    }\n}\n"
+# Modules of features a VRRP-only configuration, run with -n and without --metrics-address,
+# does not use: SMTP alerts, /metrics, pyroute2's socket machinery and codecs we do not read.
+FEATURE_MODULES = (
+    "aiosmtplib",
+    "email.utils",
+    "prometheus_client",
+    "wsgiref",
+    "http.server",
+    "urllib.request",
+    "pyroute2.netlink.nlsocket",
+    "pyroute2.netlink.rtnl.tcmsg",
+)
 
 
 def run(code: str) -> str:
@@ -62,3 +92,40 @@ def test_the_parent_imports_no_child_code() -> None:
         """
     )
     assert out.split() == ["[]", "False"]
+
+
+def parent_before_fork(tmp_path: Path, config: str, *args: str) -> list[str]:
+    """Which of FEATURE_MODULES a parent holds when it forks its VRRP child: the command line
+    as `pykeepalived -f CONF -n -l ARGS` parses it, the configuration loaded, the child's
+    entry prepared (haparent.child.child_entry: the imports done before the fork)."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(config)
+    out = run(
+        f"""
+        import sys
+        import haparent.start, haparent.supervisor
+        from conf import load
+        from haparent import cli
+        from haparent.child import child_entry
+        from haparent.specs import VRRP
+        from watchdog.heartbeat import HeartbeatSettings
+        opts, _ = cli.parse_args(["-f", {str(path)!r}, "-n", "-l", *{list(args)!r}])
+        config = load(opts.config_file).config
+        assert config is not None and config.has_vrrp and not config.has_checker
+        child_entry(VRRP, config, opts, HeartbeatSettings(1.0, 3.0), lambda spec: None)
+        print(" ".join(m for m in {FEATURE_MODULES!r} if m in sys.modules))
+        """
+    )
+    return out.split()
+
+
+def test_a_vrrp_only_parent_imports_no_code_of_features_left_off(tmp_path: Path) -> None:
+    assert parent_before_fork(tmp_path, VRRP_ONLY) == []
+
+
+def test_smtp_alerts_load_their_client_before_the_fork(tmp_path: Path) -> None:
+    assert {"aiosmtplib", "email.utils"} <= set(parent_before_fork(tmp_path, SMTP + VRRP_ONLY))
+
+
+def test_metrics_address_loads_prometheus_client(tmp_path: Path) -> None:
+    assert "prometheus_client" in parent_before_fork(tmp_path, VRRP_ONLY, "--metrics-address", "127.0.0.1:9650")
