@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import glob
 import os
-import random
 import re
 import stat
 from collections.abc import Callable, Iterator
@@ -73,6 +72,14 @@ class _TooDeep(Exception):
     pass
 
 
+def _randint(lo: int, hi: int) -> int:
+    """${_RANDOM}: the random module is imported on its first use only (rare in a configuration,
+    and the daemon would otherwise hold it for good)."""
+    import random  # noqa: PLC0415
+
+    return random.randint(lo, hi)
+
+
 @dataclass
 class Preprocessor:
     """Turns a config file into logical lines. One instance reads one configuration."""
@@ -81,7 +88,7 @@ class Preprocessor:
     diags: Diagnostics
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     all_config: bool = False  # -e/--all-config: every include check on
-    rand: Callable[[int, int], int] = random.randint
+    rand: Callable[[int, int], int] = _randint
     params: dict[str, list[str]] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # every file read, in order
     _include_checks: frozenset[str] = frozenset()

@@ -11,7 +11,6 @@ dataclass, is therefore the keyword list, the defaults and the JSON schema at on
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
@@ -206,7 +205,11 @@ def _index_all_blocks() -> None:
 
 
 def suggest(word: str, known: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest known keyword, or where it belongs, or ''."""
+    """' (did you mean 'x'?)' for the closest known keyword, or where it belongs, or ''.
+    difflib is imported here, for a configuration with an unknown keyword only: it would
+    otherwise stay in the daemon's memory for good."""
+    import difflib  # noqa: PLC0415
+
     close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
     if close:
         return f" (did you mean '{close[0]}'?)"

@@ -23,7 +23,6 @@ import dataclasses
 import errno
 import os
 import re
-import shutil
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,6 +61,8 @@ def resolve_user(spec: str | Sequence[str]) -> RunAs | None:
 def find_executable(path: str) -> str | None:
     if os.path.isabs(path) or "/" in path:
         return path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    import shutil  # noqa: PLC0415 (bare script names only: shutil stays out of most daemons)
+
     return shutil.which(path, path=os.environ.get("PATH") or DEFAULT_PATH)
 
 

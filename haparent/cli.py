@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import textwrap
@@ -52,6 +53,31 @@ SIGNUMS: dict[str, int] = {
 }
 
 FACILITIES = [str(n) for n in range(8)] + [f"local{n}" for n in range(8)] + ["user", "daemon"]
+
+
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() gives it ($COLUMNS, else stdout's
+    terminal, else 80)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    stdout = sys.__stdout__
+    try:
+        return (os.get_terminal_size(stdout.fileno()).columns if stdout is not None else 0) or 80
+    except (ValueError, OSError):
+        return 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own, given the width it would compute (less its 2 columns of margin):
+    argparse would import shutil for it, and with it bz2, lzma and fnmatch (0.2 MB held for
+    good by the daemon and its children)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_columns() - 2)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"pykeepalived {VERSION}: keepalived {KEEPALIVED_COMPAT} compatible VRRP and health-checking "
         "daemon.",
         allow_abbrev=False,
+        formatter_class=_Formatter,
     )
     a = p.add_argument
     a(

@@ -7,9 +7,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import logging.handlers
 import socket
 import sys
+import syslog
 import time
 from collections.abc import Callable
 from typing import TextIO
@@ -24,16 +24,25 @@ RETRY_EVERY = 5.0  # s between attempts to reach a syslog that is away
 MAX_LINE = 65536  # bytes of one line sent to syslog
 SEND_TIMEOUT = 0.25  # s a stalled syslog may hold up the process per line (glibc waits forever)
 
-_SYSLOG = logging.handlers.SysLogHandler
+# The numbers are the C library's (the syslog module's constants: logging.handlers, which
+# has them too, would bring pickle and queue along, 0.6 MB in every process).
 # Syslog priority per level. DEBUG records only pass with -D, and keepalived logs its -D
 # (LOG_DETAIL) lines at LOG_INFO: a `*.info` rsyslog rule sees them as it did.
-_PRIORITY = _SYSLOG.priority_map | {"DEBUG": "info"}
+_PRIORITY = {
+    "DEBUG": syslog.LOG_INFO,
+    "INFO": syslog.LOG_INFO,
+    "WARNING": syslog.LOG_WARNING,
+    "ERROR": syslog.LOG_ERR,
+    "CRITICAL": syslog.LOG_CRIT,
+}
+# Facility numbers unshifted (LOG_DAEMON is 3 << 3): the header's PRI is facility << 3 | level.
+_LOCAL0 = syslog.LOG_LOCAL0 >> 3
 _FACILITIES = {
-    "user": _SYSLOG.LOG_USER,
-    "daemon": _SYSLOG.LOG_DAEMON,
-    **{f"local{n}": _SYSLOG.LOG_LOCAL0 + n for n in range(8)},
+    "user": syslog.LOG_USER >> 3,
+    "daemon": syslog.LOG_DAEMON >> 3,
+    **{f"local{n}": _LOCAL0 + n for n in range(8)},
     # keepalived -S 0..7 means LOG_LOCAL0..7.
-    **{str(n): _SYSLOG.LOG_LOCAL0 + n for n in range(8)},
+    **{str(n): _LOCAL0 + n for n in range(8)},
 }
 
 
@@ -97,7 +106,7 @@ class Syslog(logging.Handler):
         super().close()
 
     def _encode(self, record: logging.LogRecord) -> bytes:
-        level = _SYSLOG.priority_names[_PRIORITY.get(record.levelname, "warning")]
+        level = _PRIORITY.get(record.levelname, syslog.LOG_WARNING)
         # Capped below a datagram socket's default send buffer, so that one huge line cannot
         # fail with EMSGSIZE and pass for an outage.
         return f"<{self.facility << 3 | level}>{self.format(record)}".encode()[:MAX_LINE] + b"\0"

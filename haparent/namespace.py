@@ -18,7 +18,6 @@ keepalived 2.2.7 (core/main.c, core/namespaces.c), which we follow:
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 from pathlib import Path
@@ -29,8 +28,6 @@ from haparent.options import Options
 NETNS_DIR = "/run/netns"  # iproute2's, as keepalived's netns_dir (RUNSTATEDIR "/netns/")
 PID_DIR = "/run/keepalived"  # keepalived's KEEPALIVED_PID_DIR
 CLONE_NEWNET = 0x40000000
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class NamespaceError(Exception):
@@ -85,13 +82,15 @@ def enter(name: str) -> None:
     """setns(2) this process into /run/netns/NAME; everything forked afterwards is in it.
     Python 3.11 has no os.setns: libc's, as tests/lab does. pyroute2's netns.setns would
     create a missing namespace by default, which is exactly what must not happen."""
+    import ctypes  # noqa: PLC0415 (a namespace is rare: ctypes stays out of the others' memory)
+
     path = os.path.join(NETNS_DIR, name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise NamespaceError(f"Failed to open {path} ({e.strerror})") from None
     try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
             errno = ctypes.get_errno()
             raise NamespaceError(f"setns() failed with error {errno} ({os.strerror(errno)})")
     finally:

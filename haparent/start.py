@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import daemon
-
 from conf import LoadResult, load
 from conf.dump import dumps
 from conf.model import Config
@@ -96,7 +94,10 @@ def _acquire_child(spec: ChildSpec, pidfile: PidFile, wait: float) -> None:
 
 def daemonize(opts: Options, keep: list[int]) -> None:
     """python-daemon: fork, setsid, chdir /, standard fds to /dev/null; the pidfile locks
-    (flock: shared with the forked process) are kept open."""
+    (flock: shared with the forked process) are kept open. Imported here: with -n it is never
+    needed."""
+    import daemon  # noqa: PLC0415
+
     context = daemon.DaemonContext(
         working_directory="/",
         umask=opts.umask if opts.umask is not None else _current_umask(),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 
 FILE_MODE = 0o600
 
@@ -27,6 +26,8 @@ def write_atomic(path: str, data: str | bytes, mode: int = FILE_MODE, *, fsync: 
     need that). Raises OSError; no temporary file is left behind then."""
     directory, name = os.path.split(path)
     body = data.encode("utf-8") if isinstance(data, str) else data
+    import tempfile  # noqa: PLC0415 (dumps are rare; with shutil and random, 0.4 MB otherwise held)
+
     # The prefix keeps a leftover (power cut) recognisable; the random part is mkstemp's.
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     try:

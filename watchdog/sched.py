@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import resource
@@ -87,7 +86,10 @@ def startup_notice(globals_: GlobalDefs) -> str | None:
 
 
 def _mlockall(flags: int) -> int:
-    """mlockall(2): psutil has no memory locking and the os module none either. 0 or errno."""
+    """mlockall(2): psutil has no memory locking and the os module none either. 0 or errno.
+    ctypes is imported here, with *_no_swap only: it stays out of every other child's memory."""
+    import ctypes  # noqa: PLC0415
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mlockall(ctypes.c_int(flags)) == 0:
         return 0
@@ -95,6 +97,8 @@ def _mlockall(flags: int) -> int:
 
 
 def _munlockall() -> None:
+    import ctypes  # noqa: PLC0415 (as _mlockall)
+
     ctypes.CDLL(None, use_errno=True).munlockall()
 
 

@@ -28,8 +28,17 @@ vrrp_instance VI_1 {
 """
 SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n        a@example.com\n    }\n}\n"
 # Modules of features a VRRP-only configuration, run with -n and without --metrics-address,
-# does not use: SMTP alerts, /metrics, pyroute2's socket machinery and codecs we do not read.
+# does not use: SMTP alerts, /metrics, pyroute2's socket machinery and codecs we do not read,
+# daemonizing, setns and mlockall (ctypes), keyword suggestions, vrrp_script look-ups on $PATH,
+# spilled payloads and dumps (tempfile), ${_RANDOM}, the stdlib's syslog handler.
 FEATURE_MODULES = (
+    "daemon",
+    "ctypes",
+    "difflib",
+    "shutil",
+    "tempfile",
+    "random",
+    "logging.handlers",
     "aiosmtplib",
     "email.utils",
     "prometheus_client",
