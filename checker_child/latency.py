@@ -20,9 +20,12 @@ class Latency:
     sums: dict[str, float] = field(default_factory=dict)
 
     def observe(self, kind: str, seconds: float) -> None:
-        counts = self.counts.setdefault(kind, [0] * (len(BUCKETS) + 1))
+        counts = self.counts.get(kind)
+        if counts is None:  # (not setdefault: its default list would be built on every call)
+            counts = self.counts[kind] = [0] * (len(BUCKETS) + 1)
+            self.sums[kind] = 0.0
         counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.sums[kind] = self.sums.get(kind, 0.0) + seconds
+        self.sums[kind] += seconds
 
     def json(self) -> dict[str, Json]:
         """{kind: {"buckets": [[le, cumulative count], ..., ["+Inf", total]], "sum": s}}."""

@@ -199,7 +199,8 @@ class Runner:
 
     def _start(self, check: Check) -> None:
         """The scheduler says `check` is due (and holds a slot for it)."""
-        if check.gone or self._stopped or not check.polled:
+        conn = check.conn
+        if check.gone or self._stopped or (conn is None and check.probe is None):
             self.sched.done()
             return
         if self.host.suspended(check.rs.vs):
@@ -209,8 +210,8 @@ class Runner:
             return
         check.running = True
         check.started = self.loop.time()
-        if check.conn is not None:
-            check.conn.start()
+        if conn is not None:
+            conn.start()
             return
         assert check.probe is not None
         task = self.loop.create_task(self._run(check, check.probe))
@@ -261,7 +262,7 @@ class Runner:
         check.runs += 1
         check.last, check.last_ok, check.last_at = result.detail, result.ok, time.time()
         if check.started:
-            self.latency.observe(check.type_name, self.loop.time() - check.started)
+            self.latency.observe(check.conf.type_name, self.loop.time() - check.started)
             check.started = 0.0
         if not result.ok:
             t.failures += 1

@@ -12,8 +12,8 @@ timer for all checkers.
   so we ask for that many consecutive passing runs.
 - `first_delay`: the first run is at a random point of [0, warmup] (warmup defaults to
   delay_loop) so that thousands of checkers do not all fire at once.
-- `TimerHeap` (pure): due times of many keys, with cheap rescheduling (lazy deletion).
-- `Scheduler`: the heap driven by one `loop.call_at` handle (firing at most once per
+- `TimerWheel` (checker_child.wheel, pure): due times of many keys, in slots of one TICK.
+- `Scheduler`: the wheel driven by one `loop.call_at` handle (firing at most once per
   TICK), and a bound on the number of checks in flight (each holds a file descriptor);
   due checks beyond it wait in FIFO order. It records how late each check started (start - due), for the STATS dump and
   the benchmark.
@@ -22,13 +22,13 @@ timer for all checkers.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+from checker_child.wheel import TimerWheel
 
 K = TypeVar("K", bound=Hashable)
 
@@ -113,57 +113,6 @@ class Attempts:
         return self.retry_it >= self.retry
 
 
-class TimerHeap(Generic[K]):
-    """Due times for keys. Rescheduling a key leaves its old heap entry behind; entries
-    whose sequence number is not the key's current one are skipped when popped."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, K]] = []
-        self._current: dict[K, int] = {}
-        self._seq = itertools.count()
-
-    def __len__(self) -> int:
-        return len(self._current)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._current
-
-    def push(self, when: float, key: K) -> None:
-        seq = next(self._seq)
-        self._current[key] = seq
-        heapq.heappush(self._heap, (when, seq, key))
-        if len(self._heap) > 2 * len(self._current) + 1024:
-            self._compact()
-
-    def cancel(self, key: K) -> None:
-        self._current.pop(key, None)
-
-    def next_when(self) -> float | None:
-        heap = self._heap
-        while heap and self._current.get(heap[0][2]) != heap[0][1]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
-
-    def pop_due(self, now: float) -> list[tuple[float, K]]:
-        """Every key due at `now`, with its due time, earliest first."""
-        out: list[tuple[float, K]] = []
-        heap, current = self._heap, self._current
-        while heap and heap[0][0] <= now:
-            when, seq, key = heapq.heappop(heap)
-            if current.get(key) == seq:
-                del current[key]
-                out.append((when, key))
-        return out
-
-    def clear(self) -> None:
-        self._heap.clear()
-        self._current.clear()
-
-    def _compact(self) -> None:
-        self._heap = [e for e in self._heap if self._current.get(e[2]) == e[1]]
-        heapq.heapify(self._heap)
-
-
 class Lateness:
     """Start lateness samples (seconds): count, and percentiles of the recent ones."""
 
@@ -175,7 +124,8 @@ class Lateness:
     def add(self, late: float) -> None:
         self.samples.append(late)
         self.count += 1
-        self.max = max(self.max, late)
+        if late > self.max:  # noqa: PLR1730 (not max(): a call 10,000 times a second)
+            self.max = late
 
     def percentile(self, p: float) -> float:
         if not self.samples:
@@ -207,7 +157,7 @@ class Scheduler(Generic[K]):
         self.loop = loop
         self.start = start
         self.max_inflight = max(1, max_inflight)
-        self.heap: TimerHeap[K] = TimerHeap()
+        self.due: TimerWheel[K] = TimerWheel(tick if tick > 0 else TICK)
         self.waiting: deque[tuple[float, K]] = deque()
         self.inflight = 0
         self.lateness = Lateness()
@@ -220,32 +170,37 @@ class Scheduler(Generic[K]):
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self.heap)
+        return len(self.due)
 
     def at(self, when: float, key: K) -> None:
         """Run `key` at loop time `when` (replaces a pending run of the same key)."""
-        self.heap.push(when, key)
-        self._arm(when)
+        self.due.push(when, key)
+        armed = self._armed_at
+        if armed is None or when < armed:  # else the live timer comes first (no call: 10,000 a second)
+            self._arm(when)
 
     def later(self, delay: float, key: K) -> None:
         self.at(self.loop.time() + delay, key)
 
     def cancel(self, key: K) -> None:
-        self.heap.cancel(key)
-        if self.waiting:
-            self.waiting = deque(e for e in self.waiting if e[1] != key)
+        self.due.cancel(key)
+        if self.waiting:  # in place: _drain_waiting may hold it
+            kept = [e for e in self.waiting if e[1] != key]
+            self.waiting.clear()
+            self.waiting.extend(kept)
 
     def done(self) -> None:
         """A started check finished: its slot goes to the next waiting one."""
         self.inflight -= 1
-        self._drain_waiting()
+        if self.waiting:
+            self._drain_waiting()
 
     def close(self) -> None:
         self._closed = True
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        self.heap.clear()
+        self.due.clear()
         self.waiting.clear()
 
     def _arm(self, when: float) -> None:
@@ -264,22 +219,24 @@ class Scheduler(Generic[K]):
         self._armed_at = None
         now = self.loop.time()
         self._floor = now + self._tick
-        for when, key in self.heap.pop_due(now):
+        for when, key in self.due.pop_due(now):
             self.waiting.append((when, key))
         self._drain_waiting()
-        nxt = self.heap.next_when()
+        nxt = self.due.next_when()
         if nxt is not None:
             self._arm(nxt)
 
     def _drain_waiting(self) -> None:
-        if not self.waiting:
+        waiting = self.waiting
+        if not waiting:
             return
-        clock = self.loop.time
-        while self.waiting and self.inflight < self.max_inflight:
-            when, key = self.waiting.popleft()
-            self.lateness.add(max(0.0, clock() - when))
+        clock, add, start, popleft = self.loop.time, self.lateness.add, self.start, waiting.popleft
+        while waiting and self.inflight < self.max_inflight:
+            when, key = popleft()
+            late = clock() - when
+            add(late if late > 0.0 else 0.0)
             self.inflight += 1
             self.started += 1
-            self.start(key)
-        if self.waiting:
+            start(key)
+        if waiting:
             self.deferred += 1  # a burst found every slot taken

@@ -60,11 +60,6 @@ class TcpTarget:
     def failure(self, detail: str) -> Result:
         return Result(False, f"TCP connection to {self.where} failed. ({detail})")
 
-    def socket(self) -> socket.SocketType:
-        if self.plain:
-            return _CSocket(self.family, _NONBLOCKING_STREAM)
-        return make_socket(self.target)
-
 
 class ConnectPool:
     """The TCP connects in flight: an epoll set of our own (level-triggered EPOLLOUT; a
@@ -152,7 +147,7 @@ class TcpConnect:
         t = self.target
         loop = self.pool.loop
         try:
-            sock = t.socket()
+            sock = _CSocket(t.family, _NONBLOCKING_STREAM) if t.plain else make_socket(t.target)
         except OSError as e:
             loop.call_soon(self.done, t.failure(describe_error(e)))
             return

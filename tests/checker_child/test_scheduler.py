@@ -1,5 +1,5 @@
 """The check timing rules on simulated time: retry / delay_before_retry, verdicts,
-recovery runs, warmup spread, the timer heap and the in-flight bound."""
+recovery runs, warmup spread, the timer wheel and the in-flight bound."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any, cast
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checker_child.scheduler import Attempts, Lateness, Scheduler, TimerHeap, first_delay
+from checker_child.scheduler import Attempts, Lateness, Scheduler, first_delay
+from checker_child.wheel import TimerWheel
 
 # ---------------------------------------------------------------- Attempts
 
@@ -107,11 +108,11 @@ def test_first_delay_spread() -> None:
     assert all(0 <= first_delay(2.5, 60, rng) <= 2.5 for _ in range(100))
 
 
-# ---------------------------------------------------------------- TimerHeap
+# ---------------------------------------------------------------- TimerWheel
 
 
-def test_timer_heap_reschedule_and_cancel() -> None:
-    h: TimerHeap[str] = TimerHeap()
+def test_timer_wheel_reschedule_and_cancel() -> None:
+    h: TimerWheel[str] = TimerWheel(0.5)
     h.push(5, "a")
     h.push(3, "b")
     h.push(9, "c")
@@ -124,8 +125,8 @@ def test_timer_heap_reschedule_and_cancel() -> None:
 
 
 @given(st.lists(st.tuples(st.integers(0, 20), st.floats(0, 100)), max_size=200))
-def test_timer_heap_matches_a_dict(ops: list[tuple[int, float]]) -> None:
-    h: TimerHeap[int] = TimerHeap()
+def test_timer_wheel_matches_a_dict(ops: list[tuple[int, float]]) -> None:
+    h: TimerWheel[int] = TimerWheel(0.002)
     model: dict[int, float] = {}
     for key, when in ops:
         h.push(when, key)
