@@ -253,27 +253,16 @@ class Runner:
         return check.target.timeout * check.conf.schedule(check.vs.delay_loop).probes_per_run + PROBE_GRACE
 
     def _result(self, check: Check, result: Result) -> None:
-        assert self.config is not None
         a = check.attempts
         was_up = a.is_up
-        last_try = a.last_try_next
-        t = self.tallies
-        t.results += 1
+        self.tallies.results += 1
         check.runs += 1
         check.last, check.last_ok, check.last_at = result.detail, result.ok, time.time()
         if check.started:
             self.latency.observe(check.conf.type_name, self.loop.time() - check.started)
             check.started = 0.0
         if not result.ok:
-            t.failures += 1
-            check.failures += 1
-            # keepalived logs a failed attempt of an up checker when it is the last one
-            # (before the verdict) or with log_all_failures / checker_log_all_failures.
-            log_all = self.config.global_defs.checker_log_all_failures or (
-                isinstance(check.conf, CheckerBase) and check.conf.log_all_failures
-            )
-            if was_up and (last_try or log_all) and result.detail:
-                log.info("%s", result.detail)
+            self._failed(check, result, was_up)
         step = a.outcome(result.ok)
         weight: int | None = None
         if result.ok and isinstance(check.conf, MiscCheck) and check.conf.misc_dynamic:
@@ -288,6 +277,19 @@ class Runner:
             )
         if not check.gone and not self._stopped:
             self.sched.later(step.delay, check)
+
+    def _failed(self, check: Check, result: Result, was_up: bool) -> None:
+        """A failed attempt (before its Attempts outcome): counted, and logged when
+        keepalived logs it: the last try of an up checker (before the verdict), or every
+        failure with log_all_failures / checker_log_all_failures."""
+        assert self.config is not None
+        self.tallies.failures += 1
+        check.failures += 1
+        log_all = self.config.global_defs.checker_log_all_failures or (
+            isinstance(check.conf, CheckerBase) and check.conf.log_all_failures
+        )
+        if was_up and (check.attempts.last_try_next or log_all) and result.detail:
+            log.info("%s", result.detail)
 
     @staticmethod
     def _configured_weight(check: Check) -> int:

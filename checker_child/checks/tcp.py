@@ -77,6 +77,8 @@ class ConnectPool:
         loop.add_reader(self.epoll.fileno(), self._ready)
 
     def watch(self, conn: TcpConnect, sock: socket.SocketType, timeout: float) -> None:
+        """Follow `conn`'s connect on `sock` (registered in the epoll set: OSError at
+        fs.epoll.max_user_watches) until it completes or `timeout` passes."""
         fd = sock.fileno()
         self.epoll.register(fd, select.EPOLLOUT)
         self.pending[fd] = conn
