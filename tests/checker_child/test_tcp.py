@@ -243,3 +243,34 @@ def test_a_connect_that_cannot_be_watched_fails_the_attempt() -> None:
         assert results[0].detail.startswith(f"TCP connection to [127.0.0.1]:tcp:{port} failed. (no space left")
 
     run(main())
+
+
+def test_ended_connects_leave_the_deadlines_as_they_fall_due() -> None:
+    """A connect that ended leaves a stale deadline entry; entries leave as their deadlines
+    pass, a few per timer pass (not every stale one at the first expiry: 30,000 at once at
+    10,000 checks a second), and the timer stops when none is left."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        listener = AcceptCloseSockets(loop)
+        port = free_port()
+        listener.listen("127.0.0.1", port)
+        pool = ConnectPool(loop)
+        results: list[Result] = []
+        conn = TcpConnect(pool, TcpTarget(Target(ip_address("127.0.0.1"), port, timeout=0.5)), results.append)
+        t0 = loop.time()
+        for i in range(4):  # deadlines at about 0.5, 0.7, 0.9, 1.1
+            await asyncio.sleep(max(0.0, t0 + 0.2 * i - loop.time()))
+            conn.start()
+        await asyncio.sleep(t0 + 0.8 - loop.time())
+        left = sorted(round(d - t0, 1) for fifo in pool.deadlines.values() for d, _, _ in fifo)
+        await asyncio.sleep(t0 + 1.3 - loop.time())
+        after = sum(len(fifo) for fifo in pool.deadlines.values())
+        timer = pool._timer_at
+        pool.close()
+        listener.close()
+        assert [r.ok for r in results] == [True] * 4
+        assert left == [0.9, 1.1]
+        assert after == 0 and timer is None
+
+    run(main())
