@@ -24,6 +24,14 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+def accept_close_listener(loop: asyncio.AbstractEventLoop) -> tuple[AcceptCloseSockets, int]:
+    """A listener on 127.0.0.1 that accepts and closes, as the benchmark's real servers."""
+    listener = AcceptCloseSockets(loop)
+    port = free_port()
+    listener.listen("127.0.0.1", port)
+    return listener, port
+
+
 async def check(target: Target) -> Result:
     """One attempt, as the workload starts it: the result arrives through a callback."""
     loop = asyncio.get_running_loop()
@@ -184,9 +192,7 @@ def test_many_connects_at_a_small_cost() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        listener = AcceptCloseSockets(loop)
-        port = free_port()
-        listener.listen("127.0.0.1", port)
+        listener, port = accept_close_listener(loop)
         pool = ConnectPool(loop)
         results: list[Result] = []
         n = 2000
@@ -252,9 +258,7 @@ def test_ended_connects_leave_the_deadlines_as_they_fall_due() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        listener = AcceptCloseSockets(loop)
-        port = free_port()
-        listener.listen("127.0.0.1", port)
+        listener, port = accept_close_listener(loop)
         pool = ConnectPool(loop)
         results: list[Result] = []
         conn = TcpConnect(pool, TcpTarget(Target(ip_address("127.0.0.1"), port, timeout=0.5)), results.append)
