@@ -137,9 +137,9 @@ class Runner:
         self.checks: list[Check] = []
         self.tallies = Tallies()
         self.latency = Latency()  # check durations per checker type (the /metrics histogram)
-        self.sched: Scheduler[Check] = Scheduler(loop, self._start, max_inflight)
-        self.files = FileWatcher(loop, self._file_changed)
         self.connects = ConnectPool(loop)
+        self.sched: Scheduler[Check] = Scheduler(loop, self._start, max_inflight, after_batch=self.connects.collect)
+        self.files = FileWatcher(loop, self._file_changed)
         self._probes: set[asyncio.Task[None]] = set()
         self._stopped = False
         self.config: Config | None = None

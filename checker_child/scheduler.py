@@ -145,7 +145,8 @@ class Scheduler(Generic[K]):
 
     `start` begins a check and returns at once; the caller reports its end with `done()`.
     At most `max_inflight` checks run at a time; due keys beyond that wait their turn
-    (and their lateness shows it)."""
+    (and their lateness shows it). `after_batch` runs after each timer pass that started
+    checks (the TCP connects collect what completed meanwhile)."""
 
     def __init__(
         self,
@@ -153,9 +154,11 @@ class Scheduler(Generic[K]):
         start: Callable[[K], None],
         max_inflight: int = 4096,
         tick: float = TICK,
+        after_batch: Callable[[], None] | None = None,
     ) -> None:
         self.loop = loop
         self.start = start
+        self.after_batch = after_batch  # called after the timer started a batch of checks
         self.max_inflight = max(1, max_inflight)
         self.due: TimerWheel[K] = TimerWheel(tick if tick > 0 else TICK)
         self.waiting: deque[tuple[float, K]] = deque()
@@ -221,7 +224,10 @@ class Scheduler(Generic[K]):
         self._floor = now + self._tick
         for when, key in self.due.pop_due(now):
             self.waiting.append((when, key))
+        started = self.started
         self._drain_waiting()
+        if self.after_batch is not None and self.started != started:
+            self.after_batch()
         nxt = self.due.next_when()
         if nxt is not None:
             self._arm(nxt)

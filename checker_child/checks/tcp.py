@@ -78,7 +78,7 @@ class ConnectPool:
         self.deadlines: dict[float, deque[tuple[float, TcpConnect, socket.SocketType]]] = {}
         self._timer_at: float | None = None  # the live timer's time (None: no timer)
         self._generation = 0  # of the live timer: an older one that fires does nothing
-        loop.add_reader(self.epoll.fileno(), self._ready)
+        loop.add_reader(self.epoll.fileno(), self.collect)
 
     def watch(self, conn: TcpConnect, sock: socket.SocketType, timeout: float) -> None:
         """Follow `conn`'s connect on `sock` (registered in the epoll set: OSError at
@@ -98,7 +98,11 @@ class ConnectPool:
         """`fd` is about to be closed (its attempt ended or was cancelled)."""
         self.pending.pop(fd, None)
 
-    def _ready(self) -> None:
+    def collect(self) -> None:
+        """Hand over every connect that has completed: the loop calls this when our epoll
+        set is readable, and the scheduler right after starting a batch (on a near network,
+        loopback above all, most connects are complete by then: their results go in the same
+        loop pass, and the loop is not woken again for them)."""
         pending = self.pending
         for fd, events in self.epoll.poll(0):
             conn = pending.pop(fd, None)
