@@ -9,18 +9,67 @@ instead.
 from __future__ import annotations
 
 import enum
+import threading
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Self
 
 
-class Location(NamedTuple):
-    """A file and line (a NamedTuple: one is made for every config line, so cheap)."""
+class Location(int):
+    """A file and line, printed `FILE:LINE`. One is made for every config line and kept by
+    the model (every block, VIP and keyword has one), so it is one int: the line in the
+    low 32 bits, above them the file's number in a table of this process's file names
+    (only grows by the distinct paths ever read). 32 bytes, where a (file, line) tuple
+    with its int took 88."""
 
-    file: str
-    line: int
+    __slots__ = ()
+
+    def __new__(cls, file: str, line: int) -> Self:
+        return int.__new__(cls, file_number(file) << _LINE_BITS | line)
+
+    @property
+    def file(self) -> str:
+        return _FILES[self >> _LINE_BITS]
+
+    @property
+    def line(self) -> int:
+        return self & _LINE_MASK
+
+    def __bool__(self) -> bool:
+        return True  # a location is always something (line 0 of file 0 included)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
+
+    def __repr__(self) -> str:
+        return f"Location(file={self.file!r}, line={self.line})"
+
+    def __reduce__(self) -> tuple[type[Location], tuple[str, int]]:
+        return Location, (self.file, self.line)  # by name: another process numbers files anew
+
+
+_LINE_BITS = 32
+_LINE_MASK = (1 << _LINE_BITS) - 1
+_FILES: list[str] = []
+_FILE_NUMBERS: dict[str, int] = {}
+_FILES_LOCK = threading.Lock()  # a reload is read in a thread of the parent
+
+
+def file_number(file: str) -> int:
+    """The number of `file` in the table of file names (added on first sight)."""
+    number = _FILE_NUMBERS.get(file)
+    if number is None:
+        with _FILES_LOCK:
+            number = _FILE_NUMBERS.get(file)
+            if number is None:
+                number = _FILE_NUMBERS[file] = len(_FILES)
+                _FILES.append(file)
+    return number
+
+
+def location_base(file: str) -> int:
+    """What `int.__new__(Location, base | line)` needs to make a Location of `file`
+    without the Python-level __new__ (the preprocessor makes one per line)."""
+    return file_number(file) << _LINE_BITS
 
 
 class Severity(enum.Enum):

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from conf.diagnostics import Diagnostics, Location
+from conf.diagnostics import Diagnostics, Location, location_base
 from conf.lexer import LexError, split_words, strip_comment
 from conf.limits import (
     MAX_CONFIG_BYTES,
@@ -63,8 +63,8 @@ class LogicalLine(NamedTuple):
     location: Location
 
 
-# NamedTuple constructors without their Python-level __new__: one of each per config line.
-_new_location = functools.partial(tuple.__new__, Location)
+# Constructors without their Python-level __new__: one of each per config line.
+_new_location = functools.partial(int.__new__, Location)  # with location_base(file) | line
 _new_line = functools.partial(tuple.__new__, LogicalLine)
 
 
@@ -181,6 +181,7 @@ class Preprocessor:
 
     def _physical_lines(self, path: str, content: str) -> Iterator[LogicalLine]:
         raw_lines = _split_lines(content)
+        base = location_base(path)
         number = 0
         for raw in raw_lines:
             number += 1
@@ -188,7 +189,7 @@ class Preprocessor:
                 text = raw.rstrip()  # most lines: no comment to cut
             else:
                 text = self._text(raw, path, number)
-            loc: Location = _new_location((path, number))
+            loc: Location = _new_location(base | number)
             if text.endswith("\\"):
                 # A trailing backslash continues the line (multi-line $NAME= definitions).
                 text, number = self._continued(text, raw_lines, path, number)
