@@ -11,27 +11,29 @@ option and ignores just that option; we do the same.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from conf.diagnostics import Location
 from conf.routes import check_interface, check_track_group, dump_as, parse_uint, rt_names
-from conf.schema import ConfigValueError, Context
+from conf.schema import KW, ConfigValueError, Context
 from conf.syntax import Stmt
-from conf.values import IPAddress, IPInterface, IPNetwork, ip_address
+from conf.values import IPAddress, IPInterface, ip_address
 
 IFNAMSIZ = 16
 PREFERRED_LFT_FOREVER = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)
-class IpAddressEntry:
-    address: IPInterface  # the address with its prefix length (default /32 or /128)
+class AddressOptions:
+    """The options of an address line besides its address and `dev`. Most lines give
+    none: their entries share NO_OPTIONS."""
+
     brd: IPAddress | str | None = None  # an address, or '+'/'-' (set/clear the host bits)
-    dev: str | None = None  # None: the vrrp_instance's interface, or default_interface for static
     scope: int | None = None  # rt_scopes number (global 0, site 200, link 253, host 254, nowhere 255)
     label: str | None = None  # IPv4 only
     peer: IPAddress | None = None
@@ -44,27 +46,204 @@ class IpAddressEntry:
     preferred_lft: int | None = None  # seconds; PREFERRED_LFT_FOREVER for `forever`
     no_track: bool = False
     use_vmac: bool = False  # VIPs only
-    location: Location | None = field(default=None, compare=False, repr=False)
+
+
+NO_OPTIONS = AddressOptions()
+# --print-config keys of the options, in the order they follow `brd` and `dev`
+_OPTION_KEYS = tuple((f.name, f.metadata[KW].keyword if KW in f.metadata else f.name) for f in fields(AddressOptions))[
+    1:
+]
+_PREFIX_BITS = 8  # an IPv4 entry's address: the address's number << 8 | the prefix length
+_PREFIX_MASK = (1 << _PREFIX_BITS) - 1
+
+Packed = int | ipaddress.IPv6Interface  # IPv4: number << _PREFIX_BITS | prefix length
+
+
+class IpAddressEntry:
+    """One address line, immutable, compared and hashed by value (its location does not
+    count). A VIP file may hold hundreds of thousands, so an entry is four slots: an IPv4
+    address and its prefix length as one int (IPv6 keeps its IPv6Interface, scope
+    included), `dev`, the other options (NO_OPTIONS, shared, when none is given) and the
+    line as an int. `address`, `ip` and `location` are made when asked for."""
+
+    __slots__ = ("_address", "_options", "_where", "dev")
+    _address: Packed
+    _options: AddressOptions
+    _where: int | None  # the Location's value
+    dev: str | None  # None: the vrrp_instance's interface, or default_interface for static
+
+    def __init__(
+        self,
+        address: IPInterface,
+        *,
+        brd: IPAddress | str | None = None,
+        dev: str | None = None,
+        scope: int | None = None,
+        label: str | None = None,
+        peer: IPAddress | None = None,
+        home: bool = False,
+        nodad: bool = False,
+        mngtmpaddr: bool = False,
+        noprefixroute: bool = False,
+        autojoin: bool = False,
+        track_group: str | None = None,
+        preferred_lft: int | None = None,
+        no_track: bool = False,
+        use_vmac: bool = False,
+        location: Location | None = None,
+    ) -> None:
+        options = AddressOptions(
+            brd, scope, label, peer, home, nodad, mngtmpaddr, noprefixroute, autojoin, track_group, preferred_lft,
+            no_track, use_vmac,
+        )  # fmt: skip
+        _fill(self, pack(address), dev, NO_OPTIONS if options == NO_OPTIONS else options, location)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field '{name}'")
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not IpAddressEntry:
+            return NotImplemented
+        assert isinstance(other, IpAddressEntry)
+        return self._address == other._address and self.dev == other.dev and self._options == other._options
+
+    def __hash__(self) -> int:
+        return hash((self._address, self.dev, self._options))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild, (self._address, self.dev, self._options, self._where)
+
+    def __repr__(self) -> str:
+        options = self._options
+        named = [("dev", self.dev)] + [(f.name, getattr(options, f.name)) for f in fields(options)]
+        given = [f"{name}={value!r}" for name, value in named if value != getattr(NO_OPTIONS, name, None)]
+        return f"IpAddressEntry({', '.join([repr(self.address), *given])})"
+
+    def __str__(self) -> str:
+        a = self._address
+        return f"{ipaddress.IPv4Address(a >> _PREFIX_BITS)}/{a & _PREFIX_MASK}" if isinstance(a, int) else str(a)
 
     @property
-    def family(self) -> int:
-        return self.address.version
+    def address(self) -> IPInterface:
+        """The address with its prefix length (default /32 or /128)."""
+        a = self._address
+        return ipaddress.IPv4Interface((a >> _PREFIX_BITS, a & _PREFIX_MASK)) if isinstance(a, int) else a
 
     @property
     def ip(self) -> IPAddress:
-        return self.address.ip
+        a = self._address
+        return ipaddress.IPv4Address(a >> _PREFIX_BITS) if isinstance(a, int) else a.ip
+
+    @property
+    def prefixlen(self) -> int:
+        a = self._address
+        return a & _PREFIX_MASK if isinstance(a, int) else a.network.prefixlen
+
+    @property
+    def family(self) -> int:
+        return 4 if isinstance(self._address, int) else 6
+
+    @property
+    def location(self) -> Location | None:
+        where = self._where
+        return None if where is None else int.__new__(Location, where)
 
     @property
     def broadcast(self) -> IPAddress | None:
         """The broadcast address the kernel gets (brd '+' sets the host bits, '-' clears them)."""
-        if self.brd == "+":
+        brd = self._options.brd
+        if brd == "+":
             return self.address.network.broadcast_address
-        if self.brd == "-":
+        if brd == "-":
             return self.address.network.network_address
-        return self.brd if not isinstance(self.brd, str) else None
+        return brd if not isinstance(brd, str) else None
 
-    def __str__(self) -> str:
-        return str(self.address)
+    def dump_items(self) -> list[tuple[str, object]]:
+        """(--print-config key, value) of every option, in keepalived.conf(5)'s order."""
+        options = self._options
+        head: list[tuple[str, object]] = [("address", self.address), ("brd", options.brd), ("dev", self.dev)]
+        return head + [(key, getattr(options, name)) for name, key in _OPTION_KEYS]
+
+    # The options, read from the shared or own AddressOptions.
+    @property
+    def brd(self) -> IPAddress | str | None:
+        return self._options.brd
+
+    @property
+    def scope(self) -> int | None:
+        return self._options.scope
+
+    @property
+    def label(self) -> str | None:
+        return self._options.label
+
+    @property
+    def peer(self) -> IPAddress | None:
+        return self._options.peer
+
+    @property
+    def home(self) -> bool:
+        return self._options.home
+
+    @property
+    def nodad(self) -> bool:
+        return self._options.nodad
+
+    @property
+    def mngtmpaddr(self) -> bool:
+        return self._options.mngtmpaddr
+
+    @property
+    def noprefixroute(self) -> bool:
+        return self._options.noprefixroute
+
+    @property
+    def autojoin(self) -> bool:
+        return self._options.autojoin
+
+    @property
+    def track_group(self) -> str | None:
+        return self._options.track_group
+
+    @property
+    def preferred_lft(self) -> int | None:
+        return self._options.preferred_lft
+
+    @property
+    def no_track(self) -> bool:
+        return self._options.no_track
+
+    @property
+    def use_vmac(self) -> bool:
+        return self._options.use_vmac
+
+
+def pack(address: IPInterface) -> Packed:
+    """The entry's form of `address`."""
+    if isinstance(address, ipaddress.IPv4Interface):
+        return int(address) << _PREFIX_BITS | address.network.prefixlen
+    return address
+
+
+def _fill(entry: IpAddressEntry, address: Packed, dev: str | None, options: AddressOptions, where: int | None) -> None:
+    setter = object.__setattr__  # past the frozen __setattr__
+    setter(entry, "_address", address)
+    setter(entry, "dev", dev)
+    setter(entry, "_options", options)
+    setter(entry, "_where", None if where is None else int(where))
+
+
+_new = object.__new__
+
+
+def _rebuild(address: Packed, dev: str | None, options: AddressOptions, where: int | None) -> IpAddressEntry:
+    """Unpickle (the location travels as its number: only within one process's file table)."""
+    entry: IpAddressEntry = object.__new__(IpAddressEntry)
+    _fill(entry, address, dev, options, where)
+    return entry
 
 
 _FLAGS = {
@@ -77,7 +256,7 @@ _FLAGS = {
 }
 
 
-def parse_address_prefix(text: str, loc: Location, ctx: Context) -> IPInterface:
+def parse_address_prefix(text: str, loc: Location, ctx: Context) -> Packed:
     """ADDR[/LEN]: a bad address is an error; a bad length is reset to the full length."""
     addr_s, slash, plen_s = text.partition("/")
     try:
@@ -95,22 +274,8 @@ def parse_address_prefix(text: str, loc: Location, ctx: Context) -> IPInterface:
             ctx.diags.reset(f"invalid prefix length in {text}; using {full}", loc)
             plen = full
     if addr.version == 4:
-        # from the number: ip_interface(str) would format and parse the address again
-        number = int(addr)
-        return _shared_network(ipaddress.IPv4Interface((number, plen)), (number >> (32 - plen), plen), ctx)
-    return ipaddress.ip_interface(f"{addr}/{plen}")  # keeps an IPv6 scope (%IF)
-
-
-def _shared_network(address: IPInterface, key: tuple[int, int], ctx: Context) -> IPInterface:
-    """Make the addresses of one subnet (`key`: its number and length) share one `network`
-    object (a public attribute; the values are equal, so comparisons and hashes do not
-    change): 178 bytes less per address where VIPs share subnets. The table lives as long
-    as the load."""
-    networks: dict[tuple[int, int], IPNetwork] = ctx.settings.setdefault("networks", {})
-    network = networks.setdefault(key, address.network)
-    if network is not address.network:
-        address.network = network
-    return address
+        return int(addr) << _PREFIX_BITS | plen  # not an IPv4Interface: 140 bytes more per VIP
+    return ipaddress.IPv6Interface(f"{addr}/{plen}")  # keeps an IPv6 scope (%IF)
 
 
 class _Line:
@@ -118,7 +283,7 @@ class _Line:
 
     __slots__ = ("address", "ctx", "loc")
 
-    def __init__(self, address: IPInterface, ctx: Context, loc: Location) -> None:
+    def __init__(self, address: IpAddressEntry, ctx: Context, loc: Location) -> None:
         self.address = address
         self.ctx = ctx
         self.loc = loc
@@ -148,12 +313,12 @@ def _scope(arg: str, line: _Line) -> object:
 
 def _brd(arg: str, line: _Line) -> object:
     address = line.address
-    if address.version == 6:
+    if address.family == 6:
         raise ConfigValueError(f"a broadcast address cannot be given for the IPv6 address {address}")
     if arg in ("+", "-"):
-        if address.network.prefixlen >= 31:
+        if address.prefixlen >= 31:
             return line.ignored(
-                f"prefix length {address.network.prefixlen} too long for broadcast '{arg}' on {address}; ignored"
+                f"prefix length {address.prefixlen} too long for broadcast '{arg}' on {address}; ignored"
             )
         return arg
     try:
@@ -166,7 +331,7 @@ def _brd(arg: str, line: _Line) -> object:
 
 
 def _label(arg: str, line: _Line) -> object:
-    if line.address.version == 6:
+    if line.address.family == 6:
         return line.ignored(f"a label cannot be given for IPv6 addresses ({line.address}); label ignored")
     if len(arg) >= IFNAMSIZ:
         raise ConfigValueError(f"address label {arg} is longer than {IFNAMSIZ - 1} characters")
@@ -178,7 +343,7 @@ def _peer(arg: str, line: _Line) -> object:
         peer = ip_address(arg)
     except ValueError:
         raise ConfigValueError(f"invalid peer address '{arg}'") from None
-    if peer.version != line.address.version:
+    if peer.version != line.address.family:
         raise ConfigValueError(f"peer address {arg} does not match the address family")
     return peer
 
@@ -228,7 +393,9 @@ class AddressLine:
         return self.parse(stmt.words, stmt.location, ctx)
 
     def parse(self, words: tuple[str, ...] | list[str], loc: Location, ctx: Context) -> IpAddressEntry:
-        line = _Line(parse_address_prefix(words[0], loc, ctx), ctx, loc)
+        entry = _new(IpAddressEntry)
+        _fill(entry, parse_address_prefix(words[0], loc, ctx), None, NO_OPTIONS, loc)
+        line = _Line(entry, ctx, loc)
         values: dict[str, Any] = {}
         i, n = 1, len(words)
         while i < n:
@@ -250,10 +417,14 @@ class AddressLine:
             i += 1
             if value is not SKIP:
                 values[option[0]] = value
-        dev = values.get("dev")
-        if dev is not None and ctx.interfaces is not None and dev not in ctx.interfaces:
-            check_interface(dev, f"ip address {line.address}", ctx, loc)
-        return IpAddressEntry(line.address, location=loc, **values)
+        dev = values.pop("dev", None)
+        if dev is not None:
+            if ctx.interfaces is not None and dev not in ctx.interfaces:
+                check_interface(dev, f"ip address {entry}", ctx, loc)
+            object.__setattr__(entry, "dev", dev)  # still being built: past the frozen __setattr__
+        if values:
+            object.__setattr__(entry, "_options", AddressOptions(**values))
+        return entry
 
 
 ADDRESS_LINE: Callable[[Stmt, Context], IpAddressEntry] = AddressLine(static=False)

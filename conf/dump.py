@@ -12,6 +12,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 
+from conf.addresses import IpAddressEntry
 from conf.schema import KW, KeywordSpec
 from conf.values import Script
 
@@ -19,6 +20,8 @@ JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
 
 
 def to_jsonable(value: object) -> JSON:
+    if isinstance(value, IpAddressEntry):  # compact, not a dataclass: its options by keyword
+        return {key: to_jsonable(v) for key, v in value.dump_items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, Script):
             return {"command": str(value), "user": value.user, "group": value.group}

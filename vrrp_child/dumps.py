@@ -159,7 +159,7 @@ _SCOPES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
 def format_address(e: IpAddressEntry, ifname: str, is_set: bool) -> str:
     """keepalived's format_ipaddress: `192.0.2.100/24 dev eth0 scope global set` (the JSON's
     `vips` and the data dump's lines): the words in keepalived's order, each only when it holds."""
-    words = [f"{e.ip}/{e.address.network.prefixlen}"]
+    words = [f"{e.ip}/{e.prefixlen}"]
     if e.family == 4 and e.broadcast is not None:
         words.append(f"brd {e.broadcast}")
     words.append(f"dev {e.dev or ifname}")
@@ -169,7 +169,7 @@ def format_address(e: IpAddressEntry, ifname: str, is_set: bool) -> str:
     words.append(f"scope {_SCOPES.get(scope, str(scope))}")
     flags = (
         (e.label is not None, f"label {e.label}"),
-        (e.peer is not None, f"peer {e.peer}/{e.address.network.prefixlen}"),
+        (e.peer is not None, f"peer {e.peer}/{e.prefixlen}"),
         (e.home, "home"),
         (e.nodad, "-nodad"),
         (e.mngtmpaddr, "mngtmpaddr"),

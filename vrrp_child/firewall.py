@@ -127,7 +127,7 @@ def elements(
     """The set entries for one MASTER instance's VIPs (nft_update_ipv4/ipv6_address)."""
     out: list[Element] = []
     for entry, ifname in items:
-        ip = entry.address.ip
+        ip = entry.ip
         if ip.version == 4:
             out.append(Element("ip", "vips", str(ip)))
         elif not ip.is_link_local:

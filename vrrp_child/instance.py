@@ -600,4 +600,4 @@ _NOTIFY_STATES = frozenset({fsm.State.MASTER, fsm.State.BACKUP, fsm.State.FAULT,
 
 def _key(item: Item) -> tuple[str, str]:
     entry, ifname = item
-    return (str(entry.address), ifname)
+    return (str(entry), ifname)

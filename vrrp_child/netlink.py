@@ -474,7 +474,7 @@ def address_request(entry: IpAddressEntry, index: int, add: bool) -> bytes:
     msg = ifaddrmsg()
     v6 = entry.family == 6
     msg["family"] = socket.AF_INET6 if v6 else socket.AF_INET
-    msg["prefixlen"] = entry.address.network.prefixlen
+    msg["prefixlen"] = entry.prefixlen
     msg["index"] = index
     msg["scope"] = entry.scope or 0
     local = str(entry.ip)

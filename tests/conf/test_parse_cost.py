@@ -33,9 +33,9 @@ def test_reading_time_grows_linearly_with_the_file(tmp_path: Path) -> None:
     assert per_large < 200e-6  # about 15 us a line on this project's machine
 
 
-def test_the_model_keeps_less_than_a_kilobyte_per_vip(tmp_path: Path) -> None:
+def test_the_model_keeps_less_than_300_bytes_per_vip(tmp_path: Path) -> None:
     path = tmp_path / "vips.conf"
-    path.write_text(generate_vips(5000, "eth0"))
+    path.write_text(generate_vips(20_000, "eth0"))
     gc.collect()
     tracemalloc.start()
     try:
@@ -48,15 +48,7 @@ def test_the_model_keeps_less_than_a_kilobyte_per_vip(tmp_path: Path) -> None:
     vips = sum(
         len(i.virtual_ipaddress) + len(i.virtual_ipaddress_excluded) for i in result.config.vrrp_instance.values()
     )
-    assert vips == 5000
-    assert kept / vips < 1000, kept / vips  # about 420 bytes (bench/parse_bench.py: the goal is 200)
-
-
-def test_addresses_of_one_subnet_share_their_network(tmp_path: Path) -> None:
-    path = tmp_path / "vips.conf"
-    path.write_text(generate_vips(600, "eth0"))
-    result = conf.load(str(path), config_id="t", interfaces=frozenset({"eth0"}))
-    assert result.config is not None
-    first, *others = [v.address for i in result.config.vrrp_instance.values() for v in i.virtual_ipaddress]
-    assert all(a.network is first.network for a in others)
-    assert str(first) == "10.0.0.0/16" and others
+    assert vips == 20_000
+    # about 160 bytes (an entry of four slots, its address's int, its line's int); 400
+    # when an entry held an IPv4Interface and a (file, line) tuple
+    assert kept / vips < 300, kept / vips

@@ -1,0 +1,142 @@
+"""The compact forms the model keeps (issue 15, parser memory): a Location is one int, an
+address entry four slots. They must behave as the tuple and dataclass they replace:
+equality, hashing, printing, pickling, the values of their properties."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import pickle
+from pathlib import Path
+
+import pytest
+
+from conf.addresses import ADDRESS_LINE, NO_OPTIONS, IpAddressEntry
+from conf.diagnostics import Diagnostic, Diagnostics, Location, Severity
+from conf.dump import to_jsonable
+from conf.schema import Context
+from conf.syntax import Stmt
+from tests.conf.util import config_of, messages, parse
+
+# ------------------------------------------------------------------ Location
+
+
+def test_a_location_is_its_file_and_line() -> None:
+    loc = Location("/etc/keepalived/keepalived.conf", 12)
+    assert (loc.file, loc.line) == ("/etc/keepalived/keepalived.conf", 12)
+    assert str(loc) == "/etc/keepalived/keepalived.conf:12"
+    assert repr(loc) == "Location(file='/etc/keepalived/keepalived.conf', line=12)"
+    assert f"{loc}" == str(loc)
+
+
+def test_locations_compare_and_hash_by_file_and_line() -> None:
+    a, b = Location("a.conf", 3), Location("a.conf", 3)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != Location("b.conf", 3) and a != Location("a.conf", 4)
+    assert Location("b.conf", 3).file == "b.conf"  # a second file has its own number
+
+
+def test_every_location_is_true_and_pickles_by_name() -> None:
+    assert Location("", 0)  # the root's location: `if location` must not drop it
+    loc = Location("x.conf", 4_000_000)
+    again = pickle.loads(pickle.dumps(loc))
+    assert again == loc and type(again) is Location and str(again) == "x.conf:4000000"
+    assert pickle.loads(pickle.dumps(loc)).__reduce__() == (Location, ("x.conf", 4_000_000))
+
+
+def test_diagnostics_print_file_and_line() -> None:
+    d = Diagnostic(Severity.ERROR, "bad", Location("/k.conf", 9))
+    assert d.render(test_mode=True) == "/k.conf:9: error: bad"
+
+
+def test_diagnostics_of_two_files_name_each_file(tmp_path: Path) -> None:
+    (tmp_path / "vips.conf").write_text("virtual_ipaddress {\n  10.0.0.1/33 dev eth0\n}\n")
+    text = (
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  priority 300\n"
+        f"  include {tmp_path / 'vips.conf'}\n}}\n"
+    )
+    result = parse(tmp_path, text)
+    main = tmp_path / "keepalived.conf"
+    assert any(m.startswith(f"{main}:4: error: priority '300'") for m in messages(result))
+    assert f"{tmp_path / 'vips.conf'}:2: error: invalid prefix length in 10.0.0.1/33; using 32" in messages(result)
+    inst = config_of(result).vrrp_instance["VI_1"]
+    assert inst.where("priority") == Location(str(main), 4)
+    assert inst.virtual_ipaddress[0].location == Location(str(tmp_path / "vips.conf"), 2)
+
+
+# ------------------------------------------------------------------ IpAddressEntry
+
+
+def entry(text: str, line: int = 7) -> IpAddressEntry:
+    words = text.split()
+    result = ADDRESS_LINE(Stmt(words[0], tuple(words[1:]), Location("t", line)), Context(Diagnostics()))
+    assert isinstance(result, IpAddressEntry)
+    return result
+
+
+def test_a_plain_vip_shares_the_empty_options() -> None:
+    vip = entry("10.1.2.3/16 dev eth0")
+    assert vip._options is NO_OPTIONS
+    assert vip.address == ipaddress.IPv4Interface("10.1.2.3/16")
+    assert vip.ip == ipaddress.IPv4Address("10.1.2.3") and vip.prefixlen == 16 and vip.family == 4
+    assert vip.dev == "eth0" and vip.location == Location("t", 7)
+    assert str(vip) == "10.1.2.3/16" and vip.broadcast is None
+    assert not (vip.no_track or vip.use_vmac or vip.home) and vip.scope is None and vip.peer is None
+
+
+def test_entries_compare_and_hash_by_value_not_by_line() -> None:
+    a, b = entry("10.0.0.1/24 dev eth0", 1), entry("10.0.0.1/24 dev eth0", 2)
+    assert a == b and hash(a) == hash(b) and a.location != b.location
+    assert a == IpAddressEntry(ipaddress.ip_interface("10.0.0.1/24"), dev="eth0")
+    assert a != entry("10.0.0.1/25 dev eth0") and a != entry("10.0.0.1/24 dev eth1") and a != entry("10.0.0.1/24")
+    assert a != entry("10.0.0.1/24 dev eth0 no_track") and a != "10.0.0.1/24"
+    assert len({a, b, entry("10.0.0.2/24 dev eth0")}) == 2
+
+
+def test_the_options_are_read_through_the_entry() -> None:
+    e = entry("10.0.0.9/24 brd + dev eth0 scope link label eth0:1 home -nodad no_track use_vmac preferred_lft 30")
+    assert e.broadcast == ipaddress.IPv4Address("10.0.0.255") and e.brd == "+"
+    assert (e.scope, e.label, e.home, e.nodad, e.no_track, e.use_vmac) == (253, "eth0:1", True, True, True, True)
+    assert (e.mngtmpaddr, e.noprefixroute, e.autojoin, e.track_group, e.preferred_lft) == (
+        False,
+        False,
+        False,
+        None,
+        30,
+    )
+    assert entry("10.0.0.9/24 brd -").broadcast == ipaddress.IPv4Address("10.0.0.0")
+    assert entry("10.0.0.9/24 peer 10.0.0.1").peer == ipaddress.IPv4Address("10.0.0.1")
+    built = IpAddressEntry(ipaddress.ip_interface("10.0.0.9/24"), brd="+", dev="eth0", nodad=True)
+    assert built.brd == "+" and built.nodad and built.dev == "eth0" and built.location is None
+
+
+def test_an_ipv6_entry_keeps_its_interface_and_scope() -> None:
+    e = entry("fe80::1%eth0/64 dev eth0")
+    assert e.family == 6 and e.prefixlen == 64 and str(e) == "fe80::1%eth0/64"
+    assert (
+        e.address == ipaddress.IPv6Interface("fe80::1%eth0/64")
+        and e.ip == ipaddress.IPv6Interface("fe80::1%eth0/64").ip
+    )
+    assert e != entry("fe80::1/64 dev eth0")
+
+
+def test_an_entry_is_immutable_and_pickles() -> None:
+    e = entry("10.0.0.1/24 dev eth0 label eth0:2")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.dev = "eth1"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del e.dev
+    again = pickle.loads(pickle.dumps(e))
+    assert again == e and again.location == e.location and again.label == "eth0:2"
+
+
+def test_an_entry_prints_and_dumps_as_the_dataclass_did() -> None:
+    e = entry("10.0.0.1/24 dev eth0 -nodad")
+    assert repr(e) == "IpAddressEntry(IPv4Interface('10.0.0.1/24'), dev='eth0', nodad=True)"
+    dumped = to_jsonable(e)
+    assert isinstance(dumped, dict)
+    assert list(dumped) == [
+        "address", "brd", "dev", "scope", "label", "peer", "home", "-nodad", "mngtmpaddr", "noprefixroute",
+        "autojoin", "track_group", "preferred_lft", "no_track", "use_vmac",
+    ]  # fmt: skip
+    assert dumped["address"] == "10.0.0.1/24" and dumped["dev"] == "eth0" and dumped["-nodad"] is True
