@@ -12,9 +12,9 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self
 
-from conf.schema import Block, ConfigValueError, Context, kw, parse_block, replace
+from conf.schema import Block, ConfigValueError, Context, evolve, kw, parse_block, replace
 from conf.syntax import Stmt
 from conf.trackers import FILE_DEF_WEIGHT, Weight, WeightConv
 from conf.values import (
@@ -30,8 +30,6 @@ from conf.values import (
     Words,
     _args,
 )
-
-B = TypeVar("B", bound=Block)
 
 U32 = 4294967295
 # keepalived reads timers in microseconds into unsigned fields: these are its ranges.
@@ -81,16 +79,6 @@ class CheckerSub:
         if problem:
             raise ConfigValueError(problem)
         return block
-
-
-def evolve(obj: B, changes: dict[str, Any]) -> B:
-    """A copy of frozen dataclass `obj` with `changes`, without re-running __init__:
-    `dataclasses.replace` is too slow for the VS -> RS -> checker cascade over tens of
-    thousands of servers. Only for values already checked (no __post_init__ here)."""
-    new: B = object.__new__(type(obj))
-    new.__dict__.update(obj.__dict__)
-    new.__dict__.update(changes)
-    return new
 
 
 # ---------------------------------------------------------------- value converters
@@ -320,6 +308,16 @@ def _every_delay_loop(delay_loop: float) -> Schedule:
 
 
 _RESOLVED_OPTIONS = ("delay_loop", "alpha", "retry", "delay_before_retry", "connect_timeout", "warmup")
+_OPTIONS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def _resolved_options(cls: type) -> tuple[str, ...]:
+    """Those of _RESOLVED_OPTIONS that checker class `cls` has (each checker has its own)."""
+    names = _OPTIONS_OF.get(cls)
+    if names is None:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        names = _OPTIONS_OF[cls] = tuple(n for n in _RESOLVED_OPTIONS if n in fields)
+    return names
 
 
 @dataclass(frozen=True)
@@ -373,10 +371,9 @@ class CheckerBase(Block):
         """Fill unset options from `inherited` (the real server's, then the virtual
         server's explicit values), then the type's defaults."""
         changes: dict[str, Any] = {}
-        mine = vars(self)  # the frozen fields, read without getattr (tens of thousands of checkers)
-        for name in _RESOLVED_OPTIONS:
-            if mine.get(name, 0) is not None:
-                continue  # given here, or not an option of this checker
+        for name in _resolved_options(type(self)):
+            if getattr(self, name) is not None:
+                continue  # given here
             value = inherited.get(name)
             if value is None:
                 value = self._type_default(name, changes)

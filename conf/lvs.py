@@ -35,10 +35,9 @@ from conf.checkers import (
     SslGet,
     TcpCheck,
     UdpCheck,
-    evolve,
 )
 from conf.lvs_group import FAMILY, VirtualServerGroup, VsgConv
-from conf.schema import Block, ConfigValueError, Context, FrozenMap, kw, parse_block, replace
+from conf.schema import Block, ConfigValueError, Context, FrozenMap, evolve, kw, parse_block, replace
 from conf.syntax import Stmt
 from conf.values import Choice, Flag, Float, Int, IpAddr, IPAddress, Script, ScriptCmd, Str, Sub, Text
 
@@ -516,17 +515,18 @@ class VirtualServer(Block):
         self, rs: RealServer, port: int | None, method: LvsMethod, vs_explicit: dict[str, Any], defaults: dict[str, Any]
     ) -> RealServer:
         """The real server with its inherited options, and its checkers with theirs (the
-        fields are read from vars(): this runs for every real server)."""
+        fields are read from vars(), where a field left at its default, None, is absent:
+        this runs for every real server)."""
         mine = vars(rs)
         explicit = dict(vs_explicit)
-        explicit.update({k: mine[k] for k in _CASCADE if mine[k] is not None})
+        explicit.update({k: mine[k] for k in _CASCADE if mine.get(k) is not None})
         if rs.virtualhost is not None:
             explicit["virtualhost"] = rs.virtualhost
         changes: dict[str, Any] = {"port": port, "lvs_method": method}
         if "weight" not in rs.locations:
             changes["weight"] = self.weight  # keepalived: a real server's weight defaults to the VS's `weight`
         for k in _RS_INHERITED:
-            if mine[k] is None and k != "lvs_method":
+            if mine.get(k) is None and k != "lvs_method":
                 changes[k] = explicit.get(k, defaults.get(k))
         if changes.get("warmup", rs.warmup) is None:
             changes["warmup"] = changes.get("delay_loop", rs.delay_loop)

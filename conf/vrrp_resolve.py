@@ -474,5 +474,4 @@ _AS_WRITTEN = tuple(f.name for f in dataclasses.fields(VrrpInstanceBlock) if f.n
 
 def _as_written(inst: VrrpInstanceBlock) -> dict[str, Any]:
     """The block's values (and locations) of the keywords that resolving leaves as they are."""
-    mine = vars(inst)
-    return {name: mine[name] for name in _AS_WRITTEN}
+    return {name: getattr(inst, name) for name in _AS_WRITTEN}
