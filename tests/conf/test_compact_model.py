@@ -140,3 +140,57 @@ def test_an_entry_prints_and_dumps_as_the_dataclass_did() -> None:
         "autojoin", "track_group", "preferred_lft", "no_track", "use_vmac",
     ]  # fmt: skip
     assert dumped["address"] == "10.0.0.1/24" and dumped["dev"] == "eth0" and dumped["-nodad"] is True
+
+
+# ------------------------------------------------------------------ blocks and their locations
+
+LVS = """virtual_server 10.0.0.1 80 {
+    delay_loop 6
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 192.168.0.1 80 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+    real_server 192.168.0.2 80 {
+        weight 3
+        TCP_CHECK {
+            connect_timeout 4
+        }
+    }
+    real_server 192.168.0.3 80 {
+        TCP_CHECK {
+        }
+    }
+}
+"""
+
+
+def test_blocks_keep_only_the_values_given_and_read_the_others_as_defaults(tmp_path: Path) -> None:
+    vs = config_of(parse(tmp_path, LVS)).virtual_server[0]
+    first, _, third = vs.real_server
+    assert "notify_up" not in vars(first) and first.notify_up is None  # the class's default
+    assert vars(first)["weight"] == 2 and first.delay_loop == 6  # given, and inherited from the VS
+    assert third.weight == 1 and third.tcp_check[0].connect_timeout == 5  # the VS's weight, its own default
+    rebuilt = dataclasses.replace(first)  # through __init__: every field stored
+    assert rebuilt == first and hash(rebuilt) == hash(first) and len(vars(rebuilt)) > len(vars(first))
+    assert pickle.loads(pickle.dumps(vs)) == vs
+
+
+def test_locations_map_each_keyword_to_its_line(tmp_path: Path) -> None:
+    vs = config_of(parse(tmp_path, LVS)).virtual_server[0]
+    main = str(tmp_path / "keepalived.conf")
+    first, second, third = vs.real_server
+    assert first.locations == {"weight": Location(main, 7), "tcp_check": Location(main, 8)}
+    assert "weight" in first.locations and "weight" not in third.locations and "alpha" not in first.locations
+    assert first.locations.get("weight") == Location(main, 7) and first.locations.get("alpha") is None
+    assert list(first.locations) == ["weight", "tcp_check"] and len(third.locations) == 1
+    assert first.where("weight") == Location(main, 7) and first.where("alpha") == Location(main, 6)
+    with pytest.raises(KeyError):
+        first.locations["alpha"]
+    # the keyword tuple is shared by the blocks that give the same keywords
+    assert first.locations._keys is second.locations._keys
+    assert vs.where("lvs_sched") == Location(main, 3) and vs.location == Location(main, 1)
