@@ -16,7 +16,7 @@ import ipaddress
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from conf.diagnostics import Location
 from conf.routes import check_interface, check_track_group, dump_as, parse_uint, rt_names
@@ -57,6 +57,24 @@ _PREFIX_BITS = 8  # an IPv4 entry's address: the address's number << 8 | the pre
 _PREFIX_MASK = (1 << _PREFIX_BITS) - 1
 
 Packed = int | ipaddress.IPv6Interface  # IPv4: number << _PREFIX_BITS | prefix length
+T = TypeVar("T")
+
+
+class _Option(Generic[T]):
+    """An option of an IpAddressEntry, read from the entry's AddressOptions."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, entry: None, owner: type) -> _Option[T]: ...
+    @overload
+    def __get__(self, entry: IpAddressEntry, owner: type) -> T: ...
+    def __get__(self, entry: IpAddressEntry | None, owner: type) -> _Option[T] | T:
+        if entry is None:
+            return self
+        value: T = getattr(entry._options, self.name)
+        return value
 
 
 class IpAddressEntry:
@@ -73,25 +91,12 @@ class IpAddressEntry:
     dev: str | None  # None: the vrrp_instance's interface, or default_interface for static
 
     def __init__(
-        self,
-        address: IPInterface,
-        *,
-        brd: IPAddress | str | None = None,
-        dev: str | None = None,
-        scope: int | None = None,
-        label: str | None = None,
-        peer: IPAddress | None = None,
-        home: bool = False,
-        nodad: bool = False,
-        mngtmpaddr: bool = False,
-        noprefixroute: bool = False,
-        autojoin: bool = False,
-        track_group: str | None = None,
-        preferred_lft: int | None = None,
-        no_track: bool = False,
-        use_vmac: bool = False,
-        location: Location | None = None,
-    ) -> None:
+        self, address: IPInterface, *, dev: str | None = None, location: Location | None = None,
+        brd: IPAddress | str | None = None, scope: int | None = None, label: str | None = None,
+        peer: IPAddress | None = None, home: bool = False, nodad: bool = False, mngtmpaddr: bool = False,
+        noprefixroute: bool = False, autojoin: bool = False, track_group: str | None = None,
+        preferred_lft: int | None = None, no_track: bool = False, use_vmac: bool = False,
+    ) -> None:  # fmt: skip
         options = AddressOptions(
             brd, scope, label, peer, home, nodad, mngtmpaddr, noprefixroute, autojoin, track_group, preferred_lft,
             no_track, use_vmac,
@@ -167,58 +172,20 @@ class IpAddressEntry:
         head: list[tuple[str, object]] = [("address", self.address), ("brd", options.brd), ("dev", self.dev)]
         return head + [(key, getattr(options, name)) for name, key in _OPTION_KEYS]
 
-    # The options, read from the shared or own AddressOptions.
-    @property
-    def brd(self) -> IPAddress | str | None:
-        return self._options.brd
-
-    @property
-    def scope(self) -> int | None:
-        return self._options.scope
-
-    @property
-    def label(self) -> str | None:
-        return self._options.label
-
-    @property
-    def peer(self) -> IPAddress | None:
-        return self._options.peer
-
-    @property
-    def home(self) -> bool:
-        return self._options.home
-
-    @property
-    def nodad(self) -> bool:
-        return self._options.nodad
-
-    @property
-    def mngtmpaddr(self) -> bool:
-        return self._options.mngtmpaddr
-
-    @property
-    def noprefixroute(self) -> bool:
-        return self._options.noprefixroute
-
-    @property
-    def autojoin(self) -> bool:
-        return self._options.autojoin
-
-    @property
-    def track_group(self) -> str | None:
-        return self._options.track_group
-
-    @property
-    def preferred_lft(self) -> int | None:
-        return self._options.preferred_lft
-
-    @property
-    def no_track(self) -> bool:
-        return self._options.no_track
-
-    @property
-    def use_vmac(self) -> bool:
-        return self._options.use_vmac
+    # The options, read from its AddressOptions (shared NO_OPTIONS or its own).
+    brd: _Option[IPAddress | str | None] = _Option()
+    scope: _Option[int | None] = _Option()
+    label: _Option[str | None] = _Option()
+    peer: _Option[IPAddress | None] = _Option()
+    home: _Option[bool] = _Option()
+    nodad: _Option[bool] = _Option()
+    mngtmpaddr: _Option[bool] = _Option()
+    noprefixroute: _Option[bool] = _Option()
+    autojoin: _Option[bool] = _Option()
+    track_group: _Option[str | None] = _Option()
+    preferred_lft: _Option[int | None] = _Option()
+    no_track: _Option[bool] = _Option()
+    use_vmac: _Option[bool] = _Option()
 
 
 def pack(address: IPInterface) -> Packed:

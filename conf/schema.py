@@ -76,7 +76,7 @@ class Locations(Mapping[str, Location]):
             raise KeyError(key) from None
 
     def __contains__(self, key: object) -> bool:
-        return key in self._keys
+        return key in self._keys  # Mapping's would raise and catch a KeyError for a missing one
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._keys)
@@ -84,12 +84,7 @@ class Locations(Mapping[str, Location]):
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self) == dict(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
+    def __hash__(self) -> int:  # equal by value as any Mapping; hashable, to be a field's default
         return hash(frozenset(zip(self._keys, self._values, strict=True)))
 
     def __repr__(self) -> str:
