@@ -119,7 +119,7 @@ class IpAddressEntry:
         return hash((self._address, self.dev, self._options))
 
     def __reduce__(self) -> tuple[object, ...]:
-        return _rebuild, (self._address, self.dev, self._options, self._where)
+        return _rebuild, (self._address, self.dev, self._options, self.location)
 
     def __repr__(self) -> str:
         options = self._options
@@ -206,8 +206,9 @@ def _fill(entry: IpAddressEntry, address: Packed, dev: str | None, options: Addr
 _new = object.__new__
 
 
-def _rebuild(address: Packed, dev: str | None, options: AddressOptions, where: int | None) -> IpAddressEntry:
-    """Unpickle (the location travels as its number: only within one process's file table)."""
+def _rebuild(address: Packed, dev: str | None, options: AddressOptions, where: Location | None) -> IpAddressEntry:
+    """Unpickle (the location travels as a Location, by file name: the numbers of files
+    differ between processes, and the supervisor reads a reload in a forked one)."""
     entry: IpAddressEntry = object.__new__(IpAddressEntry)
     _fill(entry, address, dev, options, where)
     return entry

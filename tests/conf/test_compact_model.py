@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from conf.dump import to_jsonable
 from conf.schema import Context
 from conf.syntax import Stmt
 from tests.conf.util import config_of, messages, parse
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # ------------------------------------------------------------------ Location
 
@@ -128,6 +132,23 @@ def test_an_entry_is_immutable_and_pickles() -> None:
         del e.dev
     again = pickle.loads(pickle.dumps(e))
     assert again == e and again.location == e.location and again.label == "eth0:2"
+
+
+def test_locations_survive_a_pickle_from_another_process(tmp_path: Path) -> None:
+    """The supervisor reads a reload in a forked process: file numbers made there mean
+    nothing here, so locations travel by file name (an entry's too)."""
+    code = (
+        "import pickle, sys\n"
+        "from conf.diagnostics import Location\n"
+        "from tests.conf.test_compact_model import entry\n"
+        "Location('only-in-the-child-1.conf', 1)\n"
+        "e = entry('10.0.0.1/24 dev eth0')\n"
+        "sys.stdout.buffer.write(pickle.dumps((Location('only-in-the-child-2.conf', 5), e)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, cwd=ROOT).stdout
+    loc, e = pickle.loads(out)
+    assert str(loc) == "only-in-the-child-2.conf:5"
+    assert e.location == Location("t", 7) and str(e.location) == "t:7"
 
 
 def test_an_entry_prints_and_dumps_as_the_dataclass_did() -> None:
