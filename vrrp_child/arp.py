@@ -158,10 +158,20 @@ class FrameSender:
             self.dropped += len(pending)
             return 0
         detail = log.isEnabledFor(logging.DEBUG)
+        last: bytes | None = None
+        record: logging.LogRecord | None = None
+        proto = 0
         for frame in pending:
-            proto = struct.unpack_from("!H", frame, 12)[0]
-            if detail:
-                log.debug("%s", detail_line(ifname, frame))
+            if frame is not last:
+                # garp_master_repeat sends one frame object several times over (Instance._garp):
+                # its protocol and its -D line are worked out once, and the one record is
+                # written once per copy sent, as keepalived writes its line for each
+                last = frame
+                proto = struct.unpack_from("!H", frame, 12)[0]
+                if detail:
+                    record = log.makeRecord(log.name, logging.DEBUG, "", 0, detail_line(ifname, frame), (), None)
+            if record is not None:
+                log.handle(record)
             try:
                 sock.sendto(frame, (ifname, proto))
             except OSError as e:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
@@ -29,8 +29,9 @@ from vrrp_child import ah, fsm, holdings, netlink, packet
 from vrrp_child.arp import announcement
 from vrrp_child.garp_extra import extra_if_items
 from vrrp_child.holdings import Item, RouteItem
+from vrrp_child.identity import identity_text
 from vrrp_child.packet import AUTH_AH, Advert, DropReason, PacketError
-from vrrp_child.receive import Expect, check
+from vrrp_child.receive import Expect, Verdict, check
 from vrrp_child.sockets import Received, VrrpSocket
 from vrrp_child.ticks import Ticks, Timer
 from vrrp_child.tracking import effective_priority
@@ -177,6 +178,12 @@ class Instance:
     last_transition: float = 0.0
     # auth_type AH: the sequence number and IP ID, kept across reloads as keepalived does
     ah_seq: ah.SeqCounter = field(default_factory=ah.SeqCounter, repr=False)
+    # the last datagram decoded and the last verdict (a master repeats the same advert)
+    _last_decoded: tuple[tuple[bytes, IPAddress, IPAddress, int], Advert] | None = field(default=None, repr=False)
+    _last_verdict: tuple[Advert, Expect, bool, Verdict] | None = field(default=None, repr=False)
+    # identity_text of `_identity_of` (the configuration it was worked out for)
+    _identity: str = field(default="", repr=False)
+    _identity_of: VrrpInstance | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.params = self._params(self.conf)
@@ -197,6 +204,15 @@ class Instance:
     @property
     def state(self) -> fsm.State:
         return self.machine.state
+
+    @property
+    def identity(self) -> str:
+        """vrrp_child.identity's text for the current configuration (in every state report),
+        worked out once per configuration."""
+        if self._identity_of is not self.conf:
+            self._identity = identity_text(self.conf)
+            self._identity_of = self.conf
+        return self._identity
 
     def vip_items(self) -> list[Item]:
         return holdings.vip_items(self.conf, self.ifname)
@@ -339,7 +355,7 @@ class Instance:
         try:
             if self.expect.auth_type == AUTH_AH:
                 seq = self._unseal(rx)
-            advert = packet.decode(rx.payload, rx.src, rx.dst, rx.ttl, multicast=not self.socket.unicast)
+            advert = self._decode(rx, seq is None)
         except ah.NotVrrp:
             return  # an AH for another protocol: keepalived ignores it silently
         except PacketError as e:
@@ -357,6 +373,26 @@ class Instance:
             return
         self.on_advert(advert, rx.src)
 
+    def _decode(self, rx: Received, reuse: bool) -> Advert:
+        """packet.decode, pure: the master sends the same bytes every interval, so the last
+        advert decoded is taken again when the same datagram comes (`reuse`: not for AH)."""
+        key = (rx.payload, rx.src, rx.dst, rx.ttl)
+        last = self._last_decoded
+        if reuse and last is not None and last[0] == key:
+            return last[1]
+        advert = packet.decode(rx.payload, rx.src, rx.dst, rx.ttl, multicast=not self.socket.unicast)
+        self._last_decoded = (key, advert)
+        return advert
+
+    def _check(self, advert: Advert, check_addresses: bool) -> Verdict:
+        """receive.check, pure: the verdict on the last advert is kept with it."""
+        last = self._last_verdict
+        if last is not None and last[0] is advert and last[1] is self.expect and last[2] == check_addresses:
+            return last[3]
+        verdict = check(advert, self.expect, check_addresses=check_addresses)
+        self._last_verdict = (advert, self.expect, check_addresses, verdict)
+        return verdict
+
     def _unseal(self, rx: Received) -> int:
         """auth_type AH: check the ICV and SPI of the whole datagram; its sequence number."""
         sealed = ah.unseal(rx.datagram, ah.key_of(self.expect.auth_pass), unicast=self.socket.unicast)
@@ -366,7 +402,7 @@ class Instance:
 
     def on_advert(self, advert: Advert, src: IPAddress) -> None:
         skip = self.conf.skip_check_adv_addr and src == self.machine.master_ip
-        verdict = check(advert, self.expect, check_addresses=not skip)
+        verdict = self._check(advert, not skip)
         if verdict.reason is not None:
             self.stats.count_drop(verdict.reason)
         if verdict.log:
@@ -389,6 +425,13 @@ class Instance:
         deadline = fsm.next_deadline(self.machine)
         if deadline == self._timer_at:
             return
+        armed = self._timer_at
+        if self._timer is not None and deadline is not None and armed is not None and armed < deadline:
+            # A deadline that moved later (a BACKUP's Master_Down_Timer, with every advert
+            # from its master) keeps the timer armed for the earlier time: it fires once, finds
+            # nothing due, and is armed again then. Re-arming a timer per received advert cost
+            # as much as the rest of the receive path.
+            return
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = deadline
@@ -408,25 +451,17 @@ class Instance:
     # ---- actions ----------------------------------------------------------------------
 
     def _perform(self, action: fsm.Action) -> None:
-        if isinstance(action, fsm.SendAdvert):
-            self.send_advert(action.priority)
-        elif isinstance(action, fsm.BecomeMaster):
-            self._become_master(resumed=action.resumed)
-        elif isinstance(action, fsm.LeaveMaster):
-            self._leave_master()
-        elif isinstance(action, fsm.Entered):
-            self._entered(action)
-        elif isinstance(action, fsm.MasterRxLowerPri):
-            self._rx_lower_pri()
-        elif isinstance(action, fsm.WantMaster):
-            self.edges.want_master(self)
-        elif isinstance(action, fsm.Log):
-            if action.detail and not self.detail:
-                return
-            if action.key is None:
-                log.info("%s", action.text)
-            else:
-                self._limit(action.key, action.text)
+        # by the action's class (a takeover performs five actions per instance; a chain of
+        # isinstance tests cost as much as some of the actions themselves)
+        _PERFORM[type(action)](self, action)
+
+    def _log(self, action: fsm.Log) -> None:
+        if action.detail and not self.detail:
+            return
+        if action.key is None:
+            log.info("%s", action.text)
+        else:
+            self._limit(action.key, action.text)
 
     def send_advert(self, priority: int) -> None:
         if self.expect.auth_type == AUTH_AH:
@@ -594,6 +629,37 @@ class Instance:
         # runs the group's notify after its members')
         self.edges.state_changed(self, action.old)
 
+
+def _send_advert(inst: Instance, action: fsm.SendAdvert) -> None:
+    inst.send_advert(action.priority)
+
+
+def _become_master(inst: Instance, action: fsm.BecomeMaster) -> None:
+    inst._become_master(resumed=action.resumed)
+
+
+def _leave_master(inst: Instance, action: fsm.LeaveMaster) -> None:
+    inst._leave_master()
+
+
+def _rx_lower_pri(inst: Instance, action: fsm.MasterRxLowerPri) -> None:
+    inst._rx_lower_pri()
+
+
+def _want_master(inst: Instance, action: fsm.WantMaster) -> None:
+    inst.edges.want_master(inst)
+
+
+# fsm.Action's classes -> what the instance does for them (Instance._perform)
+_PERFORM: dict[type, Callable[[Instance, Any], None]] = {
+    fsm.SendAdvert: _send_advert,
+    fsm.BecomeMaster: _become_master,
+    fsm.LeaveMaster: _leave_master,
+    fsm.Entered: Instance._entered,
+    fsm.MasterRxLowerPri: _rx_lower_pri,
+    fsm.WantMaster: _want_master,
+    fsm.Log: Instance._log,
+}
 
 _NOTIFY_STATES = frozenset({fsm.State.MASTER, fsm.State.BACKUP, fsm.State.FAULT, fsm.State.STOP})
 

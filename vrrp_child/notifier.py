@@ -75,7 +75,8 @@ class Notifier:
 
     def state_changed(self, inst: Instance) -> None:
         state = inst.state.value
-        self.fifos.send(instance_line(inst.name, state, inst.params.priority))
+        if self.fifos:  # the line is not even built without a notify_fifo (every takeover comes here)
+            self.fifos.send(instance_line(inst.name, state, inst.params.priority))
         if inst.conf.smtp_alert and inst.state is not fsm.State.STOP:
             self.alerter.alert(*vrrp_alert(self.router_id(), "INSTANCE", inst.name, state))
 

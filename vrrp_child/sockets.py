@@ -426,8 +426,8 @@ class VrrpSocket:
             start = ihl + AH_LEN
         return Received(
             data[start:total],
-            IPv4Address(data[12:16]),
-            IPv4Address(data[16:20]),
+            _v4_address(data[12:16]),
+            _v4_address(data[16:20]),
             data[8],
             ifindex,
             datagram,
@@ -453,6 +453,21 @@ class VrrpSocket:
         # Python gives a scoped link-local source as "fe80::1%eth0"; the scope is ifindex.
         src = ip_address(str(addr[0]).split("%", 1)[0])
         return Received(data, src, dst, hops, ifindex)
+
+
+_V4_SEEN: dict[bytes, IPv4Address] = {}
+_V4_SEEN_MAX = 4096  # addresses kept (the peers and groups adverts come from and go to)
+
+
+def _v4_address(raw: bytes) -> IPv4Address:
+    """IPv4Address of 4 bytes of a header, the same object for the same bytes: building one
+    cost more than the rest of parsing a datagram, and equal ones compare at once."""
+    addr = _V4_SEEN.get(raw)
+    if addr is None:
+        if len(_V4_SEEN) >= _V4_SEEN_MAX:
+            _V4_SEEN.clear()  # a flood of forged sources must not grow it without bound
+        addr = _V4_SEEN[raw] = IPv4Address(raw)
+    return addr
 
 
 def _force_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:

@@ -12,6 +12,16 @@ single loop timer armed for the earliest; a wakeup runs every deadline that has 
 by the time the previous ones are done, re-reading the clock as it goes, so the deadlines
 of a burst are served together. Cancelling is lazy: a cancelled Timer stays in the heap
 and is skipped when its time comes (a BACKUP moves its down deadline with every advert).
+
+A wakeup runs callbacks for RUN_BUDGET at most, then gives the loop a turn and goes on at
+once: what the callbacks queued with call_soon, the one netlink batch of the VIPs of the
+instances that became MASTER and its GARPs, goes out between two slices, so the first
+instances of a burst of 250 takeovers do not wait for the VIPs of the last.
+
+`starting` and `finished` run around each wakeup's timers: the VRRP child holds its log
+lines back meanwhile (vrrp_child.logbuffer), so that a takeover's adverts, VIPs and GARPs
+are not kept waiting behind the writing of the lines that describe them. `due()` tells
+work that can wait whether a timer is due now.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from typing import Protocol
 # A deadline this close is due: the same slack as fsm._SLACK, so a timer never fires before
 # the state machine would accept its Tick.
 SLACK = 1e-6
+RUN_BUDGET = 0.005  # s of callbacks per wakeup before the loop gets a turn (see the module docstring)
 
 
 class _Handle(Protocol):
@@ -59,13 +70,16 @@ class Timer:
 class Ticks:
     """Deadlines of many instances on one loop timer (see the module docstring)."""
 
-    def __init__(self, loop: Loop) -> None:
+    def __init__(self, loop: Loop, budget: float = RUN_BUDGET) -> None:
         self.loop = loop
+        self.budget = budget
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._handle: _Handle | None = None
         self._armed_at: float | None = None
         self._running = False
+        self.starting: Callable[[], None] | None = None
+        self.finished: Callable[[], None] | None = None
 
     def call_at(self, when: float, callback: Callable[[], None], early: float = 0.0) -> Timer:
         """Run `callback` at `when`; with `early`, up to that much sooner when a wakeup for
@@ -79,6 +93,13 @@ class Ticks:
     def __len__(self) -> int:
         """Scheduled timers, cancelled ones not yet dropped included."""
         return len(self._heap)
+
+    def due(self) -> bool:
+        """A live timer's time has come (the loop timer for it is then armed)."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return bool(heap) and heap[0][0] <= self.loop.time() + SLACK
 
     def close(self) -> None:
         if self._handle is not None:
@@ -105,8 +126,11 @@ class Ticks:
         self._running = True
         heap = self._heap
         time = self.loop.time
+        if self.starting is not None:
+            self.starting()
+        until = time() + self.budget
         try:
-            while heap and heap[0][0] - heap[0][2].early <= time() + SLACK:
+            while heap and heap[0][0] - heap[0][2].early <= (now := time()) + SLACK and now < until:
                 timer = heapq.heappop(heap)[2]
                 callback = timer.callback
                 if callback is not None:
@@ -117,3 +141,5 @@ class Ticks:
             # run at once from the re-armed timer.
             self._running = False
             self._arm()
+            if self.finished is not None:
+                self.finished()

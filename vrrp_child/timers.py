@@ -4,6 +4,8 @@ arithmetic: whole microseconds, v3 intervals in centiseconds. Pure; the state ma
 
 from __future__ import annotations
 
+from functools import cache
+
 DOWN_TIMER_ADVERTS = 3  # the 3 of RFC 5798 section 6.1 Master_Down_Interval (keepalived down_timer_adverts)
 USEC = 1_000_000
 
@@ -13,6 +15,7 @@ def usec(seconds: float) -> int:
     return round(seconds * USEC)
 
 
+@cache  # a BACKUP works it out for every advert it hears, from a handful of values
 def skew_time(version: int, priority: int, master_adver_int: float) -> float:
     """Skew_Time in seconds.
 
@@ -27,6 +30,7 @@ def skew_time(version: int, priority: int, master_adver_int: float) -> float:
     return (256 - priority) * centis * 625 // 16 / USEC
 
 
+@cache
 def master_down_interval(
     version: int, priority: int, master_adver_int: float, down_timer_adverts: int = DOWN_TIMER_ADVERTS
 ) -> float:

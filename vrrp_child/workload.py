@@ -44,6 +44,7 @@ from vrrp_child.holdwatch import HoldWatch
 from vrrp_child.identity import identity_text
 from vrrp_child.instance import Instance
 from vrrp_child.linkwatch import LinkWatch, link_delays
+from vrrp_child.logbuffer import LogBuffer
 from vrrp_child.netlink import Rtnl
 from vrrp_child.notifier import Notifier
 from vrrp_child.paced import PacedFrames
@@ -83,6 +84,9 @@ class VrrpWorkload:
         self._report: Report = lambda changes: None
         self.conditions = Conditions(self._report)  # bound to the parent's report in start()
         self._retry: asyncio.TimerHandle | None = None
+        # log lines wait while a wakeup's timers run (vrrp_child.logbuffer)
+        self.logs = LogBuffer()
+        self._logs_soon = False
 
     # ---- Workload ----------------------------------------------------------------------
 
@@ -120,6 +124,8 @@ class VrrpWorkload:
         """The edges the instances share, configured for `config` (start only)."""
         self.rtnl = Rtnl()
         self.ticks = Ticks(self.loop)  # one loop timer for every instance's protocol timers
+        self.ticks.starting = self.logs.hold
+        self.ticks.finished = self._timers_done
         self.paced = PacedFrames(self.loop)
         self.vmacs = VmacManager(self.rtnl)
         gdefs = config.global_defs
@@ -168,6 +174,7 @@ class VrrpWorkload:
     async def stop(self) -> None:
         if not hasattr(self, "rtnl"):
             return  # stopped before start() got going: nothing is held
+        self.logs.write_out()  # what the last timers logged, before the lines of the stop
         for inst in list(self.instances.values()):
             inst.shutdown()  # a MASTER sends priority 0 and releases its VIPs (unless -V)
             inst.cancel_timers()
@@ -261,6 +268,18 @@ class VrrpWorkload:
         if self.builder.pending and tries < PENDING_RETRIES:
             self._retry = self.loop.call_later(PENDING_RETRY_EVERY, self._retry_pending, tries + 1)
 
+    def _timers_done(self) -> None:
+        """A wakeup's timers have run: their log lines go out once the work they queued
+        (the netlink batch of new masters' VIPs and its GARPs, already scheduled) is done."""
+        if not self.logs.unhold() and not self._logs_soon:
+            self._logs_soon = True
+            self.loop.call_soon(self._write_logs)
+
+    def _write_logs(self) -> None:
+        self._logs_soon = False
+        # gives way to timers that are due again: they run, and their end calls _timers_done
+        self.logs.write_out(self.ticks.due)
+
     # ---- events from the edges ----------------------------------------------------------
 
     def _link_changed(self, ifname: str, up: bool) -> None:
@@ -327,7 +346,7 @@ class VrrpWorkload:
         report: dict[str, Json] = {
             "state": inst.state.value,
             "priority": inst.params.priority,
-            "id": identity_text(inst.conf),
+            "id": inst.identity,
         }
         if inst.conf.auth_type == "AH":
             # so that a successor child, or the parent's priority-0 release, sends above it

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vrrp_child.ticks import Ticks
+from vrrp_child.ticks import RUN_BUDGET, Ticks
 
 
 @dataclass
@@ -77,7 +77,7 @@ def test_deadlines_due_while_running_are_served_by_the_same_wakeup() -> None:
     # A takeover's instances have deadlines a few ms apart; when running the first ones
     # takes that long, the rest are done in the same pass, not one wakeup each.
     loop = Loop()
-    ticks = Ticks(loop)
+    ticks = Ticks(loop, budget=0.05)
     ran: list[float] = []
 
     def work(t: float) -> Callable[[], None]:
@@ -92,6 +92,46 @@ def test_deadlines_due_while_running_are_served_by_the_same_wakeup() -> None:
     ticks.call_at(11.5, work(11.5))
     loop.fire()
     assert len(ran) == 5 and loop.armed() == [11.5]
+
+
+def test_a_long_burst_gives_the_loop_a_turn_after_the_budget() -> None:
+    # 250 takeovers due together: after RUN_BUDGET of them the loop gets a turn (the netlink
+    # batch of their VIPs goes out), and the rest run from a loop timer armed at once.
+    loop = Loop()
+    ticks = Ticks(loop)
+    ran: list[int] = []
+    begun: list[float] = []
+    ended: list[float] = []
+    ticks.starting = lambda: begun.append(loop.now)
+    ticks.finished = lambda: ended.append(loop.now)
+
+    def work(i: int) -> Callable[[], None]:
+        def run() -> None:
+            ran.append(i)
+            loop.now += RUN_BUDGET / 4  # each takes a quarter of the budget
+
+        return run
+
+    for i in range(10):
+        ticks.call_at(11.0, work(i))
+    assert not ticks.due()
+    loop.fire()
+    assert ran == [0, 1, 2, 3] and loop.armed() == [11.0] and ticks.due()
+    assert begun == [11.0] and ended == [pytest.approx(11.0 + RUN_BUDGET)]
+    loop.fire()
+    loop.fire()
+    assert ran == list(range(10)) and loop.armed() == [] and not ticks.due()
+    assert len(begun) == len(ended) == 3
+
+
+def test_due_skips_cancelled_timers() -> None:
+    loop = Loop()
+    ticks = Ticks(loop)
+    first = ticks.call_at(9.0, lambda: None)
+    ticks.call_at(12.0, lambda: None)
+    assert ticks.due()
+    first.cancel()
+    assert not ticks.due() and len(ticks) == 1
 
 
 def test_a_timer_set_from_a_callback_is_armed_after_the_pass() -> None:
