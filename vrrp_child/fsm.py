@@ -403,7 +403,7 @@ def _change_state(s: _Step, new: State, *, init: bool = False, resumed: bool = F
         s.log(f"Entering {new.value} STATE" + (" (init)" if init else ""))
     if old is State.MASTER:
         _exit_master(s, new, resign)
-    s.m = replace(s.m, state=new, last_transition=s.now, want_master=False)
+    s.m = _evolve(s.m, state=new, last_transition=s.now, want_master=False)
     _ENTRY[new](s, resumed)
     s.acts.append(Entered(new, old, resumed))
 
@@ -423,7 +423,7 @@ def _enter_backup(s: _Step, resumed: bool) -> None:
     # RFC 5798 section 6.4.1: Master_Down_Timer = Master_Down_Interval (the caller has set
     # master_adver_int: configured on start and fault recovery, learned when a master gave way).
     # keepalived clears preempt_time on every entry to BACKUP.
-    s.m = replace(s.m, down_deadline=s.down_at(s.mdi()), advert_deadline=None, preempt_deadline=None)
+    s.m = _evolve(s.m, down_deadline=s.down_at(s.mdi()), advert_deadline=None, preempt_deadline=None)
 
 
 def _enter_master(s: _Step, resumed: bool) -> None:
@@ -435,7 +435,7 @@ def _enter_master(s: _Step, resumed: bool) -> None:
             f"{_ms(s.p.advert_int)}ms",
             detail=True,
         )
-    s.m = replace(
+    s.m = _evolve(
         s.m,
         master_adver_int=s.p.advert_int,
         down_deadline=None,
@@ -473,10 +473,11 @@ def _goto_master(s: _Step, *, resumed: bool = False) -> None:
 
 
 def _evolve(m: Machine, **changes: object) -> Machine:
-    """`replace(m, **changes)` for the two hot paths (a MASTER's Adver_Timer, a BACKUP hearing
-    its master: with 250 instances, each 250 times a second). replace() inspects the fields
-    and runs the frozen __init__ on every call, most of a master tick's cost; Machine has no
-    __post_init__, so copying its attributes builds the same object."""
+    """`replace(m, **changes)` for the hot paths (a MASTER's Adver_Timer, a BACKUP hearing
+    its master: with 250 instances, each 250 times a second; and a takeover's state change,
+    250 at once). replace() inspects the fields and runs the frozen __init__ on every call,
+    most of a master tick's cost; Machine has no __post_init__, so copying its attributes
+    builds the same object."""
     new = object.__new__(Machine)
     new.__dict__.update(m.__dict__, **changes)
     return new
@@ -535,7 +536,7 @@ def _backup_rx(s: _Step, ev: AdvertIn) -> None:
     if ev.priority == PRIO_STOP:
         # The master resigned: take over after Skew_Time, the highest-priority backup first.
         s.log("Backup received priority 0 advertisement", detail=True, key="rx_prio0_backup")
-        s.m = replace(s.m, down_deadline=s.down_at(s.skew()))
+        s.m = _evolve(s.m, down_deadline=s.down_at(s.skew()))
         return
     preempt_delay_running = (
         s.p.preempt and s.p.preempt_delay > 0 and (s.m.preempt_deadline is None or s.m.preempt_deadline > s.now)

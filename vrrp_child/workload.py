@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -84,8 +85,10 @@ class VrrpWorkload:
         self._report: Report = lambda changes: None
         self.conditions = Conditions(self._report)  # bound to the parent's report in start()
         self._retry: asyncio.TimerHandle | None = None
-        # log lines wait while a wakeup's timers run (vrrp_child.logbuffer)
+        # log lines and state reports wait while a wakeup's timers run (vrrp_child.logbuffer)
         self.logs = LogBuffer()
+        self._reports: deque[Mapping[str, Json]] = deque()
+        self._send_report: Report = self._report
         self._logs_soon = False
 
     # ---- Workload ----------------------------------------------------------------------
@@ -95,8 +98,9 @@ class VrrpWorkload:
 
     async def start(self, config: Config, report: Report) -> None:
         self.loop = asyncio.get_running_loop()
-        self._report = report
-        self.conditions = Conditions(report)
+        self._send_report = report
+        self._report = self._report_in_order
+        self.conditions = Conditions(self._report)
         self.config = config
         # Before anything is held (stop() then has nothing to release): a child that may
         # not open its sockets can never run, so it stops the daemon as keepalived does.
@@ -174,7 +178,9 @@ class VrrpWorkload:
     async def stop(self) -> None:
         if not hasattr(self, "rtnl"):
             return  # stopped before start() got going: nothing is held
-        self.logs.write_out()  # what the last timers logged, before the lines of the stop
+        while self._reports:  # what the last timers reported and logged, before the stop's own
+            self._send_report(self._reports.popleft())
+        self.logs.write_out()
         for inst in list(self.instances.values()):
             inst.shutdown()  # a MASTER sends priority 0 and releases its VIPs (unless -V)
             inst.cancel_timers()
@@ -269,16 +275,29 @@ class VrrpWorkload:
             self._retry = self.loop.call_later(PENDING_RETRY_EVERY, self._retry_pending, tries + 1)
 
     def _timers_done(self) -> None:
-        """A wakeup's timers have run: their log lines go out once the work they queued
-        (the netlink batch of new masters' VIPs and its GARPs, already scheduled) is done."""
-        if not self.logs.unhold() and not self._logs_soon:
+        """A wakeup's timers have run: their log lines and reports go out once the work they
+        queued (the netlink batch of new masters' VIPs and its GARPs, already scheduled) is done."""
+        if (self._reports or not self.logs.unhold()) and not self._logs_soon:
             self._logs_soon = True
             self.loop.call_soon(self._write_logs)
 
     def _write_logs(self) -> None:
         self._logs_soon = False
         # gives way to timers that are due again: they run, and their end calls _timers_done
-        self.logs.write_out(self.ticks.due)
+        reports, due = self._reports, self.ticks.due
+        while reports and not due():
+            self._send_report(reports.popleft())
+        if not reports:
+            self.logs.write_out(due)
+
+    def _report_in_order(self, changes: Mapping[str, Json]) -> None:
+        """State reports to the parent, held back with the log lines during a burst of
+        timers (each is a JSON line and a write to the pipe, and wakes the parent up): built
+        when the state changed, sent in order once the VIPs are out."""
+        if self.logs.holding or self._reports:
+            self._reports.append(changes)
+        else:
+            self._send_report(changes)
 
     # ---- events from the edges ----------------------------------------------------------
 

@@ -101,3 +101,35 @@ def test_a_handler_level_still_applies(root: logging.Logger) -> None:
     root.info("info")
     buf.write_out()
     assert [line.split(": ", 1)[1] for line in out.getvalue().splitlines()] == ["info"]
+
+
+def test_a_lean_record_formats_to_the_same_bytes_with_every_attribute() -> None:
+    from vrrp_child.logbuffer import LeanRecord
+
+    args = ("VI_3", 198)
+    plain = logging.LogRecord("pykeepalived_vrrp", logging.INFO, "(unknown file)", 0, "(%s) %d", args, None)
+    lean = LeanRecord("pykeepalived_vrrp", logging.INFO, "(unknown file)", 0, "(%s) %d", args, None)
+    lean.created, lean.msecs, lean.relativeCreated = plain.created, plain.msecs, plain.relativeCreated
+    for fmt in (FORMAT, "Keepalived_vrrp[%(process)d]: %(message)s", "%(levelname)s %(name)s %(filename)s %(module)s"):
+        formatter = logging.Formatter(fmt)
+        assert formatter.format(lean) == formatter.format(plain)
+    assert set(vars(plain)) <= set(vars(lean))
+    # a dictionary as the only argument is still the mapping to format from
+    mapped = LeanRecord("x", logging.INFO, "p", 0, "%(a)s", ({"a": "b"},), None)
+    assert mapped.getMessage() == "b"
+    assert LeanRecord("x", logging.INFO, "p", 0, "%s", ("just text",), None).getMessage() == "just text"
+
+
+def test_lean_log_records_switches_the_factory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vrrp_child.logbuffer import LeanRecord, lean_log_records
+
+    monkeypatch.setattr(logging, "_srcfile", logging._srcfile)
+    monkeypatch.setattr(logging, "logThreads", logging.logThreads)
+    monkeypatch.setattr(logging, "logMultiprocessing", logging.logMultiprocessing)
+    factory = logging.getLogRecordFactory()
+    try:
+        lean_log_records()
+        record = logging.getLogger("pykeepalived_vrrp").makeRecord("x", logging.INFO, "", 0, "m", (), None)
+        assert isinstance(record, LeanRecord) and record.funcName is None and record.thread is None
+    finally:
+        logging.setLogRecordFactory(factory)
