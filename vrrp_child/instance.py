@@ -178,6 +178,7 @@ class Instance:
     last_transition: float = 0.0
     # auth_type AH: the sequence number and IP ID, kept across reloads as keepalived does
     ah_seq: ah.SeqCounter = field(default_factory=ah.SeqCounter, repr=False)
+    _announcements: dict[tuple[IPAddress, str, bool], bytes] = field(default_factory=dict, repr=False)
     # the last datagram decoded and the last verdict (a master repeats the same advert)
     _last_decoded: tuple[tuple[bytes, IPAddress, IPAddress, int], Advert] | None = field(default=None, repr=False)
     _last_verdict: tuple[Advert, Expect, bool, Verdict] | None = field(default=None, repr=False)
@@ -578,17 +579,22 @@ class Instance:
         by_if: dict[str, list[bytes]] = {}
         for entry, ifname in items:
             ip = entry.ip
-            frame = (
-                announcement(self.mac, ip, router=self.router_flag)
-                if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address))
-                else None
-            )
+            frame = self._announcement(ip) if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else None
             if frame is not None:
                 by_if.setdefault(ifname, []).extend([frame] * repeat)
                 kind = "gratuitous ARPs" if ip.version == 4 else "Unsolicited Neighbour Adverts"
                 log.debug("(%s) Sending/queueing %s on %s for %s", self.name, kind, ifname, ip)
         for ifname, frames in by_if.items():
             self.edges.send_frames(ifname, frames)
+
+    def _announcement(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+        """arp.announcement for a VIP, built once per (VIP, MAC, R flag): every takeover,
+        garp_master_delay and refresh sends the same frames."""
+        key = (ip, self.mac, self.router_flag)
+        frame = self._announcements.get(key)
+        if frame is None:
+            frame = self._announcements[key] = announcement(self.mac, ip, router=self.router_flag)
+        return frame
 
     def _refresh(self, items: list[Item], every: float) -> None:
         """garp_master_refresh: repeat the GARPs while master."""
