@@ -12,48 +12,29 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.vrrp_child import test_ticks as ticks_test
 from vrrp_child.ticks import RUN_BUDGET, Ticks
 from vrrp_child.workload import VrrpWorkload
 from watchdog.protocol import Json
 
 
 @dataclass
-class Handle:
-    when: float
-    fn: Callable[[], None]
-    cancelled: bool = False
-
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-@dataclass
-class Loop:
+class Loop(ticks_test.Loop):
     """asyncio's order: the ready callbacks of a pass, then the timers that have come due."""
 
-    now: float = 10.0
     ready: list[Callable[[], None]] = field(default_factory=list)
-    timers: list[Handle] = field(default_factory=list)
-
-    def time(self) -> float:
-        return self.now
-
-    def call_at(self, when: float, fn: Callable[[], None], /) -> Handle:
-        h = Handle(when, fn)
-        self.timers.append(h)
-        return h
 
     def call_soon(self, fn: Callable[[], None], /) -> None:
         self.ready.append(fn)
 
     def run(self, until: float) -> None:
         while True:
-            due = sorted((h for h in self.timers if not h.cancelled and h.when <= self.now), key=lambda h: h.when)
+            due = sorted((h for h in self.handles if not h.cancelled and h.when <= self.now), key=lambda h: h.when)
             for h in due:
-                self.timers.remove(h)
+                self.handles.remove(h)
             batch, self.ready = self.ready + [h.fn for h in due], []
             if not batch:
-                live = [h.when for h in self.timers if not h.cancelled]
+                live = self.armed()
                 if not live or min(live) > until:
                     return
                 self.now = max(self.now, min(live))
