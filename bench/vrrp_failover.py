@@ -350,6 +350,7 @@ class Results:
     cpu_ticks: list[float] = field(default_factory=list)  # % of one core as master (/proc/PID/stat)
     cpu_by_process: list[dict[str, float]] = field(default_factory=list)
     backup_cpu: list[float] = field(default_factory=list)  # % of one core as backup, the master alive
+    backup_cpu_by_process: list[dict[str, float]] = field(default_factory=list)
     false_takeovers: list[float] = field(default_factory=list)  # VIPs taken while the master lived
     backup_drops: list[float] = field(default_factory=list)  # kernel drops meanwhile
     pss: list[dict[str, float]] = field(default_factory=list)  # MB per process, every instance BACKUP
@@ -473,12 +474,14 @@ class Bench:
         """The backup's receive path: CPU while the master's adverts come in, VIPs taken meanwhile, drops."""
         drops = raw_drops(backup.pid, self.at_backup.inodes())
         with VipWatch(self.b_node, self.vips) as watch:
-            pct, _, _ = self.cpu(backup)
+            pct, _, by_proc = self.cpu(backup)
         res.backup_cpu.append(pct)
+        res.backup_cpu_by_process.append(by_proc)
         res.false_takeovers.append(float(len(watch.first)))
         res.backup_drops.append(float(raw_drops(backup.pid, self.at_backup.inodes()) - drops))
         self.say(
-            f"{kind} round {r}: as backup CPU {pct:.3f} % of a core, {len(watch.first)} VIPs taken while the "
+            f"{kind} round {r}: as backup CPU {pct:.3f} % of a core ({self._fmt_procs(by_proc)}), "
+            f"{len(watch.first)} VIPs taken while the "
             f"master lived, {res.backup_drops[-1]:.0f} kernel drops; PSS {self._fmt_pss(res.pss[-1])}"
         )
 
@@ -755,6 +758,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _median_by_process(runs: Sequence[dict[str, float]]) -> str:
+    merged: dict[str, list[float]] = {}
+    for by in runs:
+        for name, pct in by.items():
+            merged.setdefault(name, []).append(pct)
+    return ", ".join(f"{n} {statistics.median(v):.2f} %" for n, v in merged.items())
+
+
 def report(results: dict[Kind, Results], args: argparse.Namespace, layout: Layout, started: float) -> None:
     print()
     loads = [v for res in results.values() for v in res.loads + [t.load for t in res.hard + res.graceful]]
@@ -765,13 +776,9 @@ def report(results: dict[Kind, Results], args: argparse.Namespace, layout: Layou
     for line in table(results, args, layout):
         print(line)
     for kind, res in results.items():
-        if res.cpu_by_process:
-            merged: dict[str, list[float]] = {}
-            for by in res.cpu_by_process:
-                for name, pct in by.items():
-                    merged.setdefault(name, []).append(pct)
-            parts = ", ".join(f"{n} {statistics.median(v):.2f} %" for n, v in merged.items())
-            print(f"{kind} CPU as master by process (median): {parts}")
+        for role, runs in (("backup", res.backup_cpu_by_process), ("master", res.cpu_by_process)):
+            if runs:
+                print(f"{kind} CPU as {role} by process (median): {_median_by_process(runs)}")
     for line in verdicts(results, layout):
         print(line)
     print(f"total {time.monotonic() - started:.0f} s")
