@@ -28,8 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from conf.model import Config
@@ -87,7 +86,7 @@ class VrrpWorkload:
         self._retry: asyncio.TimerHandle | None = None
         # log lines and state reports wait while a wakeup's timers run (vrrp_child.logbuffer)
         self.logs = LogBuffer()
-        self._reports: deque[Mapping[str, Json]] = deque()
+        self._reports: list[Mapping[str, Json]] = []
         self._send_report: Report = self._report
         self._logs_soon = False
 
@@ -178,8 +177,7 @@ class VrrpWorkload:
     async def stop(self) -> None:
         if not hasattr(self, "rtnl"):
             return  # stopped before start() got going: nothing is held
-        while self._reports:  # what the last timers reported and logged, before the stop's own
-            self._send_report(self._reports.popleft())
+        self._send_reports()  # what the last timers reported and logged, before the stop's own
         self.logs.write_out()
         for inst in list(self.instances.values()):
             inst.shutdown()  # a MASTER sends priority 0 and releases its VIPs (unless -V)
@@ -275,26 +273,30 @@ class VrrpWorkload:
             self._retry = self.loop.call_later(PENDING_RETRY_EVERY, self._retry_pending, tries + 1)
 
     def _timers_done(self) -> None:
-        """A wakeup's timers have run: their log lines and reports go out once the work they
-        queued (the netlink batch of new masters' VIPs and its GARPs, already scheduled) is done."""
-        if (self._reports or not self.logs.unhold()) and not self._logs_soon:
+        """A wakeup's timers have run. Their state reports go to the parent now, as one, before
+        the netlink batch they queued puts the new masters' VIPs on the interfaces (it runs
+        next in this loop pass): a child killed between the two never holds a VIP the parent
+        does not know to release (the hold after a child dies, the respawn backoff). Their log
+        lines go out once that batch and its GARPs are done."""
+        self._send_reports()
+        if not self.logs.unhold() and not self._logs_soon:
             self._logs_soon = True
             self.loop.call_soon(self._write_logs)
 
     def _write_logs(self) -> None:
         self._logs_soon = False
         # gives way to timers that are due again: they run, and their end calls _timers_done
-        reports, due = self._reports, self.ticks.due
-        while reports and not due():
-            self._send_report(reports.popleft())
-        if not reports:
-            self.logs.write_out(due)
+        self.logs.write_out(self.ticks.due)
+
+    def _send_reports(self) -> None:
+        if self._reports:
+            self._send_report(merged_reports(self._reports))
+            self._reports.clear()
 
     def _report_in_order(self, changes: Mapping[str, Json]) -> None:
-        """State reports to the parent, held back with the log lines during a burst of
-        timers (each is a JSON line and a write to the pipe, and wakes the parent up): built
-        when the state changed, sent in order once the VIPs are out."""
-        if self.logs.holding or self._reports:
+        """State reports to the parent, gathered while a burst of timers runs (each is a JSON
+        line and a write to the pipe, and wakes the parent up) and sent as one when it ends."""
+        if self.logs.holding:
             self._reports.append(changes)
         else:
             self._send_report(changes)
@@ -371,3 +373,12 @@ class VrrpWorkload:
             # so that a successor child, or the parent's priority-0 release, sends above it
             report |= {"ah_seq": inst.ah_seq.seq, "ah_at": time.monotonic()}
         self._report({inst.name: report})
+
+
+def merged_reports(reports: Iterable[Mapping[str, Json]]) -> dict[str, Json]:
+    """Several state reports as one: the parent applies a report key by key, the last value
+    winning (haparent.supervisor merge_state), so the merge is what the reports in order do."""
+    out: dict[str, Json] = {}
+    for changes in reports:
+        out.update(changes)
+    return out

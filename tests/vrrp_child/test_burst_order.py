@@ -1,7 +1,8 @@
 """The order of a burst of timers in the VRRP child (vrrp_child.workload with vrrp_child.ticks and
-vrrp_child.logbuffer): what the timers queued (the netlink batch of the VIPs and its GARPs) runs
-before their log lines are written and their state reports sent; both keep their order, and wait
-while more timers are due."""
+vrrp_child.logbuffer): the parent hears of a slice's new masters (one merged state report) before
+the netlink batch puts their VIPs on the interfaces, so that a child killed in between leaves no
+VIP the parent does not know to release; the log lines are written after the batch and its GARPs,
+in order, and wait while more timers are due."""
 
 from __future__ import annotations
 
@@ -64,13 +65,15 @@ def _workload(loop: Loop, events: list[str]) -> VrrpWorkload:
     w.ticks.finished = w._timers_done
 
     def report(changes: Mapping[str, Json]) -> None:
-        events.append(f"report {next(iter(changes))}")
+        events.append(f"report {','.join(changes)}")
 
     w._send_report = report
     return w
 
 
-def test_a_burst_writes_its_lines_and_reports_after_the_batch(console: tuple[logging.Logger, io.StringIO]) -> None:
+def test_a_burst_reports_before_the_batch_and_writes_its_lines_after_it(
+    console: tuple[logging.Logger, io.StringIO],
+) -> None:
     _, out = console
     loop = Loop()
     events: list[str] = []
@@ -97,10 +100,14 @@ def test_a_burst_writes_its_lines_and_reports_after_the_batch(console: tuple[log
     for i in range(5):
         w.ticks.call_at(11.0, takeover(f"VI_{i}"))
     loop.run(until=12.0)
-    # the first slice's batch went out before any line; the lines and reports only once no
-    # timer was due any more, in the order of the calls
-    assert events[0] == "flush after 0 lines" and events[1] == "flush after 0 lines"
-    assert events[2:] == [f"report VI_{i}" for i in range(5)]
+    # each slice: its reports as one, then its batch; the lines only once no timer was due
+    # any more, in the order of the calls
+    assert events == [
+        "report VI_0,VI_1,VI_2",
+        "flush after 0 lines",
+        "report VI_3,VI_4",
+        "flush after 0 lines",
+    ]
     assert out.getvalue().splitlines() == [
         "(VI_0) Entering MASTER STATE",
         "(VI_1) Entering MASTER STATE",
@@ -125,3 +132,25 @@ def test_a_quiet_wakeup_writes_nothing_late(console: tuple[logging.Logger, io.St
     w.ticks.call_at(11.0, lambda: events.append("advert"))  # a steady master: no line, no report
     loop.run(until=12.0)
     assert events == ["advert"] and not w.logs.holding and not loop.ready and out.getvalue() == ""
+
+
+def test_merged_reports_are_what_the_reports_in_order_do() -> None:
+    from vrrp_child.workload import merged_reports
+
+    reports: list[Mapping[str, Json]] = [
+        {"VI_1": {"state": "MASTER"}, "VI_2": {"state": "BACKUP"}},
+        {"VI_1": {"state": "BACKUP"}, "VI_3": None},
+        {"VI_3": {"state": "FAULT"}},
+    ]
+    applied: dict[str, Json] = {}
+    for changes in reports:  # as haparent.supervisor's merge_state applies them
+        applied.update(changes)
+    assert (
+        merged_reports(reports)
+        == applied
+        == {
+            "VI_1": {"state": "BACKUP"},
+            "VI_2": {"state": "BACKUP"},
+            "VI_3": {"state": "FAULT"},
+        }
+    )
