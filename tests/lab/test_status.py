@@ -67,11 +67,13 @@ def sockets() -> Any:
 
 
 def test_status_follows_failover_restart_and_a_bad_reload(lab2: Lab, sockets: Path) -> None:
-    d = {
-        1: start_node(lab2, 1, config(1, instance(prio=150, state="MASTER")), sockets),
-        2: start_node(lab2, 2, config(2, instance(prio=100)), sockets),
-    }
+    # node 2 starts once node 1 is MASTER: started together, the two Master_Down_Timers end
+    # 0.2 s apart and a slow start of node 1 lets node 2 be MASTER for a moment, which would
+    # count in its become_master below
+    d = {1: start_node(lab2, 1, config(1, instance(prio=150, state="MASTER")), sockets)}
     lab2.wait_who_has(VIP, [1], timeout=10)
+    d[2] = start_node(lab2, 2, config(2, instance(prio=100)), sockets)
+    wait_for("node 2's control socket", (sockets / "n2.sock").exists, 10)
     wait_for("node 2 BACKUP", lambda: state_of(status(sockets, 2)) == "BACKUP", 10)
     one = status(sockets, 1)
     assert state_of(one) == "MASTER" and one["vrrp"][0]["data"]["vips"] == [f"{VIP}/24 dev eth0 scope global set"]
