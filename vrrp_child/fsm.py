@@ -646,6 +646,18 @@ def advert_early(p: Params) -> float:
     return min(ADVERT_EARLY_MAX, p.advert_int * ADVERT_EARLY_FRACTION)
 
 
+# A BACKUP's Master_Down_Timer that fired only to find the deadline moved later (adverts came
+# meanwhile: vrrp_child.instance keeps the timer armed for the earlier time) is armed again for
+# the new deadline, which it may check up to this share of the master's interval early when the
+# loop is awake anyway: 250 backups' checks then share a few wakeups a second instead of each
+# taking its own. A check before the deadline finds nothing due; the deadline stays exact.
+DOWN_EARLY_FRACTION = 0.25
+
+
+def down_early(m: Machine) -> float:
+    return m.master_adver_int * DOWN_EARLY_FRACTION
+
+
 def advert_timer(m: Machine, p: Params, now: float) -> Machine | None:
     """A MASTER's Adver_Timer firing (RFC 5798 section 6.4.3): the machine with the next
     deadline, and the caller sends an advert at the current priority; None when this is not

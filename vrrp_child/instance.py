@@ -162,6 +162,8 @@ class Instance:
     _group_payloads: dict[int, bytes] = field(default_factory=dict, repr=False)
     _timer: Timer | None = field(default=None, repr=False)
     _timer_at: float | None = field(default=None, repr=False)
+    # While on_tick runs: the deadline the timer that fired was armed for (see _arm)
+    _fired_for: float | None = field(default=None, repr=False)
     _garp_timers: list[asyncio.TimerHandle] = field(default_factory=list, repr=False)
     # garp_extra_if (vrrp_child.garp_extra): when the next frames are due, and them per interface
     _extra_if_at: float | None = field(default=None, repr=False)
@@ -334,6 +336,7 @@ class Instance:
                 self.edges.add_routing(added_routes, added_rules)
 
     def on_tick(self) -> None:
+        fired_for = self._timer_at
         self._timer = None
         self._timer_at = None
         # A steady master's advert: the state machine's own Adver_Timer rule, without the
@@ -348,7 +351,11 @@ class Instance:
                 self._garp_extra_if()
             self._arm()
             return
-        self._step(fsm.Tick())
+        self._fired_for = fired_for
+        try:
+            self._step(fsm.Tick())
+        finally:
+            self._fired_for = None
 
     def on_packet(self, rx: Received) -> None:
         """An advert for our VRID on our socket (the workload demultiplexes)."""
@@ -437,7 +444,15 @@ class Instance:
             self._timer.cancel()
         self._timer_at = deadline
         assert self.ticks is not None
-        early = fsm.advert_early(self.params) if self.machine.state is fsm.State.MASTER else 0.0
+        if self.machine.state is fsm.State.MASTER:
+            early = fsm.advert_early(self.params)
+        elif self._fired_for is not None and deadline is not None and deadline > self._fired_for:
+            # the kept timer fired and the deadline had moved on: a steady BACKUP (fsm.down_early)
+            early = fsm.down_early(self.machine)
+        else:
+            # a first deadline, an earlier one (a priority 0 advert) or one checked early that
+            # did not move since: exact
+            early = 0.0
         self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick, early)
 
     def cancel_timers(self) -> None:

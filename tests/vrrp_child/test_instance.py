@@ -352,3 +352,35 @@ def test_a_sync_group_member_asks_its_group_before_going_master(tmp_path: Path) 
         inst.sync(event)
         states.append(inst.state)
     assert states == [fsm.State.MASTER, fsm.State.BACKUP]
+
+
+def test_a_steady_backup_may_check_its_down_timer_early_but_takes_over_on_time(tmp_path: Path) -> None:
+    """A BACKUP's down timer kept armed for an earlier deadline fires, finds the deadline moved
+    and is armed again with fsm.down_early's window; a check in that window that finds nothing
+    due arms it exact, so the takeover still comes at the last advert + Master_Down_Interval."""
+    inst, edges, _ = make(tmp_path)
+    inst.start()
+    advert = packet.encode(packet.Advert(2, 51, 200, inst.expect.addresses, 100), PEER, GROUP)
+    for _ in range(5):  # a master's adverts every second, then it dies
+        last = edges.loop.now
+        inst.on_packet(Received(advert, PEER, GROUP, 255, 2))
+        edges.loop.advance(1.0)
+    deadline = last + fsm.master_down_interval(2, 150, 1.0)
+    assert inst.machine.down_deadline == deadline
+    kept = inst._timer
+    assert kept is not None and kept.when < deadline  # armed before the last adverts moved the deadline
+    edges.loop.advance(kept.when - edges.loop.now)
+    timer = inst._timer
+    assert timer is not None and timer.when == deadline
+    assert timer.early == fsm.down_early(inst.machine) == 0.25
+    # a wakeup in the window runs it: nothing due, and the deadline did not move since: exact
+    edges.loop.now = deadline - 0.1
+    assert timer.callback is not None
+    timer.callback()
+    assert inst.state is fsm.State.BACKUP
+    again = inst._timer
+    assert again is not None and again.early == 0.0 and again.when == deadline
+    edges.loop.advance(deadline - edges.loop.now - 1e-3)
+    assert inst.state is fsm.State.BACKUP
+    edges.loop.advance(2e-3)
+    assert inst.state is fsm.State.MASTER
