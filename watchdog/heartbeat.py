@@ -6,6 +6,7 @@ keepalived has no hang detection at all (its 1.x watchdog was removed in 1.1.9).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEFAULT_INTERVAL = 1.0
@@ -49,3 +50,12 @@ class HeartbeatMonitor:
     def deadline(self) -> float:
         """The time after which the child counts as hung if nothing arrives."""
         return self.last_seen + self.timeout
+
+
+def beat_plan(interval: float, probe: float) -> tuple[float, int]:
+    """One loop timer for a child's heartbeats and its lateness probe (watchdog.sched): the
+    timer's period, at most `probe`, and every how many of its ticks a heartbeat goes, so that
+    heartbeats come exactly every `interval` (never later) and the probe at least every `probe`.
+    Each timer wakeup of an idle child costs more CPU than the work it does, so the two share one."""
+    ticks = max(1, math.ceil(interval / probe - 1e-9))
+    return interval / ticks, ticks

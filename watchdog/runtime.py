@@ -25,7 +25,7 @@ from typing import Protocol
 
 from conf import load
 from conf.model import Config
-from watchdog.heartbeat import HeartbeatSettings
+from watchdog.heartbeat import HeartbeatSettings, beat_plan
 from watchdog.payload import pack, unpack
 from watchdog.procname import ProcessName
 from watchdog.protocol import (
@@ -52,7 +52,7 @@ from watchdog.protocol import (
 )
 from watchdog.reload import ReloadFailed
 from watchdog.safefile import write_atomic
-from watchdog.sched import ProcessScheduling, plan_for
+from watchdog.sched import LATENESS_PROBE, ProcessScheduling, plan_for
 from watchdog.status import is_condition
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,8 @@ class ChildRuntime:
         self.heartbeat = setup.heartbeat_for(setup.heartbeat, setup.config)
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.stopping = asyncio.Event()
-        self.beat_now = asyncio.Event()
+        self._beat_timer: asyncio.TimerHandle | None = None
+        self._period, self._beat_every, self._to_beat = LATENESS_PROBE, 1, 0
         self.stop_reason = ""
         self.reader = LineReader()
         self.started = time.monotonic()
@@ -232,15 +233,26 @@ class ChildRuntime:
 
     # lifecycle ------------------------------------------------------------------------
 
-    async def _heartbeats(self) -> None:
-        # From the loop, never a thread: a blocked loop must stop the heartbeats.
-        while True:
+    def _start_beats(self) -> None:
+        """Heartbeats from the loop, never a thread: a blocked loop must stop them. Their timer
+        is also the lateness probe of watchdog.sched (watchdog.heartbeat.beat_plan): one plain
+        loop timer, no task, since each wakeup of an idle child costs more than its work. A
+        reload that shortens the interval beats at once and from then on at the new pace."""
+        if self._beat_timer is not None:
+            self._beat_timer.cancel()
+        self._period, self._beat_every = beat_plan(self.heartbeat.interval, LATENESS_PROBE)
+        self._to_beat = 0
+        self._tick(self.loop.time())
+
+    def _tick(self, due: float) -> None:
+        now = self.loop.time()
+        self.sched.ran_late(now - due)
+        if self._to_beat <= 0:
             self.seq += 1
-            self.send(Heartbeat(self.seq, self.loop.time()))
-            self.beat_now.clear()
-            # A reload that shortens the interval beats at once and from then on at the new pace.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.beat_now.wait(), self.heartbeat.interval)
+            self.send(Heartbeat(self.seq, now))
+            self._to_beat = self._beat_every
+        self._to_beat -= 1
+        self._beat_timer = self.loop.call_at(now + self._period, self._tick, now + self._period)
 
     async def _first_message(self) -> Message | None:
         """The parent sends `resume` right after fork; wait for it a bounded time so a
@@ -311,7 +323,7 @@ class ChildRuntime:
         self.config = result.config
         # the parent takes the new deadline when it reads `reloaded`
         self.heartbeat = self.setup.heartbeat_for(self.setup.heartbeat, result.config)
-        self.beat_now.set()
+        self._start_beats()
         self.reloads += 1
         self.send(Reloaded(True))
 
@@ -383,7 +395,7 @@ class ChildRuntime:
         self.loop.add_signal_handler(signal.SIGTERM, self.request_stop, "SIGTERM")
         self.sched.attach(self.loop)
         self.send(Hello(os.getpid(), self.setup.role, self.setup.version))
-        heartbeats = asyncio.create_task(self._heartbeats())
+        self._start_beats()
         code = EXIT_OK
         try:
             await self._start_then_serve()
@@ -394,7 +406,8 @@ class ChildRuntime:
         try:
             await self.workload.stop()
         finally:
-            heartbeats.cancel()
+            if self._beat_timer is not None:
+                self._beat_timer.cancel()
             self.send(Bye(self.stop_reason))
             await self._drain()
         return code

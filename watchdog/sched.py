@@ -123,31 +123,26 @@ class ProcessScheduling:
         self.orig_nice = os.getpriority(os.PRIO_PROCESS, 0)
         self.cur_nice = self.orig_nice
         self.orig_affinity = os.sched_getaffinity(0)
-        self._probe: asyncio.Task[None] | None = None
 
     # start and stop ----------------------------------------------------------------
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """SIGXCPU (the RLIMIT_RTTIME soft limit) would end the process by default: log it
-        as keepalived does. And watch how late the loop runs, for max_auto_priority."""
+        as keepalived does. How late the loop runs comes to `ran_late` (max_auto_priority)."""
         loop.add_signal_handler(signal.SIGXCPU, self._sigxcpu)
-        self._probe = loop.create_task(self._watch_lateness(loop))
 
     def _sigxcpu(self) -> None:
         log.info(
             "%s process has used too much CPU time, %s_rlimit_rttime may need to be increased", self.label, self.role
         )
 
-    async def _watch_lateness(self, loop: asyncio.AbstractEventLoop) -> None:
-        # keepalived compares each epoll wake-up with its earliest timer; a timer of our own
-        # tells the same: how much later than asked the loop got to run.
-        while True:
-            due = loop.time() + LATENESS_PROBE
-            await asyncio.sleep(LATENESS_PROBE)
-            late = loop.time() - due
-            if late > self.plan.min_auto_priority_delay:
-                log.info("A thread timer expired %.6f seconds ago", late)
-                self.raise_priority()
+    def ran_late(self, late: float) -> None:
+        """A timer of the loop's own ran `late` seconds after its time (the child runtime's
+        heartbeat timer, every LATENESS_PROBE at most): keepalived compares each epoll wake-up
+        with its earliest timer, which tells the same."""
+        if late > self.plan.min_auto_priority_delay:
+            log.info("A thread timer expired %.6f seconds ago", late)
+            self.raise_priority()
 
     # keepalived's set/reset/increment_process_priorities ----------------------------
 

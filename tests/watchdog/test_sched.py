@@ -5,6 +5,7 @@ negative nice and mlockall)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conf.util import config_of, parse
-from watchdog.sched import SchedPlan, next_auto_priority, plan_for, startup_notice
+from watchdog.sched import ProcessScheduling, SchedPlan, next_auto_priority, plan_for, startup_notice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -130,3 +131,18 @@ def test_apply_raise_reset_for_real() -> None:
     assert out["nice"]["nice"] == -3 and out["nice"]["cpus"] == out["before"]["cpus"]
     # a script forked at a negative nice runs at 0 (keepalived resets it in the script)
     assert out["nice"]["sched"] == os.SCHED_OTHER | os.SCHED_RESET_ON_FORK and out["forked_nice"] == 0
+
+
+def test_a_late_loop_is_logged_and_raises_the_priority_only_past_the_delay(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = ProcessScheduling("vrrp")
+    s.plan = SchedPlan(max_auto_priority=5, min_auto_priority_delay=1.0)
+    raised: list[int] = []
+    monkeypatch.setattr(s, "raise_priority", lambda: raised.append(1))
+    caplog.set_level(logging.INFO, logger="watchdog.sched")
+    s.ran_late(0.9)
+    assert not raised and not caplog.records
+    s.ran_late(1.25)
+    assert raised == [1]
+    assert [r.getMessage() for r in caplog.records] == ["A thread timer expired 1.250000 seconds ago"]
