@@ -183,7 +183,8 @@ class ChildRuntime:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.stopping = asyncio.Event()
         self._beat_timer: asyncio.TimerHandle | None = None
-        self._period, self._beat_every, self._to_beat = LATENESS_PROBE, 1, 0
+        self._period = LATENESS_PROBE
+        self._next_beat = 0.0
         self.stop_reason = ""
         self.reader = LineReader()
         self.started = time.monotonic()
@@ -240,18 +241,18 @@ class ChildRuntime:
         reload that shortens the interval beats at once and from then on at the new pace."""
         if self._beat_timer is not None:
             self._beat_timer.cancel()
-        self._period, self._beat_every = beat_plan(self.heartbeat.interval, LATENESS_PROBE)
-        self._to_beat = 0
+        self._period, _ = beat_plan(self.heartbeat.interval, LATENESS_PROBE)
+        self._next_beat = self.loop.time()
         self._tick(self.loop.time())
 
     def _tick(self, due: float) -> None:
         now = self.loop.time()
         self.sched.ran_late(now - due)
-        if self._to_beat <= 0:
+        # By the time, not by counting ticks: after a stall the overdue tick beats at once.
+        if now + self._period / 2 >= self._next_beat:
             self.seq += 1
             self.send(Heartbeat(self.seq, now))
-            self._to_beat = self._beat_every
-        self._to_beat -= 1
+            self._next_beat = now + self.heartbeat.interval
         self._beat_timer = self.loop.call_at(now + self._period, self._tick, now + self._period)
 
     async def _first_message(self) -> Message | None:
