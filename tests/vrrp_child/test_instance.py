@@ -381,6 +381,6 @@ def test_a_steady_backup_may_check_its_down_timer_early_but_takes_over_on_time(t
     again = inst._timer
     assert again is not None and again.early == 0.0 and again.when == deadline
     edges.loop.advance(deadline - edges.loop.now - 1e-3)
-    assert inst.state is fsm.State.BACKUP
+    before = inst.state
     edges.loop.advance(2e-3)
-    assert inst.state is fsm.State.MASTER
+    assert (before, inst.state) == (fsm.State.BACKUP, fsm.State.MASTER)
