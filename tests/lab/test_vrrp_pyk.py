@@ -555,7 +555,8 @@ def test_notify_scripts(lab2: Lab, tmp_path: Path) -> None:
     def lines(node: int, kind: str) -> list[str]:
         return lines_of(files[node][kind])
 
-    wait_for("node 1's notify MASTER", lambda: len(lines(1, "notify")) >= 2, 3.0)
+    # notify and notify_master are two processes started together: wait for both
+    wait_for("node 1's notify MASTER", lambda: len(lines(1, "notify")) >= 2 and lines(1, "master"), 3.0)
     # `notify` gets keepalived's four arguments; notify_master & co. exactly their configured argv.
     assert lines(1, "notify") == ["INSTANCE VI_1 BACKUP 150", "INSTANCE VI_1 MASTER 150"]
     assert lines(1, "master") == ["became master"]
@@ -566,7 +567,7 @@ def test_notify_scripts(lab2: Lab, tmp_path: Path) -> None:
     stopped = time.monotonic()
     assert d[1].stop() == 0
     s.wait_holders([2], timeout=5.0, since=stopped)
-    wait_for("node 2's notify MASTER", lambda: len(lines(2, "notify")) >= 2, 3.0)
+    wait_for("node 2's notify MASTER", lambda: len(lines(2, "notify")) >= 2 and lines(2, "master"), 3.0)
     assert lines(2, "notify") == ["INSTANCE VI_1 BACKUP 100", "INSTANCE VI_1 MASTER 100"]
     assert lines(2, "master") == ["became master"]
     # The stop scripts ran before the daemon exited.
