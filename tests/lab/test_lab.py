@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import time
@@ -89,11 +90,14 @@ def test_vip_sampling_is_fast(lab3: Lab) -> None:
     node = lab3.node(1)
     node.add_address(f"{VIP}/24")
     # One netlink dump per node: the failover timing needs who_has() well under the 10 ms sampling step.
-    rounds = 300
-    t0 = time.perf_counter()
-    for _ in range(rounds):
+    # The median call: a loaded CI machine's pauses must not fail this, a sampler that
+    # became a subprocess per node (milliseconds each) must.
+    calls: list[float] = []
+    for _ in range(300):
+        t0 = time.perf_counter()
         assert lab3.who_has(VIP) == [1]
-    per_call = (time.perf_counter() - t0) / rounds
+        calls.append(time.perf_counter() - t0)
+    per_call = statistics.median(calls)
     # The alternative, `ip -j addr` in the namespace, for the record.
     t0 = time.perf_counter()
     for _ in range(10):
@@ -101,7 +105,8 @@ def test_vip_sampling_is_fast(lab3: Lab) -> None:
         assert VIP in {a["local"] for link in json.loads(out.stdout) for a in link["addr_info"]}
     ip_json = (time.perf_counter() - t0) / 10
     print(
-        f"\nwho_has over 3 nodes: {per_call * 1e3:.3f} ms (netlink); `ip -j addr` for one node: {ip_json * 1e3:.2f} ms"
+        f"\nwho_has over 3 nodes: {per_call * 1e3:.3f} ms median (netlink);"
+        f" `ip -j addr` for one node: {ip_json * 1e3:.2f} ms"
     )
     assert per_call < 0.002
 
