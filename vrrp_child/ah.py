@@ -32,8 +32,6 @@ IP_HDRINCL) and the instance (which owns the counters) are the callers.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import struct
 from dataclasses import dataclass
@@ -78,6 +76,10 @@ def icv(datagram: bytes, key: bytes, *, unicast: bool) -> bytes:
     if unicast:
         covered[8] = 0
     covered[ihl + ICV_OFFSET : ihl + AH_LEN] = bytes(ICV_LEN)
+    # hashlib and hmac load OpenSSL's libcrypto (about 3 MB resident): AH instances only.
+    import hashlib  # noqa: PLC0415
+    import hmac  # noqa: PLC0415
+
     mac = hmac.new(key, bytes(covered), hashlib.md5)
     mac.update(datagram[ihl + AH_LEN :])
     return mac.digest()[:ICV_LEN]
@@ -145,6 +147,8 @@ def unseal(datagram: bytes, key: bytes, *, unicast: bool) -> Sealed:
         # Another ICV length (RFC 4302 section 2.2): not HMAC-MD5-96, so not keepalived's.
         raise PacketError(DropReason.AUTH_FAILURE, f"IPSEC-AH : payload length {payload_len} and expect 4")
     received = datagram[ihl + ICV_OFFSET : ihl + AH_LEN]
+    import hmac  # noqa: PLC0415 (libcrypto for AH instances only, as in icv())
+
     if not hmac.compare_digest(received, icv(datagram, key, unicast=unicast)):
         raise PacketError(
             DropReason.AUTH_FAILURE, "IPSEC-AH : invalid IPSEC HMAC-MD5 value. Due to fields mutation or bad password !"

@@ -10,7 +10,6 @@ RFCs win and the docstring says so.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -137,6 +136,8 @@ def _check_v2(advert: Advert, expect: Expect) -> Verdict | None:
         )
     if expect.auth_type == AUTH_PASS:
         # keepalived compares all 8 bytes (NUL padded) in constant time.
+        import hmac  # noqa: PLC0415 (it loads OpenSSL's libcrypto, ~3 MB: PASS instances only)
+
         received = advert.auth_data[:AUTH_DATA_LEN].ljust(AUTH_DATA_LEN, b"\0")
         if not hmac.compare_digest(received, expect._auth_data):
             return Verdict(False, DropReason.AUTH_FAILURE, f"({name}) received an invalid passwd!")

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import h11
 
 from conf.checkers import HttpGet, Url, compile_regex
+from watchdog.tls import enable as enable_tls
 
 from .base import Probe, ProbeEnv, Result, Target, connect, describe_error
 from .tcp import fmt_check
@@ -151,6 +152,7 @@ def ssl_context(conf: SslConf | None) -> ssl_mod.SSLContext:
     ctx = _SSL_CACHE.get(key)
     if ctx is not None:
         return ctx
+    enable_tls()  # asyncio was imported without ssl (watchdog/tls.py): every TLS connection starts here
     ctx = ssl_mod.SSLContext(ssl_mod.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     if conf is not None and conf.ca:

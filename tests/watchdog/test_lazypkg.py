@@ -30,8 +30,13 @@ SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n   
 # Modules of features a VRRP-only configuration, run with -n and without --metrics-address,
 # does not use: SMTP alerts, /metrics, pyroute2's socket machinery and codecs we do not read,
 # daemonizing, setns and mlockall (ctypes), keyword suggestions, vrrp_script look-ups on $PATH,
-# spilled payloads and dumps (tempfile), ${_RANDOM}, the stdlib's syslog handler.
+# spilled payloads and dumps (tempfile), ${_RANDOM}, the stdlib's syslog handler, OpenSSL
+# (TLS for SSL_GET only: watchdog/tls.py; hashes for auth_type PASS and AH only).
 FEATURE_MODULES = (
+    "ssl",
+    "_ssl",
+    "_hashlib",
+    "hmac",
     "daemon",
     "ctypes",
     "difflib",
