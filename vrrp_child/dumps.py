@@ -7,6 +7,7 @@ Pure: instances, groups and trackers in, text out. The parent writes the files
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -233,7 +234,7 @@ def instance_json(
         "track_file": [r.name for r in inst.conf.track_file],
         "track_process": [r.name for r in inst.conf.track_process],
     }
-    return {"data": keepalived_data(inst, commands) | ours, "stats": dict(vars(inst.stats))}
+    return {"data": keepalived_data(inst, commands) | ours, "stats": dataclasses.asdict(inst.stats)}
 
 
 def keepalived_data(inst: Instance, commands: Mapping[str, str]) -> dict[str, object]:

@@ -48,7 +48,7 @@ FAULT_TRACKERS = "trackers"
 FAULT_GROUP = "group"
 
 
-@dataclass
+@dataclass(slots=True)
 class Stats:
     """keepalived's per-instance counters (the SIGUSR2 stats file and the JSON dump)."""
 
@@ -137,7 +137,7 @@ class _RateLimit:
 EXTRA_IF_SLACK = 0.01  # s; garp_extra_if is due at the advert this close to its time
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """The run-time side of one vrrp_instance."""
 

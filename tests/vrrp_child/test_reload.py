@@ -19,6 +19,7 @@ from conf.vrrp import VrrpInstance
 from labkit.lab import Lab
 from tests.vrrp_child.test_workload_tracking import instance, run, state, until
 from vrrp_child import fsm
+from vrrp_child.instance import Instance
 from vrrp_child.reload import instance_plan
 from vrrp_child.workload import VrrpWorkload
 from watchdog.protocol import Json
@@ -170,14 +171,15 @@ def test_a_sync_group_the_reload_removed_comes_back_with_its_state(
     async def body(w: VrrpWorkload) -> None:
         await until("group MASTER", lambda: w.groups["G1"].state is fsm.State.MASTER)
         g1, vi_2 = w.groups["G1"], w.instances["VI_2"]
-        real = vi_2.reconfigure
+        real = Instance.reconfigure
 
-        def reconfigure(conf: VrrpInstance) -> None:
-            real(conf)  # part of the work done, then a failure; the old one is taken back
-            if conf == new.vrrp_instance["VI_2"]:
+        def reconfigure(self: Instance, conf: VrrpInstance) -> None:
+            real(self, conf)  # part of the work done, then a failure; the old one is taken back
+            if self is vi_2 and conf == new.vrrp_instance["VI_2"]:
                 raise RuntimeError("cannot")
 
-        monkeypatch.setattr(vi_2, "reconfigure", reconfigure)
+        # on the class: an Instance has slots, so no attribute of its own to patch
+        monkeypatch.setattr(Instance, "reconfigure", reconfigure)
         with pytest.raises(ReloadFailed) as failed:
             await w.reload(new)
         e = failed.value
