@@ -33,6 +33,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import h11
 import trustme
 
+from watchdog.tls import enable as enable_tls
+
 CERT_NAMES = ("localhost", "127.0.0.1", "::1", "www.example.test")
 
 
@@ -297,6 +299,8 @@ async def https_server(
     """The HTTP server over TLS, with a certificate for CERT_NAMES signed by `ca` (a new
     trustme CA if None; `srv.ca`). Each Seen has the SNI name the client sent.
     `client_ca`: require a client certificate signed by it."""
+    # Our packages import asyncio without ssl (watchdog/tls.py); a TLS server needs it back.
+    enable_tls()
     ca = ca or trustme.CA()
     sni_names: dict[int, str | None] = {}
     ctx = server_context(ca, sni_names, client_ca)
