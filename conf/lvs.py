@@ -38,6 +38,7 @@ from conf.checkers import (
 )
 from conf.lvs_group import FAMILY, VsgConv
 from conf.lvs_top import LvsTop
+from conf.modelclass import model_class
 from conf.schema import Block, ConfigValueError, Context, evolve, kw, parse_block, replace
 from conf.syntax import Stmt
 from conf.values import Choice, Flag, Float, Int, IpAddr, IPAddress, Script, ScriptCmd, Str, Sub, Text
@@ -197,7 +198,7 @@ def _family_name(version: int) -> str:
 # ---------------------------------------------------------------- SSL
 
 
-@dataclass(frozen=True)
+@model_class
 class SslConf(Block):
     """SSL { }: client certificate settings for SSL_GET; none given: an auto context."""
 
@@ -216,7 +217,7 @@ _CASCADE = ("alpha", "connect_timeout", "retry", "delay_before_retry", "warmup",
 _RS_INHERITED = (*_CASCADE, "inhibit_on_failure", "virtualhost", "lvs_method")
 
 
-@dataclass(frozen=True)
+@model_class
 class RealServer(Block):
     label: ClassVar[str] = "real_server"
 
@@ -341,7 +342,7 @@ class RealServerConv:
 # ---------------------------------------------------------------- virtual_server
 
 
-@dataclass(frozen=True)
+@model_class
 class VirtualServer(Block):
     """One of `virtual_server <IPADDR> [<PORT>]`, `virtual_server fwmark <INTEGER>` or
     `virtual_server group <STRING>` (exactly one of address, fwmark, group is set)."""

@@ -11,9 +11,9 @@ imports conf.lvs where it is unpickled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
+from conf.modelclass import model_class
 from conf.schema import EMPTY, Block, Context, FrozenMap, kw
 from conf.values import Deferred
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 LVS = "conf.lvs"  # the module that holds the blocks and their converters
 
 
-@dataclass(frozen=True)
+@model_class
 class LvsTop(Block):
     virtual_server_group: FrozenMap[str, VirtualServerGroup] = kw(Deferred(LVS, "VSG_CONV"), EMPTY, many="map")
     virtual_server: tuple[VirtualServer, ...] = kw(Deferred(LVS, "VIRTUAL_SERVER_CONV"), (), many="list")

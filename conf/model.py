@@ -7,17 +7,17 @@ checks that span families.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from conf.global_defs import GlobalTop
 from conf.lvs_top import LvsTop
+from conf.modelclass import model_class
 from conf.schema import Block, Context, KeywordSpec, block_label, each_block_field, import_deferred
 from conf.security import check_script_security
 from conf.vrrp import VrrpTop
 
 
-@dataclass(frozen=True)
+@model_class
 class Config(GlobalTop, VrrpTop, LvsTop):
     label: ClassVar[str] = "the top level"
 
