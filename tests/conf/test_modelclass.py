@@ -70,7 +70,8 @@ def test_init_repr_eq_hash_as_the_generated_ones(plain: Any, shared: Any) -> Non
     for args, kwargs in [(("a",), {}), (("a", 81), {"tags": ("x",)}), ((), {"name": "b", "hidden": "x", "note": "n"})]:
         p, s = plain(*args, **kwargs), shared(*args, **kwargs)
         assert same_text(p, s) == repr(p)
-        assert [getattr(s, f.name) for f in dataclasses.fields(s)] == [getattr(p, f.name) for f in dataclasses.fields(p)]
+        values = [getattr(p, f.name) for f in dataclasses.fields(p)]
+        assert [getattr(s, f.name) for f in dataclasses.fields(s)] == values
         assert s == shared(*args, **kwargs) and hash(s) == hash(shared(*args, **kwargs))
         assert hash(s) == hash(p)  # the same tuple of the same fields
     assert shared("a", note="x") == shared("a", note="y")  # not compared
