@@ -67,7 +67,12 @@ def same_text(plain: Any, shared: Any) -> str:
 
 @pytest.mark.parametrize(("plain", "shared"), PAIRS)
 def test_init_repr_eq_hash_as_the_generated_ones(plain: Any, shared: Any) -> None:
-    for args, kwargs in [(("a",), {}), (("a", 81), {"tags": ("x",)}), ((), {"name": "b", "hidden": "x", "note": "n"})]:
+    calls: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        (("a",), {}),
+        (("a", 81), {"tags": ("x",)}),
+        ((), {"name": "b", "hidden": "x", "note": "n"}),
+    ]
+    for args, kwargs in calls:
         p, s = plain(*args, **kwargs), shared(*args, **kwargs)
         assert same_text(p, s) == repr(p)
         values = [getattr(p, f.name) for f in dataclasses.fields(p)]
@@ -82,9 +87,9 @@ def test_init_repr_eq_hash_as_the_generated_ones(plain: Any, shared: Any) -> Non
 def test_keyword_only_fields_are_keyword_only() -> None:
     assert SharedKw("a", extra=2).extra == 2
     with pytest.raises(TypeError):
-        PlainKw("a", 80, (), "h", "", [], 2)  # type: ignore[misc]
+        PlainKw("a", 80, (), "h", "", [], 2)  # type: ignore[call-arg, arg-type]
     with pytest.raises(TypeError, match="positional arguments"):
-        SharedKw("a", 80, (), "h", "", [], 2)  # type: ignore[misc]
+        SharedKw("a", 80, (), "h", "", [], 2)  # type: ignore[call-arg, arg-type]
 
 
 def test_wrong_arguments_are_type_errors() -> None:
