@@ -7,29 +7,15 @@ one conf.lvs is long imported."""
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 from conf.lvs import VIRTUAL_SERVER_CONV, VirtualServer
 from conf.model import keywords_by_block
 from tests.conf.util import config_of, messages, parse
+from tests.watchdog.test_lazypkg import VRRP_ONLY
+from tests.watchdog.test_lazypkg import run as fresh
 
-ROOT = Path(__file__).resolve().parents[2]
 LVS_MODULES = ("conf.lvs", "conf.lvs_group", "conf.checkers")
-
-VRRP_ONLY = """\
-vrrp_instance VI_1 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    virtual_ipaddress {
-        192.0.2.1/32
-    }
-}
-"""
 
 
 def lvs_config(notify_up: str = "") -> str:
@@ -37,15 +23,6 @@ def lvs_config(notify_up: str = "") -> str:
         "virtual_server 192.0.2.10 80 {\n    protocol TCP\n    lb_algo rr\n    lb_kind NAT\n"
         f"    real_server 10.0.0.2 80 {{\n{notify_up}        TCP_CHECK {{\n        }}\n    }}\n}}\n"
     )
-
-
-def fresh(code: str) -> str:
-    """`code` in a fresh interpreter; its stdout."""
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_a_vrrp_only_configuration_imports_no_lvs_module_one_with_a_virtual_server_does(tmp_path: Path) -> None:

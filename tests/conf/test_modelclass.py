@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,45 +17,35 @@ from conf.modelclass import model_class
 from conf.schema import Block, construct
 from tests.conf.util import config_of, parse
 
-
-@dataclass(frozen=True)
-class PlainBase(Block):
-    name: str
-    port: int = 80
-    tags: tuple[str, ...] = ()
-    hidden: str = field(default="h", repr=False)
-    note: str = field(default="", compare=False)
-    made: list[int] = field(default_factory=list, compare=False, hash=False)
+REQUIRED = object()
 
 
-@model_class
-class SharedBase(Block):
-    name: str
-    port: int = 80
-    tags: tuple[str, ...] = ()
-    hidden: str = field(default="h", repr=False)
-    note: str = field(default="", compare=False)
-    made: list[int] = field(default_factory=list, compare=False, hash=False)
+def fields_of_base() -> list[tuple[str, str, Any]]:
+    """A block's fields of each kind (fresh Field objects: dataclass takes them over)."""
+    return [
+        ("name", "str", REQUIRED),
+        ("port", "int", 80),
+        ("tags", "tuple[str, ...]", ()),
+        ("hidden", "str", field(default="h", repr=False)),
+        ("note", "str", field(default="", compare=False)),
+        ("made", "list[int]", field(default_factory=list, compare=False, hash=False)),
+    ]
 
 
-@dataclass(frozen=True, kw_only=True)
-class PlainKw(PlainBase):
-    extra: int = 1
+def declare(name: str, bases: tuple[type, ...], fields: list[tuple[str, str, Any]]) -> type:
+    """`class NAME(*BASES)` with these annotated fields, undecorated: each twin of a pair is
+    declared from the same list and differs only by its decorator."""
+    namespace: dict[str, Any] = {"__annotations__": {f: t for f, t, _ in fields}, "__module__": __name__}
+    namespace.update({f: default for f, _, default in fields if default is not REQUIRED})
+    return types.new_class(name, bases, exec_body=lambda ns: ns.update(namespace))
 
 
-@model_class(kw_only=True)
-class SharedKw(SharedBase):
-    extra: int = 1
-
-
-@dataclass(frozen=True)
-class PlainOne:
-    value: object = None
-
-
-@model_class
-class SharedOne:
-    value: object = None
+PlainBase: Any = dataclass(frozen=True)(declare("PlainBase", (Block,), fields_of_base()))
+SharedBase: Any = model_class(declare("SharedBase", (Block,), fields_of_base()))
+PlainKw: Any = dataclass(frozen=True, kw_only=True)(declare("PlainKw", (PlainBase,), [("extra", "int", 1)]))
+SharedKw: Any = model_class(kw_only=True)(declare("SharedKw", (SharedBase,), [("extra", "int", 1)]))
+PlainOne: Any = dataclass(frozen=True)(declare("PlainOne", (), [("value", "object", None)]))
+SharedOne: Any = model_class(declare("SharedOne", (), [("value", "object", None)]))
 
 
 # module-level: pickled by reference
@@ -87,18 +78,18 @@ def test_init_repr_eq_hash_as_the_generated_ones(plain: Any, shared: Any) -> Non
 def test_keyword_only_fields_are_keyword_only() -> None:
     assert SharedKw("a", extra=2).extra == 2
     with pytest.raises(TypeError):
-        PlainKw("a", 80, (), "h", "", [], 2)  # type: ignore[call-arg, arg-type]
+        PlainKw("a", 80, (), "h", "", [], 2)
     with pytest.raises(TypeError, match="positional arguments"):
-        SharedKw("a", 80, (), "h", "", [], 2)  # type: ignore[call-arg, arg-type]
+        SharedKw("a", 80, (), "h", "", [], 2)
 
 
 def test_wrong_arguments_are_type_errors() -> None:
     with pytest.raises(TypeError, match="missing required arguments: name"):
-        SharedBase()  # type: ignore[call-arg]
+        SharedBase()
     with pytest.raises(TypeError, match="unexpected keyword argument 'nope'"):
-        SharedBase("a", nope=1)  # type: ignore[call-arg]
+        SharedBase("a", nope=1)
     with pytest.raises(TypeError, match="multiple values for argument 'name'"):
-        SharedBase("a", name="b")  # type: ignore[misc]
+        SharedBase("a", name="b")
 
 
 def test_only_the_values_given_are_stored_and_factories_run_per_instance() -> None:
@@ -110,7 +101,7 @@ def test_only_the_values_given_are_stored_and_factories_run_per_instance() -> No
 def test_frozen_replace_pickle_copy_fields_match_args() -> None:
     s = SharedKw("a", 81, extra=3)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        s.port = 1  # type: ignore[misc]
+        s.port = 1
     r = dataclasses.replace(s, port=82)
     assert (r.name, r.port, r.extra) == ("a", 82, 3) and r != s
     for other in (pickle.loads(pickle.dumps(s)), copy.copy(s), copy.deepcopy(s)):
