@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import conf
+from conf.schema import import_deferred
 
 RS_PER_VS = 100
 TIME = "/usr/bin/time"  # GNU time: keepalived's own peak RSS
@@ -134,7 +135,10 @@ def _status_kb(field: str) -> int:
 
 def child(path: str, kept: bool) -> None:
     """In a fresh process: read `path` once; print seconds and memory (KB) as JSON. With
-    `kept`, under tracemalloc (slower): the bytes the model holds once built."""
+    `kept`, under tracemalloc (slower): the bytes the model holds once built. The keyword
+    families a configuration imports on first use (the LVS blocks) are imported before, with
+    the rest of pykeepalived: what is measured is reading, and the model."""
+    import_deferred()
     gc.collect()
     if kept:
         tracemalloc.start()

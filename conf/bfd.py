@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
+from conf.modelclass import model_class
 from conf.schema import Block, ConfigValueError, Context, FrozenMap, kw, replace
 from conf.syntax import Stmt
 from conf.values import Flag, Float, Int, IpAddr, IPAddress, _args
@@ -34,7 +35,7 @@ class BfdWeightConv:
         return BfdWeight(weight, len(args) > 1)
 
 
-@dataclass(frozen=True)
+@model_class
 class BfdInstance(Block):
     label: ClassVar[str] = "bfd_instance"
     name: str = ""

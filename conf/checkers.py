@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from conf.modelclass import model_class
 from conf.schema import Block, ConfigValueError, Context, evolve, kw, parse_block, replace
 from conf.syntax import Stmt
 from conf.trackers import FILE_DEF_WEIGHT, Weight, WeightConv
@@ -320,7 +321,7 @@ def _resolved_options(cls: type) -> tuple[str, ...]:
     return names
 
 
-@dataclass(frozen=True)
+@model_class
 class CheckerBase(Block):
     """The options every checker with standard options has (MISC_CHECK has only these).
     None: not given here; `resolve` fills it from the real/virtual server."""
@@ -397,7 +398,7 @@ class CheckerBase(Block):
         return delay_loop
 
 
-@dataclass(frozen=True)
+@model_class
 class ConnChecker(CheckerBase):
     """Checkers that open a connection: the generic connection options."""
 
@@ -421,13 +422,13 @@ class ConnChecker(CheckerBase):
         return out
 
 
-@dataclass(frozen=True)
+@model_class
 class TcpCheck(ConnChecker):
     label: ClassVar[str] = "TCP_CHECK"
     type_name: ClassVar[str] = "TCP_CHECK"
 
 
-@dataclass(frozen=True)
+@model_class
 class PingCheck(ConnChecker):
     label: ClassVar[str] = "PING_CHECK"
     type_name: ClassVar[str] = "PING_CHECK"
@@ -472,7 +473,7 @@ class UrlPath:
         return args[0]
 
 
-@dataclass(frozen=True)
+@model_class
 class Url(Block):
     label: ClassVar[str] = "url"
 
@@ -532,7 +533,7 @@ class UrlSub:
         return url
 
 
-@dataclass(frozen=True)
+@model_class
 class HttpGet(ConnChecker):
     label: ClassVar[str] = "HTTP_GET"
     type_name: ClassVar[str] = "HTTP_GET"
@@ -564,7 +565,7 @@ class HttpGet(ConnChecker):
         return max(1, len(self.url))
 
 
-@dataclass(frozen=True)
+@model_class
 class SslGet(HttpGet):
     label: ClassVar[str] = "SSL_GET"
     type_name: ClassVar[str] = "SSL_GET"
@@ -574,7 +575,7 @@ class SslGet(HttpGet):
         return True
 
 
-@dataclass(frozen=True)
+@model_class
 class SmtpHost(ConnChecker):
     """SMTP_CHECK host { }: another address for the same check, with the checker's
     options as defaults."""
@@ -582,7 +583,7 @@ class SmtpHost(ConnChecker):
     label: ClassVar[str] = "SMTP_CHECK host"
 
 
-@dataclass(frozen=True)
+@model_class
 class SmtpCheck(ConnChecker):
     label: ClassVar[str] = "SMTP_CHECK"
     type_name: ClassVar[str] = "SMTP_CHECK"
@@ -626,7 +627,7 @@ _INHERITED_HOST_FIELDS = (
 DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY")
 
 
-@dataclass(frozen=True)
+@model_class
 class DnsCheck(ConnChecker):
     label: ClassVar[str] = "DNS_CHECK"
     type_name: ClassVar[str] = "DNS_CHECK"
@@ -637,7 +638,7 @@ class DnsCheck(ConnChecker):
     name: str = kw(Str(), ".")
 
 
-@dataclass(frozen=True)
+@model_class
 class MiscCheck(CheckerBase):
     label: ClassVar[str] = "MISC_CHECK"
     type_name: ClassVar[str] = "MISC_CHECK"
@@ -657,7 +658,7 @@ class MiscCheck(CheckerBase):
         return ""
 
 
-@dataclass(frozen=True)
+@model_class
 class UdpCheck(ConnChecker):
     label: ClassVar[str] = "UDP_CHECK"
     type_name: ClassVar[str] = "UDP_CHECK"
@@ -678,7 +679,7 @@ class UdpCheck(ConnChecker):
         return out
 
 
-@dataclass(frozen=True)
+@model_class
 class FileCheck(Block):
     """FILE_CHECK: follows a top-level track_file; none of the standard options."""
 
@@ -705,7 +706,7 @@ class FileCheck(Block):
         return self
 
 
-@dataclass(frozen=True)
+@model_class
 class BfdCheck(Block):
     label: ClassVar[str] = "BFD_CHECK"
     type_name: ClassVar[str] = "BFD_CHECK"

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 from conf import accounts
 from conf.addresses import IpAddressEntry
 from conf.bfd import BfdInstance, check_bfd_instances
+from conf.modelclass import model_class
 from conf.routes import RouteEntry
 from conf.rules import RuleEntry
 from conf.schema import EMPTY, Block, ConfigValueError, Context, FrozenMap, kw, replace
@@ -469,7 +470,7 @@ _FW = "iptables, ipsets and the IPVS nftables rules are not implemented (the VRR
 _BUFS = "socket buffer tuning is not implemented"
 
 
-@dataclass(frozen=True)
+@model_class
 class GlobalDefs(Block):
     label: ClassVar[str] = "global_defs"
     passthrough: ClassVar[frozenset[str]] = frozenset({"include_check"})  # acted on by the preprocessor
@@ -724,7 +725,7 @@ class GlobalDefs(Block):
         return self
 
 
-@dataclass(frozen=True)
+@model_class
 class GlobalTop(Block):
     """Top-level keywords of the global family (keepalived takes the namespace and
     instance keywords, child_wait_time, use_pid_dir and linkbeat_use_polling only here,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from conf.checkers import (
     CONNECT_TIMEOUT_MAX,
@@ -36,8 +36,10 @@ from conf.checkers import (
     TcpCheck,
     UdpCheck,
 )
-from conf.lvs_group import FAMILY, VirtualServerGroup, VsgConv
-from conf.schema import Block, ConfigValueError, Context, FrozenMap, evolve, kw, parse_block, replace
+from conf.lvs_group import FAMILY, VsgConv
+from conf.lvs_top import LvsTop
+from conf.modelclass import model_class
+from conf.schema import Block, ConfigValueError, Context, evolve, kw, parse_block, replace
 from conf.syntax import Stmt
 from conf.values import Choice, Flag, Float, Int, IpAddr, IPAddress, Script, ScriptCmd, Str, Sub, Text
 
@@ -196,7 +198,7 @@ def _family_name(version: int) -> str:
 # ---------------------------------------------------------------- SSL
 
 
-@dataclass(frozen=True)
+@model_class
 class SslConf(Block):
     """SSL { }: client certificate settings for SSL_GET; none given: an auto context."""
 
@@ -215,7 +217,7 @@ _CASCADE = ("alpha", "connect_timeout", "retry", "delay_before_retry", "warmup",
 _RS_INHERITED = (*_CASCADE, "inhibit_on_failure", "virtualhost", "lvs_method")
 
 
-@dataclass(frozen=True)
+@model_class
 class RealServer(Block):
     label: ClassVar[str] = "real_server"
 
@@ -340,7 +342,7 @@ class RealServerConv:
 # ---------------------------------------------------------------- virtual_server
 
 
-@dataclass(frozen=True)
+@model_class
 class VirtualServer(Block):
     """One of `virtual_server <IPADDR> [<PORT>]`, `virtual_server fwmark <INTEGER>` or
     `virtual_server group <STRING>` (exactly one of address, fwmark, group is set)."""
@@ -652,89 +654,88 @@ class VirtualServerConv:
 # ---------------------------------------------------------------- top level
 
 
-@dataclass(frozen=True)
-class LvsTop(Block):
-    virtual_server_group: FrozenMap[str, VirtualServerGroup] = kw(VsgConv(), many="map")
-    virtual_server: tuple[VirtualServer, ...] = kw(VirtualServerConv(), many="list")
-    ssl: SslConf | None = kw(Sub(SslConf), keyword="SSL")
+VSG_CONV = VsgConv()
+VIRTUAL_SERVER_CONV = VirtualServerConv()
+SSL_CONV: Sub[SslConf] = Sub(SslConf)
 
-    def finish_lvs(self, ctx: Context) -> Self:
-        servers: list[VirtualServer] = []
-        changed = False
-        seen: set[tuple[object, ...]] = set()
-        for vs in self.virtual_server:
-            new = self._finish_group(vs, ctx) if vs.group is not None else vs
-            new = self._prune_checkers(new, ctx) if new is not None else None
-            changed = changed or new is not vs
-            if new is None:
-                continue
-            # keepalived says nothing, but IPVS cannot hold the same service twice.
-            key = (new.address, new.port, new.fwmark, new.group, new.protocol, new.ip_family)
-            if key in seen:
-                ctx.diags.warning(
-                    f"virtual_server {new}"
-                    + (f" ({new.protocol})" if new.protocol else "")
-                    + " is defined more than once",
-                    new.location,
+L = TypeVar("L", bound=LvsTop)
+
+
+def finish_lvs(top: L, ctx: Context) -> L:
+    """What keepalived checks across virtual servers, once the top level is read (LvsTop.finish_lvs)."""
+    servers: list[VirtualServer] = []
+    changed = False
+    seen: set[tuple[object, ...]] = set()
+    for vs in top.virtual_server:
+        new = _finish_group(top, vs, ctx) if vs.group is not None else vs
+        new = _prune_checkers(top, new, ctx) if new is not None else None
+        changed = changed or new is not vs
+        if new is None:
+            continue
+        # keepalived says nothing, but IPVS cannot hold the same service twice.
+        key = (new.address, new.port, new.fwmark, new.group, new.protocol, new.ip_family)
+        if key in seen:
+            ctx.diags.warning(
+                f"virtual_server {new}" + (f" ({new.protocol})" if new.protocol else "") + " is defined more than once",
+                new.location,
+            )
+        seen.add(key)
+        servers.append(new)
+    return replace(top, virtual_server=tuple(servers)) if changed else top
+
+
+def _finish_group(top: LvsTop, vs: VirtualServer, ctx: Context) -> VirtualServer | None:
+    vsg = top.virtual_server_group.get(vs.group or "")
+    if vsg is None:
+        ctx.diags.reset(
+            f"virtual_server group {vs.group}: no virtual_server_group '{vs.group}' is defined; virtual server ignored",
+            vs.location,
+        )
+        return None
+    families = vsg.families
+    if len(families) > 1 and not vs.all_tunnelled:
+        ctx.diags.reset(
+            f"virtual_server group {vs.group}: the group has both IPv4 and IPv6 entries, which needs "
+            "all real and sorry servers tunnelled; virtual server ignored",
+            vs.location,
+        )
+        return None
+    if len(families) > 1 and any(f.family is None for f in vsg.fwmarks):
+        ctx.diags.reset(
+            f"virtual_server group {vs.group}: a group with IPv4 and IPv6 entries needs inet or inet6 "
+            "on its fwmarks; virtual server ignored",
+            vs.location,
+        )
+        return None
+    return vs.check_family(next(iter(families)) if len(families) == 1 else None, ctx)
+
+
+def _prune_checkers(top: LvsTop, vs: VirtualServer, ctx: Context) -> VirtualServer:
+    """Drop the checkers that cannot run: a MISC_CHECK whose script security
+    disabled, a FILE_CHECK naming no top-level track_file (when that is modelled)."""
+    tracked = getattr(top, "track_file", None)
+    if not isinstance(tracked, Mapping):
+        tracked = None
+    servers = []
+    changed = False
+    for rs in vs.real_server:
+        if not (rs.misc_check or (rs.file_check and tracked is not None)):
+            servers.append(rs)
+            continue
+
+        def keep(c: object, rs: RealServer = rs) -> bool:
+            if isinstance(c, MiscCheck) and c.misc_path is None:
+                ctx.diags.reset(f"real_server {rs}: MISC_CHECK has no usable misc_path; checker ignored", c.location)
+                return False
+            if isinstance(c, FileCheck) and tracked is not None and c.track_file not in tracked:
+                ctx.diags.reset(
+                    f"real_server {rs}: FILE_CHECK track_file '{c.track_file}' is not defined; checker ignored",
+                    c.where("track_file"),
                 )
-            seen.add(key)
-            servers.append(new)
-        return replace(self, virtual_server=tuple(servers)) if changed else self
+                return False
+            return True
 
-    def _finish_group(self, vs: VirtualServer, ctx: Context) -> VirtualServer | None:
-        vsg = self.virtual_server_group.get(vs.group or "")
-        if vsg is None:
-            ctx.diags.reset(
-                f"virtual_server group {vs.group}: no virtual_server_group '{vs.group}' is defined; "
-                "virtual server ignored",
-                vs.location,
-            )
-            return None
-        families = vsg.families
-        if len(families) > 1 and not vs.all_tunnelled:
-            ctx.diags.reset(
-                f"virtual_server group {vs.group}: the group has both IPv4 and IPv6 entries, which needs "
-                "all real and sorry servers tunnelled; virtual server ignored",
-                vs.location,
-            )
-            return None
-        if len(families) > 1 and any(f.family is None for f in vsg.fwmarks):
-            ctx.diags.reset(
-                f"virtual_server group {vs.group}: a group with IPv4 and IPv6 entries needs inet or inet6 "
-                "on its fwmarks; virtual server ignored",
-                vs.location,
-            )
-            return None
-        return vs.check_family(next(iter(families)) if len(families) == 1 else None, ctx)
-
-    def _prune_checkers(self, vs: VirtualServer, ctx: Context) -> VirtualServer:
-        """Drop the checkers that cannot run: a MISC_CHECK whose script security
-        disabled, a FILE_CHECK naming no top-level track_file (when that is modelled)."""
-        tracked = getattr(self, "track_file", None)
-        if not isinstance(tracked, Mapping):
-            tracked = None
-        servers = []
-        changed = False
-        for rs in vs.real_server:
-            if not (rs.misc_check or (rs.file_check and tracked is not None)):
-                servers.append(rs)
-                continue
-
-            def keep(c: object, rs: RealServer = rs) -> bool:
-                if isinstance(c, MiscCheck) and c.misc_path is None:
-                    ctx.diags.reset(
-                        f"real_server {rs}: MISC_CHECK has no usable misc_path; checker ignored", c.location
-                    )
-                    return False
-                if isinstance(c, FileCheck) and tracked is not None and c.track_file not in tracked:
-                    ctx.diags.reset(
-                        f"real_server {rs}: FILE_CHECK track_file '{c.track_file}' is not defined; checker ignored",
-                        c.where("track_file"),
-                    )
-                    return False
-                return True
-
-            new = rs.with_checkers(keep)
-            changed = changed or new is not rs
-            servers.append(new)
-        return replace(vs, real_server=tuple(servers)) if changed else vs
+        new = rs.with_checkers(keep)
+        changed = changed or new is not rs
+        servers.append(new)
+    return replace(vs, real_server=tuple(servers)) if changed else vs

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from conf.checkers import U32
+from conf.modelclass import model_class
 from conf.schema import Block, ConfigValueError, Context
 from conf.syntax import Stmt
 from conf.values import Choice, Int, IpAddr, IPAddress
@@ -41,7 +42,7 @@ class VsgFwmark:
     family: str | None = None  # inet|inet6: only for all-tunnelled real servers
 
 
-@dataclass(frozen=True)
+@model_class
 class VirtualServerGroup(Block):
     label: ClassVar[str] = "virtual_server_group"
 

@@ -7,17 +7,17 @@ checks that span families.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from conf.global_defs import GlobalTop
-from conf.lvs import LvsTop
-from conf.schema import Block, Context, KeywordSpec, block_label, each_block_field
+from conf.lvs_top import LvsTop
+from conf.modelclass import model_class
+from conf.schema import Block, Context, KeywordSpec, block_label, each_block_field, import_deferred
 from conf.security import check_script_security
 from conf.vrrp import VrrpTop
 
 
-@dataclass(frozen=True)
+@model_class
 class Config(GlobalTop, VrrpTop, LvsTop):
     label: ClassVar[str] = "the top level"
 
@@ -50,6 +50,7 @@ def keywords_by_block() -> dict[str, dict[str, KeywordSpec]]:
     """block label -> keyword -> spec, over every Block class of the model (the first class
     to define a keyword under a label gives its spec): what the keyword-coverage test and
     the pykeepalived.conf(5) page walk."""
+    import_deferred()
     found: dict[str, dict[str, KeywordSpec]] = {}
     todo: list[type[Block]] = [Config, Block]
     seen: set[type[Block]] = set()

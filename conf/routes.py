@@ -17,6 +17,7 @@ from typing import Any
 
 from conf.diagnostics import Location
 from conf.linewords import Words, flag, ignore, value
+from conf.modelclass import model_class
 from conf.schema import KW, ConfigValueError, Context, KeywordSpec
 from conf.syntax import Stmt
 from conf.values import IPAddress, IPNetwork, ip_address
@@ -230,7 +231,7 @@ class Nexthop:
     encap: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@model_class
 class RouteEntry:
     """One static/virtual route line; fields are named after the `ip route` options.
     Numbers are what the kernel gets (names of tables, protocols, scopes resolved)."""

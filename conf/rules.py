@@ -10,10 +10,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from conf.diagnostics import Location
 from conf.linewords import Words, flag, rejected, value
+from conf.modelclass import model_class
 from conf.routes import (
     check_interface,
     dump_as,
@@ -45,7 +46,7 @@ _IPPROTO = {
 }
 
 
-@dataclass(frozen=True)
+@model_class
 class RuleEntry:
     """One static/virtual rule line; fields are named after the `ip rule` options."""
 

@@ -11,6 +11,7 @@ dataclass, is therefore the keyword list, the defaults and the JSON schema at on
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
@@ -123,8 +124,11 @@ class Converter(Protocol):
     """Turns one statement into a value. `takes_block` says whether it reads
     `stmt.block`; `syntax` is how the man page writes its arguments."""
 
-    takes_block: bool
-    syntax: str
+    @property
+    def takes_block(self) -> bool: ...
+
+    @property
+    def syntax(self) -> str: ...
 
     def __call__(self, stmt: Stmt, ctx: Context) -> Any: ...
 
@@ -177,6 +181,11 @@ class Block:
     # include_check, which the preprocessor acts on). Not fields, not unknown.
     passthrough: ClassVar[frozenset[str]] = frozenset()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        global block_classes_defined
+        block_classes_defined += 1
+
     def where(self, name: str) -> Location | None:
         """Where keyword `name` was given, else where the block starts."""
         return self.locations.get(name, self.location)
@@ -187,6 +196,21 @@ class Block:
 
 
 B = TypeVar("B", bound=Block)
+
+# How many Block classes have been defined: the keyword families imported on first use
+# (conf.values.Deferred) add theirs while the daemon runs, and what was computed over the
+# classes known (conf.security's walk) must then be computed again.
+block_classes_defined = 0
+# The modules that hold such families (filled by Deferred).
+DEFERRED_MODULES: set[str] = set()
+
+
+def import_deferred() -> None:
+    """Import every keyword family deferred so far: for what needs to know all the blocks
+    (the keyword hints, the man page)."""
+    for module in sorted(DEFERRED_MODULES):
+        importlib.import_module(module)
+
 
 _TABLES: dict[type, dict[str, tuple[str, KeywordSpec]]] = {}
 _ALL_BLOCKS: dict[str, list[str]] = {}  # keyword -> block class names, for hints
@@ -244,6 +268,7 @@ def format_value(value: Any) -> str:
 
 def _index_all_blocks() -> None:
     """Read the keyword table of every Block class, so hints can name other blocks."""
+    import_deferred()
     todo: list[type[Block]] = [Block]
     while todo:
         cls = todo.pop()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from conf import accounts
+from conf import accounts, schema
 from conf.schema import Block, Context, FrozenMap, keyword_name
 from conf.values import Script
 
@@ -162,6 +162,7 @@ def check_script_security(config: C, ctx: Context) -> C:
         default_error = f"no script_user set and user '{DEFAULT_SCRIPT_USER}' does not exist"
         if default_user is None and not enabled:
             default_user = RunAs(0, 0, "root")
+    _forget_walked_fields_of_fewer_blocks()
     scan = _Scan(ctx, enabled, default_user, default_error)
     result = _walk(config, default_user, default_error, scan.visit)
     if scan.found and not enabled:
@@ -199,6 +200,17 @@ _SCALAR_TYPES = frozenset(
 )
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WALKED_FIELDS: dict[type, tuple[str, ...]] = {}
+_walked_with = 0  # schema.block_classes_defined when _WALKED_FIELDS was last cleared
+
+
+def _forget_walked_fields_of_fewer_blocks() -> None:
+    """Whether a field may hold a script depends on the Block classes defined: a field typed
+    with a block not yet imported (conf.lvs_top's, read before any virtual_server) would
+    otherwise stay unwalked after a reload imported it."""
+    global _walked_with
+    if _walked_with != schema.block_classes_defined:
+        _WALKED_FIELDS.clear()
+        _walked_with = schema.block_classes_defined
 
 
 def _fields_to_walk(cls: type) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from typing import ClassVar, Self, TypeVar
 
 from conf.addresses import STATIC_ADDRESS_LINE, IpAddressEntry
 from conf.diagnostics import Location
+from conf.modelclass import model_class
 from conf.routes import STATIC_ROUTE_LINE, RouteEntry, check_interface
 from conf.rules import STATIC_RULE_LINE, RuleEntry
 from conf.schema import Block, ConfigValueError, Context, kw
@@ -34,7 +35,7 @@ def flatten(blocks: Sequence[E | tuple[E, ...]]) -> tuple[E, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
+@model_class
 class TrackGroup(Block):
     """`track_group NAME { group { VI_1 ... } }`: the vrrp instances that track the
     static addresses/routes/rules naming this group."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, Self
 
 from conf.diagnostics import Location
+from conf.modelclass import model_class
 from conf.schema import Block, ConfigValueError, Context, kw, replace
 from conf.syntax import Stmt
 from conf.values import Flag, Float, Int, Script, ScriptCmd, Str, Words
@@ -68,7 +69,7 @@ class WeightConv:
         return Weight(value, reverse)
 
 
-@dataclass(frozen=True)
+@model_class
 class VrrpScript(Block):
     """`vrrp_script NAME { ... }`. A vrrp_script without `script` is removed (keepalived:
     "No script set for vrrp_script X - removing"). `user` None: global script_user."""
@@ -112,7 +113,7 @@ class InitFileConv:
         return InitFile(value, overwrite)
 
 
-@dataclass(frozen=True)
+@model_class
 class TrackFile(Block):
     """`track_file NAME { file PATH; weight N [reverse]; init_file [VALUE] [overwrite] }`.
     One without `file` is ignored, as keepalived does."""
@@ -152,7 +153,7 @@ class ProcessArgs:
         return tuple(stmt.args)
 
 
-@dataclass(frozen=True)
+@model_class
 class TrackProcess(Block):
     """`vrrp_track_process NAME { ... }`. One without `process` is ignored (keepalived:
     "track process 'X' process name not specified")."""

@@ -12,6 +12,7 @@ Syntax notes come from keepalived.conf(5): <BOOL> is on|off|true|false|yes|no, a
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import ipaddress
 import math
 import shlex
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from conf.schema import Block, ConfigValueError, Context, format_value, parse_block
+from conf.schema import DEFERRED_MODULES, Block, ConfigValueError, Context, Converter, format_value, parse_block
 from conf.syntax import Stmt
 
 T = TypeVar("T")
@@ -296,6 +297,32 @@ class Sub(Generic[T]):
         if stmt.block is None:
             raise ConfigValueError("needs a { } block")
         return parse_block(self.cls, stmt.block, ctx, location=stmt.location)
+
+
+class Deferred:
+    """The converter `name` of module `module`, imported when a statement first needs it
+    (or the man page asks its syntax): the blocks of a keyword family the configuration
+    does not use are then never imported (conf.lvs_top)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+        DEFERRED_MODULES.add(module)
+
+    @property
+    def target(self) -> Converter:
+        converter: Converter = getattr(importlib.import_module(self.module), self.name)
+        return converter
+
+    @property
+    def takes_block(self) -> bool:
+        return self.target.takes_block
+
+    @property
+    def syntax(self) -> str:
+        return self.target.syntax
+
+    def __call__(self, stmt: Stmt, ctx: Context) -> Any:
+        return self.target(stmt, ctx)
 
 
 class Named:

@@ -18,10 +18,10 @@ are importable from here too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Self
 
 from conf.global_defs import GlobalDefs
+from conf.modelclass import model_class
 from conf.schema import EMPTY, Block, Context, FrozenMap, kw, replace
 from conf.trackers import TrackFile, TrackProcess, VrrpScript
 from conf.values import Named, Sub
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@model_class
 class VrrpTop(Block):
     """Top-level VRRP keywords."""
 

@@ -10,13 +10,14 @@ global_defs: the same keywords, with every value keepalived always has typed as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from ipaddress import IPv4Address
 from typing import Any, ClassVar, Self
 
 from conf.addresses import ADDRESS_LINE, IpAddressEntry
 from conf.diagnostics import Location
 from conf.global_defs import GarpExtraIf, GarpExtraIfConv
+from conf.modelclass import model_class
 from conf.routes import ROUTE_LINE, RouteEntry
 from conf.rules import RULE_LINE, RuleEntry
 from conf.schema import Block, Context, kw, replace
@@ -53,7 +54,7 @@ _LINKBEAT = "linkbeat polling is not implemented"
 _IPVLAN = "VRRP over ipvlan is not implemented"
 
 
-@dataclass(frozen=True)
+@model_class
 class VrrpSyncGroup(Block):
     """`vrrp_sync_group NAME { group { INSTANCE... } ... }`. `smtp_alert` None and
     `notify_priority_changes` None are resolved from global_defs by finish_vrrp."""
@@ -92,7 +93,7 @@ class VrrpSyncGroup(Block):
         return self
 
 
-@dataclass(frozen=True)
+@model_class
 class GarpGroup(Block):
     """`garp_group { garp_interval; gna_interval; interface | interfaces { } }`."""
 
@@ -112,7 +113,7 @@ class GarpGroup(Block):
 # ---------------------------------------------------------------- vrrp_instance
 
 
-@dataclass(frozen=True)
+@model_class
 class VrrpInstanceBlock(Block):
     """`vrrp_instance NAME { ... }` as written, with keepalived's defaults for what does
     not depend on anything else; None: not given (resolved by `conf.vrrp_resolve`)."""
@@ -355,7 +356,7 @@ def _resolved(name: str, default: object = None) -> Any:
     return field(default=default, metadata=base.metadata)
 
 
-@dataclass(frozen=True, kw_only=True)
+@model_class(kw_only=True)
 class VrrpInstance(VrrpInstanceBlock):
     """A vrrp_instance as keepalived runs it (`conf.vrrp_resolve.complete_instance`).
 
@@ -388,6 +389,6 @@ class VrrpInstance(VrrpInstanceBlock):
     higher_prio_send_advert: bool = _resolved("higher_prio_send_advert", False)
     skip_check_adv_addr: bool = _resolved("skip_check_adv_addr", False)
     check_unicast_src: bool = _resolved("check_unicast_src", False)
-    mcast_dst_ip: IPAddress = _resolved("mcast_dst_ip", VRRP_GROUP4)  # noqa: RUF009 (immutable address)
+    mcast_dst_ip: IPAddress = _resolved("mcast_dst_ip", VRRP_GROUP4)
     smtp_alert: bool = _resolved("smtp_alert", False)
     notify_priority_changes: bool = _resolved("notify_priority_changes", False)

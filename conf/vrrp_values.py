@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from conf.diagnostics import Location
+from conf.modelclass import model_class
 from conf.schema import Block, ConfigValueError, Context, kw
 from conf.syntax import Stmt
 from conf.values import Int, IpAddr, IPAddress, LineOf, Opt, Script, ScriptCmd, with_location
@@ -206,7 +207,7 @@ class AuthType:
         return kind
 
 
-@dataclass(frozen=True)
+@model_class
 class Authentication(Block):
     label: ClassVar[str] = "authentication"
 

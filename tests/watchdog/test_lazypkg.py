@@ -31,7 +31,8 @@ SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n   
 # does not use: SMTP alerts, /metrics, pyroute2's socket machinery and codecs we do not read,
 # daemonizing, setns and mlockall (ctypes), keyword suggestions, vrrp_script look-ups on $PATH,
 # spilled payloads and dumps (tempfile), ${_RANDOM}, the stdlib's syslog handler, OpenSSL
-# (TLS for SSL_GET only: watchdog/tls.py; hashes for auth_type PASS and AH only).
+# (TLS for SSL_GET only: watchdog/tls.py; hashes for auth_type PASS and AH only), the LVS and
+# checker blocks of the configuration model (conf.lvs_top).
 FEATURE_MODULES = (
     "ssl",
     "_ssl",
@@ -52,6 +53,9 @@ FEATURE_MODULES = (
     "urllib.request",
     "pyroute2.netlink.nlsocket",
     "pyroute2.netlink.rtnl.tcmsg",
+    "conf.lvs",
+    "conf.lvs_group",
+    "conf.checkers",
 )
 
 

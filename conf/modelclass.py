@@ -1,0 +1,130 @@
+"""`@model_class`: a frozen dataclass of the configuration model, with one shared `__init__`,
+`__eq__`, `__hash__` and `__repr__` instead of the ones `dataclasses` writes for each class.
+
+dataclasses generates those four as Python source for every class and compiles it: for the
+model's wide classes (global_defs: 120 fields, vrrp_instance: 66, virtual_server: 43, a
+route: 41) that code is tens of kilobytes a class, about 0.4 MB in all, kept in the memory
+of every process although the daemon hardly calls it (the parser builds blocks with
+`schema.construct`). The shared methods read a per-class `_Shape` (field names and
+`operator.attrgetter`s) and behave as the generated ones:
+
+- `__init__` takes the same arguments (positional in field order, keyword-only fields
+  after) and raises TypeError for an unknown, a repeated or a missing one. Like
+  `schema.construct` it stores only the values given (and the default factories'): a field
+  left out reads its default from the class, where dataclasses puts it.
+- `__eq__`: same class and equal compared fields, else NotImplemented; `__hash__` hashes
+  the tuple of the hashed fields (a frozen dataclass's rule), `__repr__` is
+  `Name(field=value, ...)` over the shown fields ("..." for a recursive one).
+
+Frozenness (`__setattr__`, `__delattr__`), `__match_args__`, `dataclasses.fields`,
+`replace` and pickling are those of dataclasses. mypy sees a frozen dataclass
+(`dataclass_transform`). A class defining one of the four methods keeps its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import reprlib
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any, TypeVar, dataclass_transform, overload
+
+T = TypeVar("T")
+
+
+class _Shape:
+    """What the shared methods need to know of one class."""
+
+    __slots__ = ("compared", "factories", "hashed", "names", "positional", "required", "shown")
+
+    def __init__(self, fields: tuple[dataclasses.Field[Any], ...]) -> None:
+        init = [f for f in fields if f.init]
+        self.positional = tuple(f.name for f in init if not f.kw_only)
+        self.names = frozenset(f.name for f in init)
+        no_default = dataclasses.MISSING
+        self.required = frozenset(f.name for f in init if f.default is no_default and f.default_factory is no_default)
+        self.factories = tuple((f.name, f.default_factory) for f in init if f.default_factory is not no_default)
+        self.compared = _getter(f.name for f in fields if f.compare)
+        self.hashed = _getter(f.name for f in fields if (f.compare if f.hash is None else f.hash))
+        self.shown = tuple(f.name for f in fields if f.repr)
+
+
+def _getter(names: Any) -> Callable[[object], tuple[Any, ...]]:
+    """The named attributes of an object as a tuple (attrgetter gives a bare value for one name)."""
+    names = tuple(names)
+    if len(names) > 1:
+        return attrgetter(*names)
+    if names:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return lambda obj: ()
+
+
+class _Shared:
+    """The four methods, written once (every model class gets these very functions)."""
+
+    _model_shape: _Shape
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        shape = self._model_shape
+        name = type(self).__qualname__
+        if args:
+            if len(args) > len(shape.positional):
+                given = f"{len(args)} were given"
+                raise TypeError(f"{name}() takes {len(shape.positional)} positional arguments but {given}")
+            for field_name, value in zip(shape.positional, args, strict=False):
+                if field_name in values:
+                    raise TypeError(f"{name}() got multiple values for argument '{field_name}'")
+                values[field_name] = value
+        if not shape.names.issuperset(values):
+            raise TypeError(f"{name}() got an unexpected keyword argument '{min(values.keys() - shape.names)}'")
+        if not shape.required <= values.keys():
+            missing = ", ".join(sorted(shape.required - values.keys()))
+            raise TypeError(f"{name}() missing required arguments: {missing}")
+        for field_name, factory in shape.factories:
+            if field_name not in values:
+                values[field_name] = factory()
+        self.__dict__.update(values)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            compared = self._model_shape.compared
+            return compared(self) == compared(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._model_shape.hashed(self))
+
+    @reprlib.recursive_repr()
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._model_shape.shown)
+        return f"{type(self).__qualname__}({shown})"
+
+
+_SHARED = {name: _Shared.__dict__[name] for name in ("__init__", "__eq__", "__hash__", "__repr__")}
+
+
+@overload
+def model_class(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def model_class(*, kw_only: bool = False) -> Callable[[type[T]], type[T]]: ...
+
+
+@dataclass_transform(frozen_default=True)
+def model_class(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
+    """`@dataclass(frozen=True)` (or `(frozen=True, kw_only=True)`) with the shared methods."""
+
+    def wrap(cls: type[T]) -> type[T]:
+        own = {name for name in _SHARED if cls.__dict__.get(name) is not None}
+        if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
+            raise TypeError(f"{cls.__qualname__}: @model_class has no __post_init__ or slots; use @dataclass")
+        made: Any = dataclasses.dataclass(frozen=True, kw_only=kw_only, init=False, eq=False, repr=False)(cls)
+        made._model_shape = _Shape(dataclasses.fields(made))
+        for name, method in _SHARED.items():
+            if name not in own:
+                setattr(made, name, method)
+        return cls
+
+    return wrap if cls is None else wrap(cls)
