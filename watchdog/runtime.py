@@ -26,7 +26,7 @@ from typing import Protocol
 from conf import load
 from conf.model import Config
 from watchdog.heartbeat import HeartbeatSettings, beat_plan
-from watchdog.payload import pack, unpack
+from watchdog.payload import pack, state_lines, unpack
 from watchdog.procname import ProcessName
 from watchdog.protocol import (
     Answer,
@@ -45,7 +45,6 @@ from watchdog.protocol import (
     Reload,
     Reloaded,
     Resume,
-    State,
     Stop,
     decode_stream,
     encode,
@@ -204,8 +203,8 @@ class ChildRuntime:
     def report(self, changes: Mapping[str, Json]) -> None:
         if self.stale_conditions:
             self.stale_conditions.difference_update(changes)
-        _, line = pack(State, dict(changes))
-        self.outbox.send(line)
+        for line in state_lines(dict(changes)):
+            self.outbox.send(line)
 
     def _on_readable(self) -> None:
         try:
