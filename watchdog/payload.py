@@ -9,7 +9,7 @@ import json
 import os
 from typing import TypeVar
 
-from watchdog.protocol import Json, MessageTooLarge, Payload, ProtocolError, State, encode
+from watchdog.protocol import Json, Message, MessageTooLarge, Payload, ProtocolError, State, encode
 
 P = TypeVar("P", bound=Payload)
 
@@ -49,6 +49,20 @@ def state_lines(data: dict[str, Json]) -> list[bytes]:
     items = list(data.items())
     half = len(items) // 2
     return state_lines(dict(items[:half])) + state_lines(dict(items[half:]))
+
+
+def merged_states(messages: list[Message]) -> list[Message]:
+    """Consecutive inline `state` messages read together (the lines of one report) as one: the
+    parent applies a report key by key, so the merge does what they did in order, and the
+    parent's work per report (the hold rule, STATUS=) is done once."""
+    out: list[Message] = []
+    for msg in messages:
+        last = out[-1] if out else None
+        if isinstance(msg, State) and isinstance(last, State) and msg.file is None and last.file is None:
+            out[-1] = State(data={**(last.data or {}), **(msg.data or {})})
+        else:
+            out.append(msg)
+    return out
 
 
 def unpack(msg: Payload) -> dict[str, Json]:

@@ -214,3 +214,24 @@ def test_stream_of_garbage_never_raises(chunks: list[bytes]) -> None:
 def test_deep_nesting_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         decode(b"[" * 4000)
+
+
+def test_state_messages_read_together_are_applied_as_one() -> None:
+    """The parent merges consecutive inline states (the lines of one report): the same result
+    as applying them in order, deletions included; anything between them, or a file, ends a run."""
+    a = State(data={"VI_1": {"state": "MASTER"}, "VI_2": {"state": "BACKUP"}, "VI_3": {"state": "BACKUP"}})
+    b = State(data={"VI_2": None, "VI_4": {"state": "MASTER"}})
+    c = State(data={"VI_2": {"state": "FAULT"}, "VI_3": None})
+    merged = payload.merged_states([a, b, c, Ready(), b, State(file="/x")])
+    assert merged[1:] == [Ready(), b, State(file="/x")]
+    applied: dict[str, Json] = {}
+    for msg in (a, b, c):  # as haparent.supervisor's merge_state applies them
+        for key, value in (msg.data or {}).items():
+            if value is None:
+                applied.pop(key, None)
+            else:
+                applied[key] = value
+    one = merged[0]
+    assert isinstance(one, State) and one.data is not None
+    assert {k: v for k, v in one.data.items() if v is not None} == applied
+    assert [k for k, v in one.data.items() if v is None] == ["VI_3"]
