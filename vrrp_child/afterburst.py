@@ -17,13 +17,11 @@ never goes out for a VIP no longer held.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
-
-class Loop(Protocol):
-    def call_soon(self, callback: Callable[[], None], /) -> object: ...
+from watchdog.coalesce import OncePerPass
 
 
 class Job:
@@ -41,12 +39,11 @@ class Job:
 class AfterBurst:
     """Jobs run in order once no protocol timer is due (see the module docstring)."""
 
-    def __init__(self, loop: Loop, due: Callable[[], bool], then: Callable[[], None]) -> None:
-        self.loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop, due: Callable[[], bool], then: Callable[[], None]) -> None:
         self.due = due
         self.then = then
         self.jobs: deque[Job] = deque()
-        self._soon = False
+        self._pass = OncePerPass(loop, self._run)
 
     def add(self, fn: Callable[[], None]) -> Job:
         job = Job(fn)
@@ -56,12 +53,9 @@ class AfterBurst:
 
     def wake(self) -> None:
         """Run the jobs, then `then`, at the next loop pass (once, however often called)."""
-        if not self._soon:
-            self._soon = True
-            self.loop.call_soon(self._run)
+        self._pass.soon()
 
     def _run(self) -> None:
-        self._soon = False
         jobs, due = self.jobs, self.due
         while jobs:
             if due():

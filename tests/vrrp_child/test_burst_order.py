@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,12 @@ import pytest
 
 from conf import load
 from tests.vrrp_child import test_ticks as ticks_test
+from tests.vrrp_child.test_batching import FakeRtnl
 from vrrp_child import fsm, packet
 from vrrp_child.afterburst import AfterBurst
 from vrrp_child.batching import NetlinkBatch
 from vrrp_child.firewall import ChildFirewall
-from vrrp_child.holdings import Item
 from vrrp_child.instance import Instance
-from vrrp_child.netlink import BatchResult
 from vrrp_child.ticks import RUN_BUDGET, Ticks
 from vrrp_child.workload import VrrpWorkload
 from watchdog.protocol import Json
@@ -78,7 +77,7 @@ def _workload(loop: Loop, events: list[str]) -> VrrpWorkload:
     w.ticks = Ticks(loop)
     w.ticks.starting = w.logs.hold
     w.ticks.finished = w._timers_done
-    w.after = AfterBurst(loop, w.ticks.due, w._write_logs)
+    w.after = AfterBurst(loop, w.ticks.due, w._write_logs)  # type: ignore[arg-type]
 
     def report(changes: Mapping[str, Json]) -> None:
         events.append(f"report {','.join(changes)}")
@@ -219,22 +218,16 @@ class CostlySocket:
         return True
 
 
-@dataclass
-class Recorder:
-    """The kernel's side of the netlink batch, and the GARP/NA sender (vrrp_child.paced)."""
+class Recorder(FakeRtnl):
+    """The kernel's side of the netlink batch (addresses as `ip/32`), and the GARP/NA sender
+    (vrrp_child.paced), one event list for both."""
 
-    events: list[tuple[str, list[str]]]
-
-    def add_addresses(self, items: Iterable[Item]) -> BatchResult:
-        self.events.append(("add", [str(e.ip) for e, _ in items]))
-        return BatchResult()
-
-    def remove_addresses(self, items: Iterable[Item]) -> BatchResult:
-        self.events.append(("remove", [str(e.ip) for e, _ in items]))
-        return BatchResult()
+    def __init__(self, events: list[tuple[str, list[str]]]) -> None:
+        super().__init__()
+        self.calls = events
 
     def send(self, ifname: str, frames: list[bytes]) -> None:
-        self.events.append(("frames", [str(ipaddress.IPv4Address(f[28:32])) for f in frames]))  # the ARP's sender
+        self.calls.append(("frames", [f"{ipaddress.IPv4Address(f[28:32])}/32" for f in frames]))  # the ARP's sender
 
 
 class Quiet:
@@ -304,14 +297,14 @@ def test_a_takeover_burst_sends_each_vips_first_garp_in_its_slice_and_the_repeat
             sent += ips
         assert sent == added
     # the master that went back: reported, then its VIP removed
-    removed = events.index(("remove", ["198.51.100.2"]))
+    removed = events.index(("remove", ["198.51.100.2/32"]))
     assert events[removed - 1] == ("report", ["VI_1"]) and removed > max(slices)
     repeats = [ips for _, ips in events[removed + 1 :]]
     assert all(kind == "frames" for kind, _ in events[removed + 1 :])
     firsts = Counter(ip for kind, ips in events[:removed] if kind == "frames" for ip in ips)
     assert set(firsts.values()) == {1} and len(firsts) == 16  # one frame per VIP within the burst
-    assert repeats[0] == ["198.51.100.1", "203.0.113.1"] * 4  # round after round, as keepalived sends them
+    assert repeats[0] == ["198.51.100.1/32", "203.0.113.1/32"] * 4  # round after round, as keepalived sends them
     total = firsts + Counter(ip for ips in repeats for ip in ips)
-    assert total.pop("198.51.100.2") == 1  # no repeats once it left MASTER
+    assert total.pop("198.51.100.2/32") == 1  # no repeats once it left MASTER
     assert set(total.values()) == {5} and len(total) == 15  # garp_master_repeat 5 for every VIP held
     assert not w.logs.holding and not w.after.jobs
