@@ -31,7 +31,7 @@ from haparent.specs import PARENT_DATA_DUMP, SPECS, Role, dump_name, wanted
 from haparent.system import System
 from vrrp_child.liveness import RELEASED, Held
 from watchdog.heartbeat import HeartbeatMonitor, HeartbeatSettings
-from watchdog.payload import pack, unpack
+from watchdog.payload import merged_states, pack, unpack
 from watchdog.protocol import (
     Answer,
     Bye,
@@ -325,7 +325,7 @@ class Supervisor:
         messages, errors = decode_stream(child.reader, data, Direction.UP)
         for error in errors:
             log.error("Bad message from %s process(%s) ignored: %s", child.spec.name, child.pid, error)
-        for msg in messages:
+        for msg in merged_states(messages):
             self.on_message(child, msg)
 
     def drain(self, child: Child) -> None:

@@ -158,18 +158,20 @@ class FrameSender:
             self.dropped += len(pending)
             return 0
         detail = log.isEnabledFor(logging.DEBUG)
-        last: bytes | None = None
-        record: logging.LogRecord | None = None
-        proto = 0
+        # garp_master_repeat sends each VIP's one frame object several times over, round after
+        # round (Instance._send_rounds): its protocol and its -D line are worked out once, and the
+        # one record is written once per copy sent, as keepalived writes its line for each
+        known: dict[bytes, tuple[int, logging.LogRecord | None]] = {}
         for frame in pending:
-            if frame is not last:
-                # garp_master_repeat sends one frame object several times over (Instance._garp):
-                # its protocol and its -D line are worked out once, and the one record is
-                # written once per copy sent, as keepalived writes its line for each
-                last = frame
-                proto = struct.unpack_from("!H", frame, 12)[0]
-                if detail:
-                    record = log.makeRecord(log.name, logging.DEBUG, "", 0, detail_line(ifname, frame), (), None)
+            seen = known.get(frame)
+            if seen is None:
+                made = (
+                    log.makeRecord(log.name, logging.DEBUG, "", 0, detail_line(ifname, frame), (), None)
+                    if detail
+                    else None
+                )
+                seen = known[frame] = (struct.unpack_from("!H", frame, 12)[0], made)
+            proto, record = seen
             if record is not None:
                 log.handle(record)
             try:

@@ -86,6 +86,10 @@ _COUNTER_OF_LINE: dict[tuple[str, str] | None, str] = {
 }
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
 class Edges(Protocol):
     """What an instance needs from the workload."""
 
@@ -105,6 +109,8 @@ class Edges(Protocol):
     def rx_lower_pri(self, inst: Instance) -> None: ...
 
     def send_frames(self, ifname: str, frames: list[bytes]) -> None: ...
+
+    def after_burst(self, job: Callable[[], None]) -> Cancellable: ...
 
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None: ...
 
@@ -164,7 +170,8 @@ class Instance:
     _timer_at: float | None = field(default=None, repr=False)
     # While on_tick runs: the deadline the timer that fired was armed for (see _arm)
     _fired_for: float | None = field(default=None, repr=False)
-    _garp_timers: list[asyncio.TimerHandle] = field(default_factory=list, repr=False)
+    # garp_master_delay, garp_master_refresh and a takeover's GARP repeats (Edges.after_burst)
+    _garp_timers: list[Cancellable] = field(default_factory=list, repr=False)
     # garp_extra_if (vrrp_child.garp_extra): when the next frames are due, and them per interface
     _extra_if_at: float | None = field(default=None, repr=False)
     _extra_if_frames: dict[str, bytes] = field(default_factory=dict, repr=False)
@@ -535,8 +542,9 @@ class Instance:
         log.debug("(%s) setting VIPs.", self.name)  # keepalived's -D line, at LOG_INFO (haparent.logs)
         repeat = self._garp_repeat()
         # The VIPs of all instances that become master in this loop pass go in as one
-        # netlink batch; the GARPs follow once they are on the interface.
-        self.edges.add_vips(items, then=lambda: self._garp(items, repeat))
+        # netlink batch; the first GARPs follow once they are on the interface, their repeats
+        # once the burst of takeovers is over (_garp_takeover).
+        self.edges.add_vips(items, then=lambda: self._garp_takeover(items, repeat))
         routes, rules = self.route_items(), self.rule_items()
         if routes or rules:
             # after the VIPs (a route may use one as its src); a resumed master's are already
@@ -587,20 +595,46 @@ class Instance:
         return self.conf.garp_master_repeat
 
     def _garp(self, items: list[Item], repeat: int) -> None:
-        """Gratuitous ARP / unsolicited NA for each VIP, `repeat` times (keepalived's
+        """Gratuitous ARP / unsolicited NA for each VIP, `repeat` rounds (keepalived's
         garp_master_repeat), on the interface each VIP is on."""
         if self.state is not fsm.State.MASTER:
             return
+        self._send_rounds(self._garp_round(items), repeat)
+
+    def _garp_takeover(self, items: list[Item], repeat: int) -> None:
+        """A new master's GARPs / NAs: the first round now, right after its VIPs went on the
+        interface, the other `repeat - 1` rounds once no protocol timer is due (vrrp_child.afterburst):
+        in a burst of takeovers, every instance's first frames go before any instance's repeats."""
+        if self.state is not fsm.State.MASTER:
+            return
+        frames = self._garp_round(items)
+        self._send_rounds(frames, min(repeat, 1))
+        if repeat > 1:
+            self._garp_timers.append(self.edges.after_burst(lambda: self._garp_repeats(frames, repeat - 1)))
+
+    def _garp_repeats(self, by_if: dict[str, list[bytes]], rounds: int) -> None:
+        # cancelled when the instance leaves MASTER (_leave_master); checked again all the same
+        if self.state is fsm.State.MASTER:
+            self._send_rounds(by_if, rounds)
+
+    def _garp_round(self, items: list[Item]) -> dict[str, list[bytes]]:
+        """One frame per VIP, by interface, in the VIPs' order; with -D keepalived's line per VIP,
+        which it logs with the first round only (vrrp_send_link_update)."""
         by_if: dict[str, list[bytes]] = {}
         for entry, ifname in items:
             ip = entry.ip
             frame = self._announcement(ip) if isinstance(ip, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else None
             if frame is not None:
-                by_if.setdefault(ifname, []).extend([frame] * repeat)
+                by_if.setdefault(ifname, []).append(frame)
                 kind = "gratuitous ARPs" if ip.version == 4 else "Unsolicited Neighbour Adverts"
                 log.debug("(%s) Sending/queueing %s on %s for %s", self.name, kind, ifname, ip)
+        return by_if
+
+    def _send_rounds(self, by_if: dict[str, list[bytes]], rounds: int) -> None:
+        """`rounds` times every VIP's frame, round after round as keepalived sends them."""
         for ifname, frames in by_if.items():
-            self.edges.send_frames(ifname, frames)
+            if rounds > 0:
+                self.edges.send_frames(ifname, frames * rounds)
 
     def _announcement(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
         """arp.announcement for a VIP, built once per (VIP, MAC, R flag): every takeover,

@@ -35,6 +35,7 @@ from conf.model import Config
 from conf.rules import RuleEntry
 from conf.values import Script
 from vrrp_child import ah, channels, dumps, fsm
+from vrrp_child.afterburst import AfterBurst, Job
 from vrrp_child.batching import NetlinkBatch
 from vrrp_child.builder import Builder
 from vrrp_child.firewall import ChildFirewall
@@ -88,7 +89,6 @@ class VrrpWorkload:
         self.logs = LogBuffer()
         self._reports: list[Mapping[str, Json]] = []
         self._send_report: Report = self._report
-        self._logs_soon = False
 
     # ---- Workload ----------------------------------------------------------------------
 
@@ -129,6 +129,8 @@ class VrrpWorkload:
         self.ticks = Ticks(self.loop)  # one loop timer for every instance's protocol timers
         self.ticks.starting = self.logs.hold
         self.ticks.finished = self._timers_done
+        # a takeover's GARP repeats, then the held log lines, once no timer is due
+        self.after = AfterBurst(self.loop, self.ticks.due, self._write_logs)
         self.paced = PacedFrames(self.loop)
         self.vmacs = VmacManager(self.rtnl)
         gdefs = config.global_defs
@@ -276,15 +278,14 @@ class VrrpWorkload:
         """A wakeup's timers have run. Their state reports go to the parent now, as one, before
         the netlink batch they queued puts the new masters' VIPs on the interfaces (it runs
         next in this loop pass): a child killed between the two never holds a VIP the parent
-        does not know to release (the hold after a child dies, the respawn backoff). Their log
-        lines go out once that batch and its GARPs are done."""
+        does not know to release (the hold after a child dies, the respawn backoff). The GARP
+        repeats of their takeovers and their log lines go out once that batch and its first
+        GARPs are done and no timer is due (vrrp_child.afterburst)."""
         self._send_reports()
-        if not self.logs.unhold() and not self._logs_soon:
-            self._logs_soon = True
-            self.loop.call_soon(self._write_logs)
+        if not self.logs.unhold() or self.after.jobs:
+            self.after.wake()
 
     def _write_logs(self) -> None:
-        self._logs_soon = False
         # gives way to timers that are due again: they run, and their end calls _timers_done
         self.logs.write_out(self.ticks.due)
 
@@ -351,6 +352,9 @@ class VrrpWorkload:
 
     def send_frames(self, ifname: str, frames: list[bytes]) -> None:
         self.paced.send(ifname, frames)
+
+    def after_burst(self, job: Callable[[], None]) -> Job:
+        return self.after.add(job)
 
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None:
         self.notifier.instance_script(inst, script, args)

@@ -26,7 +26,7 @@ from typing import Protocol
 from conf import load
 from conf.model import Config
 from watchdog.heartbeat import HeartbeatSettings, beat_plan
-from watchdog.payload import pack, unpack
+from watchdog.payload import pack, state_lines, unpack
 from watchdog.procname import ProcessName
 from watchdog.protocol import (
     Answer,
@@ -45,7 +45,6 @@ from watchdog.protocol import (
     Reload,
     Reloaded,
     Resume,
-    State,
     Stop,
     decode_stream,
     encode,
@@ -138,7 +137,10 @@ class _Outbox:
     """Non-blocking writes of whole lines to the parent's pipe.
 
     Each line is at most PIPE_BUF, so a write either takes all of it or fails with EAGAIN:
-    a line is never split. Lines wait here while the pipe is full."""
+    a line is never split. Lines wait here while the pipe is full. The lines of one state
+    report go in one write (one wakeup of the parent, which reads them together); the only
+    writer is the loop, so they cannot interleave with another's, and what a nearly full pipe
+    did not take waits here like a line."""
 
     fd: int
     loop: asyncio.AbstractEventLoop
@@ -154,9 +156,9 @@ class _Outbox:
 
     def flush(self) -> None:
         while self.pending:
-            line, _ = self.pending[0]
+            line, droppable = self.pending[0]
             try:
-                os.write(self.fd, line)
+                written = os.write(self.fd, line)
             except BlockingIOError:
                 break
             except OSError as e:
@@ -165,6 +167,9 @@ class _Outbox:
                     self.on_broken()
                     break
                 raise
+            if written < len(line):  # several lines, and the pipe had room for a part only
+                self.pending[0] = (line[written:], droppable)
+                continue
             self.pending.popleft()
         if self.pending and not self.watching:
             self.loop.add_writer(self.fd, self.flush)
@@ -204,8 +209,7 @@ class ChildRuntime:
     def report(self, changes: Mapping[str, Json]) -> None:
         if self.stale_conditions:
             self.stale_conditions.difference_update(changes)
-        _, line = pack(State, dict(changes))
-        self.outbox.send(line)
+        self.outbox.send(b"".join(state_lines(dict(changes))))
 
     def _on_readable(self) -> None:
         try:

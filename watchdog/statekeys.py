@@ -67,5 +67,13 @@ def parse_key(text: str) -> StateKey:
 
 
 def kind_of(text: str) -> KeyKind:
-    """What a report's key names."""
-    return parse_key(text).kind
+    """What a report's key names: parse_key's kind without building the key (the parent's
+    STATUS= summary asks it of every instance's key at each message from the VRRP child; a
+    frozen StateKey per key made that 0.3 ms per message with 250 instances)."""
+    if is_condition(text):
+        return KeyKind.CONDITION
+    if REAL_SERVER_SEPARATOR in text:
+        return KeyKind.REAL_SERVER
+    if text.startswith(GROUP_PREFIX):
+        return KeyKind.GROUP
+    return KeyKind.NAME

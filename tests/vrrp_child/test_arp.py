@@ -224,3 +224,30 @@ def test_detail_line_per_frame_is_keepalived_s() -> None:
     na = unsolicited_na(mac, IPv6Address("2001:db8::9"))
     assert detail_line("eth0", garp) == "Sending gratuitous ARP on eth0 for 192.0.2.9"
     assert detail_line("eth0", na) == "Sending unsolicited Neighbour Advert on eth0 for 2001:db8::9"
+
+
+class _Wire:
+    """A socket that keeps what is sent (FrameSender._socks takes it in place of AF_PACKET's)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, tuple[str, int]]] = []
+
+    def sendto(self, frame: bytes, address: tuple[str, int]) -> int:
+        self.sent.append((frame, address))
+        return len(frame)
+
+    def close(self) -> None:
+        pass
+
+
+def test_rounds_of_several_vips_log_a_line_per_frame_in_wire_order(caplog: pytest.LogCaptureFixture) -> None:
+    """garp_master_repeat's rounds (v4, v6, v4, v6, ...): each frame goes with its own protocol
+    and its -D line, in the order sent, though each VIP's line is made once."""
+    mac = "02:00:00:00:00:01"
+    garp, na = gratuitous_arp(mac, IPv4Address("192.0.2.9")), unsolicited_na(mac, IPv6Address("2001:db8::9"))
+    wire = _Wire()
+    with FrameSender() as sender, caplog.at_level("DEBUG", logger="pykeepalived_vrrp"):
+        sender._socks["eth0"] = wire  # type: ignore[assignment]
+        assert sender.send_many("eth0", [garp, na] * 3) == 6
+    assert wire.sent == [(garp, ("eth0", 0x0806)), (na, ("eth0", 0x86DD))] * 3
+    assert caplog.messages == [detail_line("eth0", garp), detail_line("eth0", na)] * 3

@@ -88,6 +88,8 @@ class FakeEdges:
     loop: FakeLoop = field(default_factory=FakeLoop)
     dont_release: bool = False
     log: list[tuple[str, Any]] = field(default_factory=list)
+    sent_frames: list[list[bytes]] = field(default_factory=list)
+    later: list[Handle] = field(default_factory=list)  # after_burst's jobs, run by run_later()
 
     def add_vips(self, items: list[Item], then: Callable[[], None] | None = None) -> None:
         self.log.append(("add", [str(e.address) for e, _ in items]))
@@ -99,6 +101,20 @@ class FakeEdges:
 
     def send_frames(self, ifname: str, frames: list[bytes]) -> None:
         self.log.append(("frames", (ifname, len(frames))))
+        self.sent_frames.append(frames)
+
+    def after_burst(self, job: Callable[[], None]) -> Handle:
+        self.log.append(("after_burst", None))
+        handle = Handle(self.loop.now, job, ())
+        self.later.append(handle)
+        return handle
+
+    def run_later(self) -> None:
+        """What the workload does once no timer is due (vrrp_child.afterburst)."""
+        jobs, self.later = self.later, []
+        for h in jobs:
+            if not h.cancelled:
+                h.fn()
 
     def notify(self, inst: Instance, script: Script, args: tuple[str, ...] = ()) -> None:
         self.log.append(("notify", (script.argv, args)))
@@ -175,7 +191,12 @@ def test_backup_becomes_master_in_keepalived_order(tmp_path: Path) -> None:
     kinds = [k for k, _ in edges.log]
     assert kinds.index("add") < kinds.index("frames")  # GARPs once the VIPs are on the interface
     assert ("add", ["192.0.2.100/24", "192.0.2.101/24"]) in edges.log
-    assert ("frames", ("eth0", 2 * 5)) in edges.log  # garp_master_repeat 5 per VIP
+    # garp_master_repeat 5: the first round at once, the other four once the burst is over
+    assert [v for k, v in edges.log if k == "frames"] == [("eth0", 2)]
+    edges.run_later()
+    assert [v for k, v in edges.log if k == "frames"] == [("eth0", 2), ("eth0", 2 * 4)]
+    one, repeats = edges.sent_frames
+    assert len(set(one)) == 2 and repeats == one * 4  # round after round, as keepalived sends them
     notifies = [v for k, v in edges.log if k == "notify"]
     # keepalived notifies the initial BACKUP state too, then MASTER
     assert notifies == [
@@ -205,6 +226,8 @@ def test_higher_priority_advert_sends_master_back_to_backup(tmp_path: Path) -> N
     assert inst.state is fsm.State.BACKUP
     assert ("remove", ["192.0.2.100/24", "192.0.2.101/24"]) in edges.log
     assert inst.stats.advert_rcvd == 1 and inst.stats.release_master == 1
+    edges.run_later()  # the GARP repeats of a master that is gone do not go out
+    assert [v for k, v in edges.log if k == "frames"] == [("eth0", 2)]
 
 
 def test_bad_packets_are_counted_never_raised(tmp_path: Path) -> None:

@@ -142,6 +142,30 @@ def test_payload_spills_to_a_file_and_back(tmp_path: Path) -> None:
     assert not Path(msg.file).exists()  # read once, then removed
 
 
+def test_a_large_state_goes_as_lines_whose_keys_together_are_the_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of takeovers reports many instances at once: parts of the keys, each one line,
+    instead of a file; the parent's key-by-key merge of the parts in order is the whole."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    big: dict[str, Json] = {f"VI_0_{n}": {"state": "MASTER", "priority": 100, "id": "x" * 70} for n in range(250)}
+    lines = payload.state_lines(big)
+    assert len(lines) > 1 and all(len(line) <= PIPE_BUF for line in lines)
+    merged: dict[str, Json] = {}
+    for line in lines:
+        msg = decode(line, Direction.UP)
+        assert isinstance(msg, State) and msg.file is None
+        merged.update(payload.unpack(msg))
+    assert merged == big and list(merged) == list(big)
+    assert payload.state_lines({"VI_1": {"state": "BACKUP"}}) == [encode(State(data={"VI_1": {"state": "BACKUP"}}))]
+    # one key that no line can hold still goes through a file
+    (line,) = payload.state_lines({"VI_1": {"notes": "y" * PIPE_BUF}})
+    spilled = decode(line, Direction.UP)
+    assert isinstance(spilled, State) and spilled.file is not None
+    assert payload.unpack(spilled) == {"VI_1": {"notes": "y" * PIPE_BUF}}
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_small_payload_stays_inline(tmp_path: Path) -> None:
     msg, _ = payload.pack(Resume, {"VI_1": {"state": "BACKUP"}}, str(tmp_path))
     assert msg.file is None and list(tmp_path.iterdir()) == []
@@ -190,3 +214,24 @@ def test_stream_of_garbage_never_raises(chunks: list[bytes]) -> None:
 def test_deep_nesting_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError):
         decode(b"[" * 4000)
+
+
+def test_state_messages_read_together_are_applied_as_one() -> None:
+    """The parent merges consecutive inline states (the lines of one report): the same result
+    as applying them in order, deletions included; anything between them, or a file, ends a run."""
+    a = State(data={"VI_1": {"state": "MASTER"}, "VI_2": {"state": "BACKUP"}, "VI_3": {"state": "BACKUP"}})
+    b = State(data={"VI_2": None, "VI_4": {"state": "MASTER"}})
+    c = State(data={"VI_2": {"state": "FAULT"}, "VI_3": None})
+    merged = payload.merged_states([a, b, c, Ready(), b, State(file="/x")])
+    assert merged[1:] == [Ready(), b, State(file="/x")]
+    applied: dict[str, Json] = {}
+    for msg in (a, b, c):  # as haparent.supervisor's merge_state applies them
+        for key, value in (msg.data or {}).items():
+            if value is None:
+                applied.pop(key, None)
+            else:
+                applied[key] = value
+    one = merged[0]
+    assert isinstance(one, State) and one.data is not None
+    assert {k: v for k, v in one.data.items() if v is not None} == applied
+    assert [k for k, v in one.data.items() if v is None] == ["VI_3"]

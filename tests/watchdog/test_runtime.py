@@ -210,3 +210,31 @@ def test_permanent_error_is_the_exit_code(spawn) -> None:  # type: ignore[no-unt
     child.send(Resume(data={}))
     child.read_until(Bye)
     assert child.proc.wait(timeout=3) == 4
+
+
+def test_the_lines_of_a_report_go_in_one_write_and_a_part_the_pipe_had_no_room_for_waits() -> None:
+    import asyncio
+
+    from watchdog.runtime import _Outbox
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    loop = asyncio.new_event_loop()
+    try:
+        box = _Outbox(w, loop, lambda: None)
+        import fcntl
+
+        free = fcntl.fcntl(w, 1032) - 3000  # F_GETPIPE_SZ
+        os.write(w, b"x" * free)  # room for 3,000 bytes only
+        lines = b"".join(b"%04d" % i + b"y" * 1995 + b"\n" for i in range(4))  # four lines of 2,000 bytes
+        box.send(lines)
+        assert box.pending and box.watching  # the rest waits for room
+        got = b""
+        while len(got) < free + len(lines):
+            got += os.read(r, 65536)
+            box.flush()
+        assert got == b"x" * free + lines and not box.pending and not box.watching
+    finally:
+        loop.close()
+        os.close(r)
+        os.close(w)

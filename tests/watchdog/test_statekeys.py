@@ -43,6 +43,15 @@ def test_real_servers_round_trip(vs: str, rs: str) -> None:
     assert key.text == real_server_key(vs, rs)
 
 
+@given(
+    st.one_of(
+        st.text(), st.sampled_from(["group:", "a -> b", " -> ", "!x"]).flatmap(lambda p: st.text().map(p.__add__))
+    )
+)
+def test_kind_of_is_parse_keys_kind(text: str) -> None:
+    assert kind_of(text) is parse_key(text).kind
+
+
 def test_summaries_read_the_kinds() -> None:
     vrrp: dict[str, Json] = {"VI_1": {"state": "MASTER"}, "group:G": {"state": "MASTER"}, **degraded("x", "y")}
     assert vrrp_summary(vrrp) == "1 MASTER; degraded: y"
