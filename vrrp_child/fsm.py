@@ -673,6 +673,14 @@ def advert_timer(m: Machine, p: Params, now: float) -> Machine | None:
     return _evolve(m, advert_deadline=nxt)
 
 
+def advert_moved(m: Machine, when: float) -> Machine:
+    """A MASTER's Adver_Timer brought forward to `when` (vrrp_child.advertgrid: masters of one
+    interval send together); a later time or another state leaves it as it is."""
+    if m.state is not State.MASTER or m.advert_deadline is None or when >= m.advert_deadline:
+        return m
+    return _evolve(m, advert_deadline=when)
+
+
 def effective_priority(m: Machine, p: Params) -> int:
     """Our priority: the configured one, or 254 after an owner conflict (keepalived)."""
     return min(p.priority, PRIO_OWNER - 1) if m.owner_conflict else p.priority

@@ -26,6 +26,7 @@ from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
 from conf.vrrp import VrrpInstance
 from vrrp_child import ah, fsm, holdings, netlink, packet
+from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.arp import announcement
 from vrrp_child.garp_extra import extra_if_items
 from vrrp_child.holdings import Item, RouteItem
@@ -152,6 +153,8 @@ class Instance:
     router_flag: bool = False  # unsolicited NAs carry R when the interface forwards IPv6
     # The protocol timers; the workload shares one among its instances (None: a private one).
     ticks: Ticks | None = field(default=None, repr=False)
+    # When masters of one interval send (vrrp_child.advertgrid); shared like the timers.
+    grid: AdvertGrid | None = field(default=None, repr=False)
     machine: fsm.Machine = field(default_factory=fsm.initial)
     stats: Stats = field(default_factory=Stats)
     params: fsm.Params = field(init=False)
@@ -193,6 +196,8 @@ class Instance:
         self.expect = Expect.from_instance(self.conf)
         if self.ticks is None:
             self.ticks = Ticks(self.edges.loop)
+        if self.grid is None:
+            self.grid = AdvertGrid()
 
     # ---- identity and addresses -------------------------------------------------------
 
@@ -431,6 +436,8 @@ class Instance:
 
     def _arm(self) -> None:
         deadline = fsm.next_deadline(self.machine)
+        if deadline is not None and deadline != self._timer_at and self.machine.state is fsm.State.MASTER:
+            deadline = self._on_grid(deadline)
         if deadline == self._timer_at:
             return
         armed = self._timer_at
@@ -454,6 +461,15 @@ class Instance:
             # did not move since: exact
             early = 0.0
         self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick, early)
+
+    def _on_grid(self, deadline: float) -> float:
+        """A master's next advert, on the time of the other masters of its interval when that is
+        not later (vrrp_child.advertgrid): their adverts then share one loop wakeup."""
+        assert self.grid is not None
+        placed = self.grid.place(self.params.advert_int, deadline, self.edges.loop.time())
+        if placed != deadline:
+            self.machine = fsm.advert_moved(self.machine, placed)
+        return placed
 
     def cancel_timers(self) -> None:
         if self._timer is not None:

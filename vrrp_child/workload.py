@@ -35,6 +35,7 @@ from conf.model import Config
 from conf.rules import RuleEntry
 from conf.values import Script
 from vrrp_child import ah, channels, dumps, fsm
+from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.batching import NetlinkBatch
 from vrrp_child.builder import Builder
 from vrrp_child.firewall import ChildFirewall
@@ -129,6 +130,7 @@ class VrrpWorkload:
         self.ticks = Ticks(self.loop)  # one loop timer for every instance's protocol timers
         self.ticks.starting = self.logs.hold
         self.ticks.finished = self._timers_done
+        self.grid = AdvertGrid()  # the masters' adverts, one wakeup per interval (vrrp_child.advertgrid)
         self.paced = PacedFrames(self.loop)
         self.vmacs = VmacManager(self.rtnl)
         gdefs = config.global_defs
@@ -160,6 +162,7 @@ class VrrpWorkload:
             report=self._report,
             edges=self,
             ticks=self.ticks,
+            grid=self.grid,
             detail=self.detail,
             instances=self.instances,
             in_group=lambda name: name in self.sync.group_of,
