@@ -344,17 +344,18 @@ class Instance:
         fired_for = self._timer_at
         self._timer = None
         self._timer_at = None
+        now = self.edges.loop.time()
         # A steady master's advert: the state machine's own Adver_Timer rule, without the
         # general event path (this runs for every advert of every master).
-        fired = fsm.advert_timer(self.machine, self.params, self.edges.loop.time())
+        fired = fsm.advert_timer(self.machine, self.params, now)
         if fired is not None:
             self.machine = fired
             self.send_advert(fsm.effective_priority(fired, self.params))
             # keepalived's check sees its advert timer's time, a hair after the due time when
             # the interval is a whole number of adverts; ours may run a little early (EXTRA_IF_SLACK)
-            if self._extra_if_at is not None and self.edges.loop.time() > self._extra_if_at - EXTRA_IF_SLACK:
+            if self._extra_if_at is not None and now > self._extra_if_at - EXTRA_IF_SLACK:
                 self._garp_extra_if()
-            self._arm()
+            self._arm_advert(fired, now)
             return
         self._fired_for = fired_for
         try:
@@ -437,7 +438,7 @@ class Instance:
     def _arm(self) -> None:
         deadline = fsm.next_deadline(self.machine)
         if deadline is not None and deadline != self._timer_at and self.machine.state is fsm.State.MASTER:
-            deadline = self._on_grid(deadline)
+            deadline = self._on_grid(self.machine, deadline, self.edges.loop.time())
         if deadline == self._timer_at:
             return
         armed = self._timer_at
@@ -462,13 +463,23 @@ class Instance:
             early = 0.0
         self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick, early)
 
-    def _on_grid(self, deadline: float) -> float:
+    def _arm_advert(self, m: fsm.Machine, now: float) -> None:
+        """_arm for a master whose Adver_Timer fired and whose advert went out (on_tick): no timer
+        is armed, the next deadline is the advert's (the whole of a steady master's work)."""
+        deadline = m.advert_deadline
+        assert deadline is not None and self.ticks is not None
+        placed = self._on_grid(m, deadline, now)
+        self._timer_at = placed
+        self._timer = self.ticks.call_at(placed, self.on_tick, fsm.advert_early(self.params))
+
+    def _on_grid(self, m: fsm.Machine, deadline: float, now: float) -> float:
         """A master's next advert, on the time of the other masters of its interval when that is
-        not later (vrrp_child.advertgrid): their adverts then share one loop wakeup."""
+        not later (vrrp_child.advertgrid): their adverts then share one loop wakeup. A MASTER's
+        master_adver_int is its own interval, already the new one while a reload applies it."""
         assert self.grid is not None
-        placed = self.grid.place(self.params.advert_int, deadline, self.edges.loop.time())
+        placed = self.grid.place(m.master_adver_int, deadline, now)
         if placed != deadline:
-            self.machine = fsm.advert_moved(self.machine, placed)
+            self.machine = fsm.advert_moved(m, placed)
         return placed
 
     def cancel_timers(self) -> None:
