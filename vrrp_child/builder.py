@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, holdings
+from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.arp import ipv6_forwarding
 from vrrp_child.identity import identity_text
 from vrrp_child.instance import Edges, Instance
@@ -53,6 +54,7 @@ class Builder:
     report: Report
     edges: Edges
     ticks: Ticks
+    grid: AdvertGrid
     detail: bool
     instances: dict[str, Instance]  # the workload's: a built instance is added to it
     in_group: Callable[[str], bool]
@@ -103,6 +105,7 @@ class Builder:
             detail=self.detail,
             router_flag=conf.family == 6 and ipv6_forwarding(vip_if or advert_if),
             ticks=self.ticks,
+            grid=self.grid,
             in_sync_group=self.in_group(name),
         )
         holder = self.receivers.register(inst)

@@ -663,14 +663,23 @@ def advert_timer(m: Machine, p: Params, now: float) -> Machine | None:
     deadline, and the caller sends an advert at the current priority; None when this is not
     that case. It is the whole of a steady master's work, so `step` and the callers that
     want to skip the general event path (250 masters: 250 of these a second) share it."""
-    if m.state is not State.MASTER or m.advert_deadline is None or not _due(m.advert_deadline, now + advert_early(p)):
+    due = m.advert_deadline
+    if m.state is not State.MASTER or due is None or due > now + advert_early(p) + _SLACK:  # not _due(): hot
         return None
     # Keep the cadence of the deadlines (no drift from late ticks), but never schedule into
     # the past after a stall.
-    nxt = m.advert_deadline + p.advert_int
+    nxt = due + p.advert_int
     if nxt <= now:
         nxt = now + p.advert_int
     return _evolve(m, advert_deadline=nxt)
+
+
+def advert_moved(m: Machine, when: float) -> Machine:
+    """A MASTER's Adver_Timer brought forward to `when` (vrrp_child.advertgrid: masters of one
+    interval send together); a later time or another state leaves it as it is."""
+    if m.state is not State.MASTER or m.advert_deadline is None or when >= m.advert_deadline:
+        return m
+    return _evolve(m, advert_deadline=when)
 
 
 def effective_priority(m: Machine, p: Params) -> int:

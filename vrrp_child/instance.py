@@ -26,6 +26,7 @@ from conf.rules import RuleEntry
 from conf.values import IPAddress, Script
 from conf.vrrp import VrrpInstance
 from vrrp_child import ah, fsm, holdings, netlink, packet
+from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.arp import announcement
 from vrrp_child.garp_extra import extra_if_items
 from vrrp_child.holdings import Item, RouteItem
@@ -158,6 +159,8 @@ class Instance:
     router_flag: bool = False  # unsolicited NAs carry R when the interface forwards IPv6
     # The protocol timers; the workload shares one among its instances (None: a private one).
     ticks: Ticks | None = field(default=None, repr=False)
+    # When masters of one interval send (vrrp_child.advertgrid); shared like the timers.
+    grid: AdvertGrid | None = field(default=None, repr=False)
     machine: fsm.Machine = field(default_factory=fsm.initial)
     stats: Stats = field(default_factory=Stats)
     params: fsm.Params = field(init=False)
@@ -200,6 +203,8 @@ class Instance:
         self.expect = Expect.from_instance(self.conf)
         if self.ticks is None:
             self.ticks = Ticks(self.edges.loop)
+        if self.grid is None:
+            self.grid = AdvertGrid()
 
     # ---- identity and addresses -------------------------------------------------------
 
@@ -346,17 +351,18 @@ class Instance:
         fired_for = self._timer_at
         self._timer = None
         self._timer_at = None
+        now = self.edges.loop.time()
         # A steady master's advert: the state machine's own Adver_Timer rule, without the
         # general event path (this runs for every advert of every master).
-        fired = fsm.advert_timer(self.machine, self.params, self.edges.loop.time())
+        fired = fsm.advert_timer(self.machine, self.params, now)
         if fired is not None:
             self.machine = fired
             self.send_advert(fsm.effective_priority(fired, self.params))
             # keepalived's check sees its advert timer's time, a hair after the due time when
             # the interval is a whole number of adverts; ours may run a little early (EXTRA_IF_SLACK)
-            if self._extra_if_at is not None and self.edges.loop.time() > self._extra_if_at - EXTRA_IF_SLACK:
+            if self._extra_if_at is not None and now > self._extra_if_at - EXTRA_IF_SLACK:
                 self._garp_extra_if()
-            self._arm()
+            self._arm_advert(fired, now)
             return
         self._fired_for = fired_for
         try:
@@ -438,6 +444,8 @@ class Instance:
 
     def _arm(self) -> None:
         deadline = fsm.next_deadline(self.machine)
+        if deadline is not None and deadline != self._timer_at and self.machine.state is fsm.State.MASTER:
+            deadline = self._on_grid(self.machine, deadline, self.edges.loop.time())
         if deadline == self._timer_at:
             return
         armed = self._timer_at
@@ -461,6 +469,25 @@ class Instance:
             # did not move since: exact
             early = 0.0
         self._timer = None if deadline is None else self.ticks.call_at(deadline, self.on_tick, early)
+
+    def _arm_advert(self, m: fsm.Machine, now: float) -> None:
+        """_arm for a master whose Adver_Timer fired and whose advert went out (on_tick): no timer
+        is armed, the next deadline is the advert's (the whole of a steady master's work)."""
+        deadline = m.advert_deadline
+        assert deadline is not None and self.ticks is not None
+        placed = self._on_grid(m, deadline, now)
+        self._timer_at = placed
+        self._timer = self.ticks.call_at(placed, self.on_tick, fsm.advert_early(self.params))
+
+    def _on_grid(self, m: fsm.Machine, deadline: float, now: float) -> float:
+        """A master's next advert, on the time of the other masters of its interval when that is
+        not later (vrrp_child.advertgrid): their adverts then share one loop wakeup. A MASTER's
+        master_adver_int is its own interval, already the new one while a reload applies it."""
+        assert self.grid is not None
+        placed = self.grid.place(m.master_adver_int, deadline, now)
+        if placed != deadline:
+            self.machine = fsm.advert_moved(m, placed)
+        return placed
 
     def cancel_timers(self) -> None:
         if self._timer is not None:

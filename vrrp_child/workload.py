@@ -36,6 +36,7 @@ from conf.rules import RuleEntry
 from conf.values import Script
 from vrrp_child import ah, channels, dumps, fsm
 from vrrp_child.afterburst import AfterBurst, Job
+from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.batching import NetlinkBatch
 from vrrp_child.builder import Builder
 from vrrp_child.firewall import ChildFirewall
@@ -131,6 +132,7 @@ class VrrpWorkload:
         self.ticks.finished = self._timers_done
         # a takeover's GARP repeats, then the held log lines, once no timer is due
         self.after = AfterBurst(self.loop, self.ticks.due, self._write_logs)
+        self.grid = AdvertGrid()  # the masters' adverts, one wakeup per interval (vrrp_child.advertgrid)
         self.paced = PacedFrames(self.loop)
         self.vmacs = VmacManager(self.rtnl)
         gdefs = config.global_defs
@@ -162,6 +164,7 @@ class VrrpWorkload:
             report=self._report,
             edges=self,
             ticks=self.ticks,
+            grid=self.grid,
             detail=self.detail,
             instances=self.instances,
             in_group=lambda name: name in self.sync.group_of,

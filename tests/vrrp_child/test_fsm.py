@@ -994,3 +994,15 @@ def test_a_master_may_send_a_little_early_but_keeps_its_cadence() -> None:
     assert fired is not None and fired.advert_deadline == pytest.approx(2.0)
     assert fsm_mod.advert_early(p) == pytest.approx(0.02)
     assert fsm_mod.advert_early(replace(p, advert_int=0.1)) == pytest.approx(0.002)
+
+
+def test_a_masters_adver_timer_may_only_be_brought_forward() -> None:
+    """fsm_mod.advert_moved (vrrp_child.advertgrid's masters sending together): earlier only, MASTER only."""
+    p = fsm_mod.Params(
+        name="VI_1", version=2, priority=255, advert_int=1.0, local_ip=ip_address("10.0.0.1"), start_master=True
+    )
+    m, _ = fsm_mod.step(fsm_mod.initial(), p, fsm_mod.Start(), 0.0)
+    assert fsm_mod.advert_moved(m, 0.7).advert_deadline == pytest.approx(0.7)
+    assert fsm_mod.advert_moved(m, 1.2) is m
+    backup, _ = fsm_mod.step(fsm_mod.initial(), replace(p, priority=100, start_master=False), fsm_mod.Start(), 0.0)
+    assert fsm_mod.advert_moved(backup, 0.5) is backup

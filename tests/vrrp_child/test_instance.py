@@ -4,20 +4,25 @@ socket, the address batcher, the ARP sender and the notify runner, in which orde
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conf import load
 from conf.rules import RuleEntry
 from conf.values import Script
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, packet
+from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.instance import Instance
 from vrrp_child.sockets import Received
+from vrrp_child.ticks import Ticks
 
 GROUP = ipaddress.IPv4Address("224.0.0.18")
 LOCAL = ipaddress.IPv4Address("192.0.2.11")
@@ -407,3 +412,64 @@ def test_a_steady_backup_may_check_its_down_timer_early_but_takes_over_on_time(t
     before = inst.state
     edges.loop.advance(2e-3)
     assert (before, inst.state) == (fsm.State.BACKUP, fsm.State.MASTER)
+
+
+@dataclass
+class TimedSocket(FakeSocket):
+    """Records when each advert went out, on the loop's clock."""
+
+    loop: FakeLoop = field(default_factory=FakeLoop)
+    times: list[float] = field(default_factory=list)
+
+    def send(self, payload: bytes, dst: Any, *, ttl: int | None = None) -> bool:
+        self.times.append(self.loop.now)
+        return super().send(payload, dst, ttl=ttl)
+
+
+def test_masters_of_one_interval_move_their_adverts_together_once_never_late(tmp_path: Path) -> None:
+    """Masters that took over at different moments (here 0.2 and 0.45 s apart) each send one
+    advert early, onto the first one's time (vrrp_child.advertgrid), and from then on all of them
+    in the same loop wakeup: no gap between two adverts of one instance above the interval or
+    below half of it, and the early one replaces the one it was due, none is added."""
+    edges = FakeEdges()
+    ticks = Ticks(edges.loop)
+    grid = AdvertGrid()
+    conf = instance_conf(tmp_path)
+    socks, insts = [], []
+    for delay in (0.0, 0.2, 0.25):
+        edges.loop.advance(delay)
+        sock = TimedSocket(loop=edges.loop)
+        inst = Instance(
+            conf=conf,
+            socket=sock,  # type: ignore[arg-type]
+            local_ip=LOCAL,
+            ifname="eth0",
+            mac="02:00:00:00:00:11",
+            edges=edges,  # type: ignore[arg-type]
+            ticks=ticks,
+            grid=grid,
+        )
+        inst.start()
+        socks.append(sock)
+        insts.append(inst)
+    edges.loop.advance(10.0)
+    assert all(i.state is fsm.State.MASTER for i in insts)
+    first = [s.times[0] for s in socks]
+    assert first[1] - first[0] == pytest.approx(0.2) and first[2] - first[0] == pytest.approx(0.45)
+    for sock in socks:
+        gaps = [b - a for a, b in itertools.pairwise(sock.times)]
+        assert all(0.5 <= g <= 1.0 + 1e-9 for g in gaps)
+        assert sum(g < 1.0 - 1e-9 for g in gaps) <= 1  # moved once
+    # from the second advert on, the three go together, on the first one's cadence
+    assert all(s.times[1:] == socks[0].times[1:] for s in socks)
+    assert socks[0].times == pytest.approx([first[0] + k for k in range(len(socks[0].times))])
+
+
+def test_a_lone_master_keeps_its_cadence_on_the_grid(tmp_path: Path) -> None:
+    inst, edges, _ = make(tmp_path)
+    timed = TimedSocket(loop=edges.loop)
+    inst.socket = timed  # type: ignore[assignment]
+    inst.start()
+    edges.loop.advance(8.0)
+    gaps = [b - a for a, b in itertools.pairwise(timed.times)]
+    assert len(gaps) >= 3 and all(g == pytest.approx(1.0) for g in gaps)
