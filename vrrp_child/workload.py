@@ -35,8 +35,8 @@ from conf.model import Config
 from conf.rules import RuleEntry
 from conf.values import Script
 from vrrp_child import ah, channels, dumps, fsm
-from vrrp_child.afterburst import AfterBurst, Job
 from vrrp_child.advertgrid import AdvertGrid
+from vrrp_child.afterburst import AfterBurst, Job
 from vrrp_child.batching import NetlinkBatch
 from vrrp_child.builder import Builder
 from vrrp_child.firewall import ChildFirewall
