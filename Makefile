@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/vrrp_failover.py
 	$(BIN)/python bench/vrrp_failover.py --instances 1000 --interfaces 4 --rounds 1
 	$(BIN)/python bench/vrrp_failover.py --instances 1020 --interfaces 4 --vrrp-version 3 --advert-int 0.1 --rounds 1
+	$(BIN)/python bench/advert_burst.py --instances 1000 --interfaces 4 --seconds 20
 	$(BIN)/python -m bench.checker_bench
 	$(BIN)/python -m bench.metrics_bench
 
