@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import reprlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
 
@@ -49,13 +49,13 @@ class _Shape:
         self.shown = tuple(f.name for f in fields if f.repr)
 
 
-def _getter(names: Any) -> Callable[[object], tuple[Any, ...]]:
+def _getter(names: Iterable[str]) -> Callable[[object], tuple[Any, ...]]:
     """The named attributes of an object as a tuple (attrgetter gives a bare value for one name)."""
-    names = tuple(names)
-    if len(names) > 1:
-        return attrgetter(*names)
-    if names:
-        one = attrgetter(names[0])
+    wanted = tuple(names)
+    if len(wanted) > 1:
+        return attrgetter(*wanted)
+    if wanted:
+        one = attrgetter(wanted[0])
         return lambda obj: (one(obj),)
     return lambda obj: ()
 
