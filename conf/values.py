@@ -12,6 +12,7 @@ Syntax notes come from keepalived.conf(5): <BOOL> is on|off|true|false|yes|no, a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import ipaddress
 import math
@@ -308,8 +309,9 @@ class Deferred:
         self.module, self.name = module, name
         DEFERRED_MODULES.add(module)
 
-    @property
+    @functools.cached_property
     def target(self) -> Converter:
+        """The converter, imported once (every statement of the family goes through it)."""
         converter: Converter = getattr(importlib.import_module(self.module), self.name)
         return converter
 

@@ -54,18 +54,6 @@ def real_server_key(virtual_server: str, real_server: str) -> str:
     return StateKey(KeyKind.REAL_SERVER, virtual_server, real_server).text
 
 
-def parse_key(text: str) -> StateKey:
-    """The typed key behind a report's key."""
-    if is_condition(text):
-        return StateKey(KeyKind.CONDITION, text)
-    vs, sep, rs = text.partition(REAL_SERVER_SEPARATOR)
-    if sep:
-        return StateKey(KeyKind.REAL_SERVER, vs, rs)
-    if text.startswith(GROUP_PREFIX):
-        return StateKey(KeyKind.GROUP, text[len(GROUP_PREFIX) :])
-    return StateKey(KeyKind.NAME, text)
-
-
 def kind_of(text: str) -> KeyKind:
     """What a report's key names: parse_key's kind without building the key (the parent's
     STATUS= summary asks it of every instance's key at each message from the VRRP child; a
@@ -77,3 +65,14 @@ def kind_of(text: str) -> KeyKind:
     if text.startswith(GROUP_PREFIX):
         return KeyKind.GROUP
     return KeyKind.NAME
+
+
+def parse_key(text: str) -> StateKey:
+    """The typed key behind a report's key."""
+    kind = kind_of(text)
+    if kind is KeyKind.REAL_SERVER:
+        vs, _, rs = text.partition(REAL_SERVER_SEPARATOR)
+        return StateKey(kind, vs, rs)
+    if kind is KeyKind.GROUP:
+        return StateKey(kind, text[len(GROUP_PREFIX) :])
+    return StateKey(kind, text)
