@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from conf import accounts
+from watchdog import heaptrim
 from watchdog.safefile import write_atomic
 
 
@@ -54,6 +55,8 @@ class System(Protocol):
     def close(self, fd: int) -> None: ...
 
     def write_file(self, path: str, text: str) -> None: ...
+
+    def trim_heap(self) -> None: ...
 
 
 class RealSystem:
@@ -178,11 +181,17 @@ class RealSystem:
         # A dump in $TMPDIR (often /tmp): random temporary name, O_EXCL, 0600, renamed.
         write_atomic(path, text)
 
+    def trim_heap(self) -> None:
+        heaptrim.trim()
+
 
 def _freeze_heap() -> None:
     """Before a fork: what the parent holds (modules, the configuration) moves to the garbage
     collector's permanent generation, so that neither process's collections write to those
     objects' headers and the pages stay shared copy-on-write (the gc module's advice for
-    fork without exec). Collected first, so no garbage is frozen."""
+    fork without exec). Collected first, so no garbage is frozen; then the C heap's free pages
+    go back to the kernel, so that the child neither inherits them nor copies them when its
+    next malloc lands there (watchdog.heaptrim)."""
     gc.collect()
+    heaptrim.trim()
     gc.freeze()

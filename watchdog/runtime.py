@@ -25,6 +25,7 @@ from typing import Protocol
 
 from conf import load
 from conf.model import Config
+from watchdog import heaptrim
 from watchdog.heartbeat import HeartbeatSettings, beat_plan
 from watchdog.payload import pack, state_lines, unpack
 from watchdog.procname import ProcessName
@@ -280,6 +281,7 @@ class ChildRuntime:
         if self.stale_conditions:
             self.report(dict.fromkeys(self.stale_conditions))
         self.send(Ready())
+        heaptrim.trim()  # what the start freed (a netlink dump, the start's garbage)
 
     async def _resume(self, msg: Resume) -> None:
         try:
@@ -298,6 +300,7 @@ class ChildRuntime:
         finally:
             self.sched.apply(plan_for(self.config.global_defs, self.setup.role))
             self.comm.apply(self.config.global_defs)
+            heaptrim.trim()  # the parse's garbage, the old configuration's objects
 
     async def _reload_config(self, msg: Reload) -> None:
         # Parsed off the loop: a large configuration takes a while, and adverts and

@@ -73,6 +73,7 @@ class FakeSystem:
         self.full: set[int] = set()
         self.deferred = False
         self.unfinished: list[Callable[[], None]] = []
+        self.trims = 0  # heap trims asked for (watchdog.heaptrim)
 
     def monotonic(self) -> float:
         return self.now
@@ -127,6 +128,9 @@ class FakeSystem:
 
     def write_file(self, path: str, text: str) -> None:
         self.files[path] = text
+
+    def trim_heap(self) -> None:
+        self.trims += 1
 
 
 class RecordingNotifier(Notifier):
@@ -220,9 +224,10 @@ def test_startup_spawns_checker_then_vrrp_and_is_ready_only_when_both_are() -> N
     assert h.pids[Role.CHECKER].pid == 100 and h.pids[Role.VRRP].pid == 101
     assert h.sent(Role.VRRP) == [Resume(data={})]  # resume is always the first message
     h.say(Role.VRRP, Ready())
-    assert "READY" not in h.notifier.kinds()
+    assert "READY" not in h.notifier.kinds() and h.sys.trims == 0
     h.say(Role.CHECKER, Ready())
     assert h.notifier.kinds() == ["READY"]
+    assert h.sys.trims == 1  # the start's garbage goes back to the kernel once both run
     assert "MAINPID=" in h.notifier.messages[-1]
     assert h.sup.children[Role.VRRP].phase is Phase.RUNNING
 
@@ -252,9 +257,10 @@ def test_reload_sends_reloading_then_ready_after_every_child_answers() -> None:
     assert "MONOTONIC_USEC=" in next(m for m in h.notifier.messages if m.startswith("RELOADING"))
     assert h.sent(Role.VRRP)[-1] == Reload("/k.conf") and h.sent(Role.CHECKER)[-1] == Reload("/k.conf")
     h.say(Role.VRRP, Reloaded(True))
-    assert h.notifier.kinds()[-1] == "RELOADING"
+    assert h.notifier.kinds()[-1] == "RELOADING" and h.sys.trims == 1
     h.say(Role.CHECKER, Reloaded(True))
     assert h.notifier.kinds() == ["READY", "RELOADING", "READY"]
+    assert h.sys.trims == 2  # and the reload's
 
 
 def test_a_hup_during_a_reload_is_queued_not_nested_nor_lost() -> None:

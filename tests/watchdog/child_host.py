@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import conf
 from conf.model import Config
 from tests.watchdog.empty import EmptyWorkload
+from tests.watchdog.heap import heap_with_holes
 from watchdog.heartbeat import HeartbeatSettings
 from watchdog.protocol import DumpKind, Json
 from watchdog.reload import Step, apply_steps
@@ -61,12 +62,24 @@ class BlockingDump(EmptyWorkload):
         return "slow\n"
 
 
+class LeavesHoles(EmptyWorkload):
+    """Its start and each reload free 35 MB of C heap between objects it keeps: the runtime
+    must give those pages back (watchdog.heaptrim); test_heaptrim reads the child's heap."""
+
+    async def start(self, config: Config, report: Report) -> None:
+        self.kept = heap_with_holes()
+
+    async def reload(self, config: Config) -> None:
+        self.kept += heap_with_holes()
+
+
 WORKLOADS: dict[str, type[Workload]] = {
     "reporting": Reporting,
     "no-permission": NoPermission,
     "blocking": BlockingDump,
     "still-degraded": StillDegraded,
     "half-reload": HalfReload,
+    "leaves-holes": LeavesHoles,
 }
 
 
