@@ -29,10 +29,10 @@ vrrp_instance VI_1 {
 SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n        a@example.com\n    }\n}\n"
 # Modules of features a VRRP-only configuration, run with -n and without --metrics-address,
 # does not use: SMTP alerts, /metrics, pyroute2's socket machinery and codecs we do not read,
-# daemonizing (ctypes is not listed: watchdog.heaptrim imports it at the first fork), keyword suggestions, vrrp_script look-ups on $PATH,
-# spilled payloads and dumps (tempfile), ${_RANDOM}, the stdlib's syslog handler, OpenSSL
-# (TLS for SSL_GET only: watchdog/tls.py; hashes for auth_type PASS and AH only), the LVS and
-# checker blocks of the configuration model (conf.lvs_top).
+# daemonizing, keyword suggestions, vrrp_script look-ups on $PATH, spilled payloads and dumps
+# (tempfile), ${_RANDOM}, the stdlib's syslog handler, OpenSSL (TLS for SSL_GET only:
+# watchdog/tls.py; hashes for auth_type PASS and AH only), the LVS and checker blocks of the
+# configuration model (conf.lvs_top). Not ctypes: watchdog.heaptrim imports it at the first fork.
 FEATURE_MODULES = (
     "ssl",
     "_ssl",
