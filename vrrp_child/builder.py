@@ -9,6 +9,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from conf.vrrp import VrrpInstance
 from vrrp_child import fsm, holdings
@@ -20,9 +21,12 @@ from vrrp_child.linkwatch import LinkWatch
 from vrrp_child.netlink import Rtnl
 from vrrp_child.receivers import Receivers
 from vrrp_child.ticks import Ticks
-from vrrp_child.vmac import VmacError, VmacManager, VmacSpec
+from vrrp_child.vmac import VmacError, VmacSpec
 from watchdog.runtime import Report
 from watchdog.status import Conditions
+
+if TYPE_CHECKING:
+    from vrrp_child.macvlan import VmacManager
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -47,7 +51,7 @@ def unbuilt_instance(key: str) -> str | None:
 @dataclass(eq=False)
 class Builder:
     rtnl: Rtnl
-    vmacs: VmacManager
+    vmacs: Callable[[], VmacManager]  # the workload's, made by the first instance with use_vmac
     receivers: Receivers
     links: LinkWatch
     conditions: Conditions
@@ -70,7 +74,7 @@ class Builder:
         mac = ""
         if vmac_spec is not None:
             try:
-                vmac = self.vmacs.ensure(vmac_spec)
+                vmac = self.vmacs().ensure(vmac_spec)
             except (VmacError, OSError) as e:
                 log.error("(%s) cannot set up its VMAC: %s", name, e)
                 self.conditions.set(Unbuilt.VMAC.key(name), f"({name}) cannot set up its VMAC: {e}")

@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from conf.model import Config
 from conf.vrrp import VrrpSyncGroup
 from vrrp_child import fsm
 from vrrp_child.instance import FAULT_GROUP, Instance
 from vrrp_child.notifier import Notifier
-from vrrp_child.syncgroup import GroupAction, GroupEntered, MemberView, SyncGroup, ToMember
 from watchdog.coalesce import OncePerPass
 from watchdog.protocol import Json
 from watchdog.runtime import Report
 from watchdog.statekeys import group_key
+
+# The coordinators are imported by the first configuration with a sync group (configure):
+# most have none, and their children never load them.
+if TYPE_CHECKING:
+    from vrrp_child.syncgroup import GroupAction, GroupEntered, MemberView, SyncGroup
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -61,6 +66,8 @@ class SyncGroups:
             members = tuple(m for m in conf.group if m in config.vrrp_instance)
             if not members:
                 continue
+            from vrrp_child.syncgroup import SyncGroup  # noqa: PLC0415 (see the imports)
+
             old = self.groups.get(name)
             group = SyncGroup(name, members)
             if old is not None:
@@ -111,6 +118,8 @@ class SyncGroups:
         self.report({group_key(group.name): {"state": group.state.value, "members": list(group.members)}})
 
     def _views(self, group: SyncGroup) -> dict[str, MemberView]:
+        from vrrp_child.syncgroup import MemberView  # noqa: PLC0415 (imported by configure)
+
         views: dict[str, MemberView] = {}
         for name in group.members:
             inst = self.instances.get(name)
@@ -149,6 +158,8 @@ class SyncGroups:
             self._actions(group, group.entered(inst.name, inst.state, old, self._views(group)))
 
     def _actions(self, group: SyncGroup, actions: list[GroupAction]) -> None:
+        from vrrp_child.syncgroup import GroupEntered, ToMember  # noqa: PLC0415 (imported by configure)
+
         for action in actions:
             if isinstance(action, ToMember):
                 # after the current instance has finished its own step (no re-entry into it)

@@ -29,12 +29,12 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conf.model import Config
 from conf.rules import RuleEntry
 from conf.values import Script
-from vrrp_child import ah, channels, dumps, fsm
+from vrrp_child import ah, channels, fsm
 from vrrp_child.advertgrid import AdvertGrid
 from vrrp_child.afterburst import AfterBurst, Job
 from vrrp_child.batching import NetlinkBatch
@@ -53,16 +53,18 @@ from vrrp_child.paced import PacedFrames
 from vrrp_child.receivers import Receivers
 from vrrp_child.reload import reload_steps
 from vrrp_child.static import apply_static, remove_static
-from vrrp_child.syncgroup import SyncGroup
 from vrrp_child.ticks import Ticks
 from vrrp_child.trackers import Trackers
 from vrrp_child.verdicts import Verdicts
-from vrrp_child.vmac import VmacManager
 from watchdog.protocol import DumpKind, Json
 from watchdog.reload import apply_steps
 from watchdog.runtime import EXIT_MISSING_PERMISSION, PermanentError, Report
 from watchdog.scripts import ScriptRunner
 from watchdog.status import Conditions
+
+if TYPE_CHECKING:
+    from vrrp_child.macvlan import VmacManager
+    from vrrp_child.syncgroup import SyncGroup
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -134,7 +136,7 @@ class VrrpWorkload:
         self.after = AfterBurst(self.loop, self.ticks.due, self._write_logs)
         self.grid = AdvertGrid()  # the masters' adverts, one wakeup per interval (vrrp_child.advertgrid)
         self.paced = PacedFrames(self.loop)
-        self.vmacs = VmacManager(self.rtnl)
+        self._vmacs: VmacManager | None = None  # made by the first instance with use_vmac
         gdefs = config.global_defs
         self.scripts = ScriptRunner(tuple(gdefs.script_user) if gdefs.script_user else None)
         self.links = LinkWatch(self.loop, self._link_changed)
@@ -170,6 +172,15 @@ class VrrpWorkload:
             in_group=lambda name: name in self.sync.group_of,
         )
 
+    def vmacs(self) -> VmacManager:
+        """The VMACs' manager; it and its module (vrrp_child.macvlan) come with the first
+        instance that has use_vmac, so a configuration without one never loads them."""
+        if self._vmacs is None:
+            from vrrp_child.macvlan import VmacManager  # noqa: PLC0415
+
+            self._vmacs = VmacManager(self.rtnl)
+        return self._vmacs
+
     async def reload(self, config: Config) -> None:
         """watchdog.reload's steps (vrrp_child.reload): all switched, all rolled back, or a
         ReloadFailed that says what switched."""
@@ -177,6 +188,10 @@ class VrrpWorkload:
         apply_steps(reload_steps(self, self.config, config))
 
     async def dump(self, kind: DumpKind) -> str:
+        # Imported at the first dump (SIGUSR1/SIGUSR2/SIGJSON, `pykeepalivedctl status`): the
+        # layouts stay out of the memory of a child that is never asked.
+        from vrrp_child import dumps  # noqa: PLC0415
+
         return dumps.render(kind, list(self.instances.values()), self.groups, self.group_of, self.trackers)
 
     async def stop(self) -> None:
@@ -204,9 +219,9 @@ class VrrpWorkload:
         self.links.close()
         self.paced.cancel()
         self.receivers.close()
-        if not self.dont_release:
+        if not self.dont_release and self._vmacs is not None:
             with contextlib.suppress(Exception):
-                self.vmacs.delete_all()
+                self._vmacs.delete_all()
         self.paced.close()
         self.rtnl.close()
 

@@ -160,7 +160,7 @@ def test_install_without_network(container: Container, deb: str) -> None:
     assert f"pykeepalived v{VERSION}" in c.exec("/usr/sbin/pykeepalived", "--version").stderr
     c.exec("/usr/bin/pygenhash", "--help")
     # The VRRP child's firewall loads Debian's python3-nftables by path, outside the venv.
-    c.exec("/opt/pykeepalived/bin/python", "-c", "import vrrp_child.firewall")
+    c.exec("/opt/pykeepalived/bin/python", "-c", "from vrrp_child.droptable import LibNftables; LibNftables()")
     # The configuration is the administrator's: the package never writes it.
     assert not c.path(CONFIG).exists()
     assert 'DAEMON_ARGS=""' in c.path("/etc/default/pykeepalived").read_text()

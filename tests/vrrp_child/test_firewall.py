@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from conf.addresses import IpAddressEntry
 from conf.vrrp import VrrpInstance
-from vrrp_child import firewall
-from vrrp_child.firewall import Element, Firewall, JsonObj, Settings
+from vrrp_child import droptable, firewall
+from vrrp_child.droptable import Element, Firewall, JsonObj
+from vrrp_child.firewall import Settings
 
 
 class Recorder:
@@ -26,7 +27,7 @@ def vip(text: str, dev: str | None = None) -> IpAddressEntry:
 def test_elements_by_family_and_link_local() -> None:
     conf = VrrpInstance(name="VI_1", virtual_router_id=1, interface="eth0")
     items = [(vip("192.0.2.1/24"), "eth0"), (vip("2001:db8::1/64"), "eth0"), (vip("fe80::1/64"), "eth0")]
-    out = firewall.elements(conf, items, Settings(), lambda name: 7)
+    out = droptable.elements(conf, items, Settings(), lambda name: 7)
     assert out == [
         Element("ip", "vips", "192.0.2.1"),
         Element("ip6", "vips", "2001:db8::1"),
@@ -34,14 +35,14 @@ def test_elements_by_family_and_link_local() -> None:
     ]
     # dont_track_primary: by name, unless nftables_ifindex
     conf = VrrpInstance(name="VI_1", virtual_router_id=1, interface="eth0", dont_track_primary=True)
-    assert firewall.elements(conf, items[2:], Settings(), lambda name: 7) == [
+    assert droptable.elements(conf, items[2:], Settings(), lambda name: 7) == [
         Element("ip6", "vips_link_local_name", "fe80::1", "eth0")
     ]
-    assert firewall.elements(conf, items[2:], Settings(ifindex=True), lambda name: 7)[0].iface == 7
+    assert droptable.elements(conf, items[2:], Settings(ifindex=True), lambda name: 7)[0].iface == 7
 
 
 def test_table_priority_and_counters() -> None:
-    cmds = firewall.table_commands(Settings(table="t", priority=-5, counters=True), "ip")
+    cmds = droptable.table_commands(Settings(table="t", priority=-5, counters=True), "ip")
     chains = [c["add"]["chain"] for c in cmds if "chain" in c["add"]]  # type: ignore[index,operator]
     assert [(c["name"], c["hook"], c["prio"]) for c in chains] == [("out", "output", -5), ("in", "input", -5)]
     rules = [c["add"]["rule"] for c in cmds if "rule" in c["add"]]  # type: ignore[index,operator]

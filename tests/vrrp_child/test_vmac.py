@@ -16,8 +16,9 @@ import conf
 from conf.vrrp import VrrpInstance
 from labkit.lab import Lab, Node
 from tests.vrrp_child.conftest import needs_root
+from vrrp_child.macvlan import VmacManager, eui64_link_local
 from vrrp_child.netlink import Rtnl
-from vrrp_child.vmac import VmacError, VmacManager, VmacSpec, eui64_link_local, vmac_address, vmac_name
+from vrrp_child.vmac import VmacError, VmacSpec, vmac_address, vmac_name
 
 
 def test_vmac_address_and_name() -> None:

@@ -32,7 +32,8 @@ SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n   
 # daemonizing, keyword suggestions, vrrp_script look-ups on $PATH, spilled payloads and dumps
 # (tempfile), ${_RANDOM}, the stdlib's syslog handler, OpenSSL (TLS for SSL_GET only:
 # watchdog/tls.py; hashes for auth_type PASS and AH only), the LVS and checker blocks of the
-# configuration model (conf.lvs_top). Not ctypes: watchdog.heaptrim imports it at the first fork.
+# configuration model (conf.lvs_top), the VRRP child's no-accept tables, dump layouts, sync
+# group coordinators and VMACs. Not ctypes: watchdog.heaptrim imports it at the first fork.
 FEATURE_MODULES = (
     "ssl",
     "_ssl",
@@ -55,6 +56,10 @@ FEATURE_MODULES = (
     "conf.lvs",
     "conf.lvs_group",
     "conf.checkers",
+    "vrrp_child.droptable",
+    "vrrp_child.dumps",
+    "vrrp_child.syncgroup",
+    "vrrp_child.macvlan",
 )
 
 
