@@ -9,15 +9,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conf.rules import RuleEntry
 from vrrp_child.firewall import ChildFirewall
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.instance import Instance
 from vrrp_child.netlink import Rtnl
-from vrrp_child.routing import BatchResult, Routing
 from watchdog.coalesce import OncePerPass
+
+if TYPE_CHECKING:
+    from vrrp_child.routing import BatchResult, Routing
 
 log = logging.getLogger("pykeepalived_vrrp")
 
@@ -46,11 +48,25 @@ class NetlinkBatch:
         instances: Mapping[str, Instance],
     ) -> None:
         self.rtnl = rtnl
-        self.routing = Routing(rtnl)
+        self._routing: Routing | None = None
         self.firewall = firewall
         self.instances = instances  # the workload's: the firewall's holders at each flush
         self._batch = _Batch()
         self._pass = OncePerPass(loop, self._flush)
+
+    @property
+    def routing(self) -> Routing:
+        """Routes and rules over rtnetlink, made (and vrrp_child.routing imported) by the first
+        virtual_routes or virtual_rules: a configuration without any never loads them."""
+        if self._routing is None:
+            from vrrp_child.routing import Routing  # noqa: PLC0415
+
+            self._routing = Routing(self.rtnl)
+        return self._routing
+
+    @routing.setter
+    def routing(self, routing: Routing) -> None:  # tests put a fake here
+        self._routing = routing
 
     def add_vips(self, items: list[Item], then: Callable[[], None] | None = None) -> None:
         _cancel(self._batch.removes, items)

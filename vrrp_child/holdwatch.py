@@ -34,7 +34,6 @@ from conf.values import IPAddress
 from vrrp_child import fsm
 from vrrp_child.holdings import Item, RouteItem
 from vrrp_child.netlink import Rtnl
-from vrrp_child.routing import Routing, describe
 from vrrp_child.static import address_items
 
 log = logging.getLogger("pykeepalived_vrrp")
@@ -342,6 +341,10 @@ class HoldWatch:
         if missing:
             for f in rtnl.add_addresses(missing).failed:
                 log.error("Cannot restore static address %s on %s: %s", f.entry.address, f.ifname, f.message)
+        if not (gone.routes or gone.rules):
+            return
+        from vrrp_child.routing import Routing, describe  # noqa: PLC0415 (routes or rules only)
+
         routing = Routing(rtnl)
         for r in gone.routes:
             log.info("Restoring deleted static route %s", describe(r))

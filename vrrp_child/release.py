@@ -23,7 +23,6 @@ from vrrp_child.liveness import Held
 from vrrp_child.netlink import Rtnl
 from vrrp_child.packet import VRRP_PROTO
 from vrrp_child.receive import Expect
-from vrrp_child.routing import Routing
 from vrrp_child.sockets import VrrpSocket
 
 SocketKey = tuple[str, IPAddress, bool, IPAddress | None, int]
@@ -50,11 +49,12 @@ def release(held: Held) -> list[str]:
     errors: list[str] = []
     try:
         with Rtnl() as rtnl:
-            routing = Routing(rtnl)
-            if routes:
-                errors += routing.remove_routes(routes).errors()
-            if rules:
-                errors += routing.remove_rules(rules).errors()
+            if routes or rules:
+                from vrrp_child.routing import Routing  # noqa: PLC0415 (routes or rules only)
+
+                routing = Routing(rtnl)
+                errors += routing.remove_routes(routes).errors() if routes else []
+                errors += routing.remove_rules(rules).errors() if rules else []
             if vips:
                 result = rtnl.remove_addresses(vips)
                 errors += [f"Cannot remove VIP {f.entry.address} from {f.ifname}: {f.message}" for f in result.failed]

@@ -22,6 +22,9 @@ removal without a scope uses RT_SCOPE_NOWHERE, which the kernel takes as "any".
 Not expressible with pyroute2 0.9's codec, logged once per entry and otherwise ignored:
 `encap` (lwtunnel encodings), `ttl-propagate` (RTA_TTL_PROPAGATE is not in its map),
 `fastopen_no_cookie` (nor is RTAX_FASTOPEN_NO_COOKIE).
+
+Imported where a configuration has routes or rules (the netlink batch, static routes, the
+reinstating of deleted ones, the parent's release): most have none and never load it.
 """
 
 from __future__ import annotations

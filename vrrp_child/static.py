@@ -26,7 +26,6 @@ from conf.routes import RouteEntry
 from conf.rules import RuleEntry
 from vrrp_child.netlink import BatchResult as AddressResult
 from vrrp_child.netlink import Rtnl
-from vrrp_child.routing import Routing, describe
 
 AddressItem = tuple[IpAddressEntry, str]
 
@@ -46,25 +45,37 @@ def _address_errors(result: AddressResult, add: bool) -> list[str]:
     ]
 
 
+def _described(entries: Sequence[RouteEntry | RuleEntry]) -> list[str]:
+    if not entries:
+        return []
+    from vrrp_child.routing import describe  # noqa: PLC0415 (routes or rules only)
+
+    return [describe(e) for e in entries]
+
+
 def _add(
     rtnl: Rtnl, addresses: Sequence[AddressItem], routes: Sequence[RouteEntry], rules: Sequence[RuleEntry]
 ) -> list[str]:
-    routing = Routing(rtnl)
     errors = _address_errors(rtnl.add_addresses(addresses), add=True) if addresses else []
-    if routes:
-        errors += routing.add_routes((r, None) for r in routes).errors()
-    if rules:
-        errors += routing.add_rules(rules).errors()
+    if routes or rules:
+        from vrrp_child.routing import Routing  # noqa: PLC0415 (routes or rules only)
+
+        routing = Routing(rtnl)
+        errors += routing.add_routes((r, None) for r in routes).errors() if routes else []
+        errors += routing.add_rules(rules).errors() if rules else []
     return errors
 
 
 def _remove(
     rtnl: Rtnl, addresses: Sequence[AddressItem], routes: Sequence[RouteEntry], rules: Sequence[RuleEntry]
 ) -> list[str]:
-    routing = Routing(rtnl)
-    errors = routing.remove_rules(rules).errors() if rules else []
-    if routes:
-        errors += routing.remove_routes((r, None) for r in routes).errors()
+    errors: list[str] = []
+    if routes or rules:
+        from vrrp_child.routing import Routing  # noqa: PLC0415 (routes or rules only)
+
+        routing = Routing(rtnl)
+        errors += routing.remove_rules(rules).errors() if rules else []
+        errors += routing.remove_routes((r, None) for r in routes).errors() if routes else []
     if addresses:
         errors += _address_errors(rtnl.remove_addresses(addresses), add=False)
     return errors
@@ -112,9 +123,9 @@ class StaticDiff:
     def describe(self) -> list[str]:
         """One line per change, for the reload log."""
         out = [f"Removing static address {a} from {dev}" for a, dev in self.removed_addresses]
-        out += [f"Removing static {describe(r)}" for r in (*self.removed_routes, *self.removed_rules)]
+        out += [f"Removing static {text}" for text in _described((*self.removed_routes, *self.removed_rules))]
         out += [f"Adding static address {a} to {dev}" for a, dev in self.added_addresses]
-        out += [f"Adding static {describe(r)}" for r in (*self.added_routes, *self.added_rules)]
+        out += [f"Adding static {text}" for text in _described((*self.added_routes, *self.added_rules))]
         return out
 
     def apply(self, rtnl: Rtnl) -> list[str]:

@@ -21,7 +21,10 @@ from conf.model import Config
 from conf.routes import RouteEntry
 from conf.rules import RuleEntry
 from labkit.lab import Lab, Node
+from vrrp_child import holdings
+from vrrp_child.liveness import Held
 from vrrp_child.netlink import Rtnl
+from vrrp_child.release import release
 from vrrp_child.routing import (
     FIB_RULE_INVERT,
     RT_SCOPE_LINK,
@@ -276,3 +279,32 @@ def test_failures_are_reported_per_entry(pair: Lab, tmp_path: Path) -> None:
     assert codes == sorted([errno.ENODEV, errno.ENETUNREACH])
     lines = result.errors()
     assert any(line.startswith("Netlink: error: Network is unreachable(101), type=RTM_NEWROUTE(24)") for line in lines)
+
+
+def test_the_parents_release_removes_an_instances_routes_rules_and_vips(pair: Lab, tmp_path: Path) -> None:
+    """vrrp_child.release, what the parent does for a hung or dead VRRP child (it imports
+    vrrp_child.routing only then, and only for an instance with routes or rules)."""
+    path = tmp_path / "keepalived.conf"
+    path.write_text(
+        "vrrp_instance VI_1 {\n  interface va\n  virtual_router_id 51\n  priority 100\n"
+        "  virtual_ipaddress {\n    192.0.2.100/24\n  }\n"
+        "  virtual_routes {\n    10.30.0.0/16 via 192.0.2.254 dev va\n  }\n"
+        "  virtual_rules {\n    from 10.31.0.0/16 table 5 preference 300\n  }\n}\n"
+    )
+    loaded = conf.load(str(path), interfaces=None)
+    assert loaded.config is not None
+    inst = loaded.config.vrrp_instance["VI_1"]
+    node = pair.node(1)
+    with node.inside(), Rtnl() as rtnl:
+        assert not rtnl.add_addresses(holdings.vip_items(inst, "va")).failed
+        routing = Routing(rtnl)
+        assert not routing.add_routes(holdings.route_items(inst, "va")).failed
+        assert not routing.add_rules(holdings.rule_items(inst)).failed
+    assert [r["dst"] for r in routes_of(node, "main") if r["dst"] == "10.30.0.0/16"] == ["10.30.0.0/16"]
+    assert [r["priority"] for r in rules_of(node)] == [300]
+    assert node.has("192.0.2.100")
+    with node.inside():
+        assert release(Held((inst,))) == []
+    assert [r for r in routes_of(node, "main") if r["dst"] == "10.30.0.0/16"] == []
+    assert rules_of(node) == []
+    assert not node.has("192.0.2.100")

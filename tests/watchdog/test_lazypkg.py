@@ -33,7 +33,7 @@ SMTP = "global_defs {\n    smtp_server 192.0.2.25\n    notification_email {\n   
 # (tempfile), ${_RANDOM}, the stdlib's syslog handler, OpenSSL (TLS for SSL_GET only:
 # watchdog/tls.py; hashes for auth_type PASS and AH only), the LVS and checker blocks of the
 # configuration model (conf.lvs_top), the VRRP child's no-accept tables, dump layouts, sync
-# group coordinators and VMACs. Not ctypes: watchdog.heaptrim imports it at the first fork.
+# group coordinators, VMACs, routes and rules. Not ctypes: watchdog.heaptrim imports it at the first fork.
 FEATURE_MODULES = (
     "ssl",
     "_ssl",
@@ -60,6 +60,7 @@ FEATURE_MODULES = (
     "vrrp_child.dumps",
     "vrrp_child.syncgroup",
     "vrrp_child.macvlan",
+    "vrrp_child.routing",
 )
 
 
