@@ -328,6 +328,9 @@ class CheckerBase(Block):
 
     label: ClassVar[str] = "a checker"
     type_name: ClassVar[str] = ""
+    inline_fields: ClassVar[tuple[str, ...]] = (
+        *("locations", "seq", "alpha", "retry", "delay_before_retry", "warmup", "delay_loop"),
+    )
 
     alpha: bool | None = kw(Flag())
     retry: int | None = kw(Int(0, U32), aliases=("nb_get_retry",), deprecated=("nb_get_retry",))
@@ -401,6 +404,8 @@ class CheckerBase(Block):
 @model_class
 class ConnChecker(CheckerBase):
     """Checkers that open a connection: the generic connection options."""
+
+    inline_fields: ClassVar[tuple[str, ...]] = (*CheckerBase.inline_fields, "connect_timeout", "connect_port")
 
     connect_ip: IPAddress | None = kw(IpAddr())
     connect_port: int | None = kw(Int(1, 65535))
@@ -476,6 +481,7 @@ class UrlPath:
 @model_class
 class Url(Block):
     label: ClassVar[str] = "url"
+    inline_fields: ClassVar[tuple[str, ...]] = ("locations", "path", "digest", "status_code")
 
     path: str | None = kw(UrlPath())
     digest: str | None = kw(Digest())
@@ -537,6 +543,7 @@ class UrlSub:
 class HttpGet(ConnChecker):
     label: ClassVar[str] = "HTTP_GET"
     type_name: ClassVar[str] = "HTTP_GET"
+    inline_fields: ClassVar[tuple[str, ...]] = (*ConnChecker.inline_fields, "url", "virtualhost")
     default_delay_before_retry: ClassVar[float | None] = 3.0
 
     url: tuple[Url, ...] = kw(UrlSub(), many="list")
@@ -587,6 +594,7 @@ class SmtpHost(ConnChecker):
 class SmtpCheck(ConnChecker):
     label: ClassVar[str] = "SMTP_CHECK"
     type_name: ClassVar[str] = "SMTP_CHECK"
+    inline_fields: ClassVar[tuple[str, ...]] = (*ConnChecker.inline_fields, "host", "helo_name")
 
     helo_name: str = kw(Str(), DEFAULT_SMTP_HELO)
     host: tuple[SmtpHost, ...] = kw(CheckerSub(SmtpHost), many="list")
@@ -631,6 +639,7 @@ DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY")
 class DnsCheck(ConnChecker):
     label: ClassVar[str] = "DNS_CHECK"
     type_name: ClassVar[str] = "DNS_CHECK"
+    inline_fields: ClassVar[tuple[str, ...]] = (*ConnChecker.inline_fields, "type", "name")
     default_retry: ClassVar[int] = 3
     default_delay_before_retry: ClassVar[float | None] = None  # delay_loop
 
@@ -642,6 +651,7 @@ class DnsCheck(ConnChecker):
 class MiscCheck(CheckerBase):
     label: ClassVar[str] = "MISC_CHECK"
     type_name: ClassVar[str] = "MISC_CHECK"
+    inline_fields: ClassVar[tuple[str, ...]] = (*CheckerBase.inline_fields, "misc_path", "misc_timeout")
     default_retry: ClassVar[int] = 0
 
     misc_path: Script | None = kw(ScriptCmd())
@@ -662,6 +672,7 @@ class MiscCheck(CheckerBase):
 class UdpCheck(ConnChecker):
     label: ClassVar[str] = "UDP_CHECK"
     type_name: ClassVar[str] = "UDP_CHECK"
+    inline_fields: ClassVar[tuple[str, ...]] = (*ConnChecker.inline_fields, "payload", "require_reply")
 
     payload: bytes | None = kw(HexBytes())  # None: keepalived's fixed filler (checks/udp.py)
     require_reply: ReplyPattern | None = kw(ReplyHex())
@@ -685,6 +696,7 @@ class FileCheck(Block):
 
     label: ClassVar[str] = "FILE_CHECK"
     type_name: ClassVar[str] = "FILE_CHECK"
+    inline_fields: ClassVar[tuple[str, ...]] = ("locations", "track_file", "dynamic", "weight", "seq")
 
     track_file: str | None = kw(Str())
     dynamic: bool = kw(Flag(), False)
@@ -710,6 +722,7 @@ class FileCheck(Block):
 class BfdCheck(Block):
     label: ClassVar[str] = "BFD_CHECK"
     type_name: ClassVar[str] = "BFD_CHECK"
+    inline_fields: ClassVar[tuple[str, ...]] = ("locations", "name", "alpha", "seq")
 
     name: str | None = kw(Str())
     alpha: bool = kw(Flag(), False)

@@ -220,6 +220,10 @@ _RS_INHERITED = (*_CASCADE, "inhibit_on_failure", "virtualhost", "lvs_method")
 @model_class
 class RealServer(Block):
     label: ClassVar[str] = "real_server"
+    inline_fields: ClassVar[tuple[str, ...]] = (
+        *("locations", "address", "port", "weight", "lvs_method", *_RS_INHERITED[:-1]),
+        *("tcp_check", "http_get", "ssl_get", "misc_check"),
+    )
 
     address: IPAddress
     port: int | None = None  # None: the virtual server's port (after finish)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import reprlib
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from itertools import starmap
 from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform, overload
 
@@ -35,18 +37,21 @@ T = TypeVar("T")
 class _Shape:
     """What the shared methods need to know of one class."""
 
-    __slots__ = ("compared", "factories", "hashed", "names", "positional", "required", "shown")
+    __slots__ = ("compared", "defaults", "factories", "hashed", "names", "positional", "prepare", "required", "shown")
 
-    def __init__(self, fields: tuple[dataclasses.Field[Any], ...]) -> None:
+    def __init__(self, cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> None:
         init = [f for f in fields if f.init]
         self.positional = tuple(f.name for f in init if not f.kw_only)
         self.names = frozenset(f.name for f in init)
         no_default = dataclasses.MISSING
         self.required = frozenset(f.name for f in init if f.default is no_default and f.default_factory is no_default)
         self.factories = tuple((f.name, f.default_factory) for f in init if f.default_factory is not no_default)
+        self.defaults = {f.name: f.default for f in init if f.default is not no_default}
         self.compared = _getter(f.name for f in fields if f.compare)
         self.hashed = _getter(f.name for f in fields if (f.compare if f.hash is None else f.hash))
         self.shown = tuple(f.name for f in fields if f.repr)
+        # How the class stores its values, when it says (conf.schema.Block: its location in its Locations).
+        self.prepare: Callable[[dict[str, Any]], None] | None = getattr(cls, "_model_prepare", None)
 
 
 def _getter(names: Iterable[str]) -> Callable[[object], tuple[Any, ...]]:
@@ -84,7 +89,11 @@ class _Shared:
         for field_name, factory in shape.factories:
             if field_name not in values:
                 values[field_name] = factory()
-        self.__dict__.update(values)
+        # A value that is the class's default is not stored: `replace` passes every field.
+        if shape.prepare is not None:
+            shape.prepare(values)
+        defaults = shape.defaults
+        store(self, {k: v for k, v in values.items() if defaults.get(k, _ABSENT) is not v})
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
@@ -99,6 +108,51 @@ class _Shared:
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._model_shape.shown)
         return f"{type(self).__qualname__}({shown})"
+
+
+_ABSENT = object()
+
+
+# ---------------------------------------------------------------- storage
+
+# CPython (3.11) keeps an object's attributes in an array of values beside the object,
+# keyed by a table of names its class shares, as long as each name is in that table and
+# the object's __dict__ is never asked for: 8 bytes a value, where a dict of its own
+# takes a 64-byte object and 16 bytes an entry (a real server's 15 values: 464 bytes).
+# A class's table takes the names its first objects set, at most 30, and each object's
+# array is sized for the names in the table when it is made. So a model class with
+# `inline_fields` has its table filled with those names when it is defined (and then
+# made as small as it will stay), and its objects are filled through
+# object.__setattr__; `dict.update` on a new object's __dict__ would make a dict of its
+# own. A name outside the table still works: that object gets a dict.
+INLINE: set[type] = set()
+_set_attr = object.__setattr__
+_consume: Callable[[Iterable[object]], None] = deque[object](maxlen=0).extend
+_SHARED_KEYS_MAX = 30  # CPython's SHARED_KEYS_MAX_SIZE
+
+
+def store(obj: object, values: Mapping[str, Any]) -> None:
+    """Set the attributes of new model object `obj`: inline for a class with
+    `inline_fields`, else in its __dict__ (faster to fill)."""
+    if type(obj) in INLINE:
+        setter: Callable[[str, Any], None] = _set_attr.__get__(obj)
+        _consume(starmap(setter, values.items()))
+    else:
+        obj.__dict__.update(values)
+
+
+def _seed(cls: type, names: tuple[str, ...]) -> None:
+    """Fill `cls`'s shared table with `names`, then make it as small as it stays: each
+    object made takes one of the spare entries the table starts with away (CPython's
+    heuristic), and then new objects get arrays of exactly the table's size (plus one)."""
+    if len(names) >= _SHARED_KEYS_MAX:
+        raise TypeError(f"{cls.__qualname__}: at most {_SHARED_KEYS_MAX - 1} inline fields")
+    probe: object = object.__new__(cls)
+    for name in names:
+        _set_attr(probe, name, None)
+    for _ in range(_SHARED_KEYS_MAX):
+        _set_attr(object.__new__(cls), names[0], None)
+    INLINE.add(cls)
 
 
 _SHARED = {name: _Shared.__dict__[name] for name in ("__init__", "__eq__", "__hash__", "__repr__")}
@@ -121,7 +175,10 @@ def model_class(cls: type[T] | None = None, /, *, kw_only: bool = False) -> Any:
         if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
             raise TypeError(f"{cls.__qualname__}: @model_class has no __post_init__ or slots; use @dataclass")
         made: Any = dataclasses.dataclass(frozen=True, kw_only=kw_only, init=False, eq=False, repr=False)(cls)
-        made._model_shape = _Shape(dataclasses.fields(made))
+        made._model_shape = _Shape(made, dataclasses.fields(made))
+        inline: tuple[str, ...] = getattr(made, "inline_fields", ())
+        if inline:
+            _seed(made, inline)
         for name, method in _SHARED.items():
             if name not in own:
                 setattr(made, name, method)

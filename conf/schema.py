@@ -11,12 +11,14 @@ dataclass, is therefore the keyword list, the defaults and the JSON schema at on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, Self, TypeVar
 
 from conf.diagnostics import Diagnostics, Location
+from conf.modelclass import store
 from conf.syntax import Stmt
 
 KW = "pykeepalived.keyword"
@@ -59,22 +61,44 @@ EMPTY: FrozenMap[Any, Any] = FrozenMap()
 
 class Locations(Mapping[str, Location]):
     """Where each keyword of a block was given (keyword, or `keyword:name` for a named
-    block, -> Location). There is one per block, so it is compact: the keywords are a
-    tuple shared by the blocks that give the same keywords in the same order (a real
-    server's `weight` and `TCP_CHECK`), the locations another tuple: about 100 bytes
-    where a dict in a FrozenMap took 230. Lookups scan the keywords (a handful)."""
+    block, -> Location), and where the block itself starts (`at`: `Block.location`).
+    There is one per block, so it is compact: the keywords are a tuple shared by the
+    blocks that give the same keywords in the same order (a real server's `weight` and
+    `TCP_CHECK`), the locations one int of 64 bits each (a Location is an int below
+    2**64; the block's own first, plus one, 0 when it has none), from which a Location
+    is made when one is asked for. A real server keeps 104 bytes for its line and its two
+    keywords', where its Location, a Locations and a tuple of Locations kept 216 (a
+    Location is 56 bytes). Lookups scan the keywords (a handful)."""
 
-    __slots__ = ("_keys", "_values")
+    __slots__ = ("_keys", "_packed")
 
-    def __init__(self, keys: tuple[str, ...] = (), values: tuple[Location, ...] = ()) -> None:
+    def __init__(self, keys: tuple[str, ...] = (), values: Iterable[Location] = (), at: Location | None = None) -> None:
         self._keys = keys
-        self._values = values
+        packed = 0 if at is None else at + 1
+        shift = _BITS
+        for loc in values:
+            packed |= loc << shift
+            shift += _BITS
+        self._packed = packed
+
+    @property
+    def at(self) -> Location | None:
+        """Where the block starts."""
+        start = self._packed & _MASK
+        return _location(start - 1) if start else None
+
+    def placed(self, at: Location | None) -> Locations:
+        """The same keywords' locations, for a block that starts at `at`."""
+        new = Locations(self._keys)
+        new._packed = self._packed & ~_MASK | (0 if at is None else at + 1)
+        return new
 
     def __getitem__(self, key: str) -> Location:
         try:
-            return self._values[self._keys.index(key)]
+            index = self._keys.index(key) + 1
         except ValueError:
             raise KeyError(key) from None
+        return _location(self._packed >> index * _BITS & _MASK)
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys  # Mapping's would raise and catch a KeyError for a missing one
@@ -85,23 +109,38 @@ class Locations(Mapping[str, Location]):
     def __len__(self) -> int:
         return len(self._keys)
 
-    def __hash__(self) -> int:  # equal by value as any Mapping; hashable, to be a field's default
-        return hash(frozenset(zip(self._keys, self._values, strict=True)))
+    def __hash__(self) -> int:  # equal by value as any Mapping (`at` aside); hashable, to be a field's default
+        return hash(frozenset(self.items()))
 
     def __repr__(self) -> str:
         return f"Locations({dict(self)!r})"
 
+    def __reduce__(self) -> tuple[type[Locations], tuple[tuple[str, ...], tuple[Location, ...], Location | None]]:
+        # By Location, which pickles by file name: the packed numbers are this process's.
+        return Locations, (self._keys, tuple(self.values()), self.at)
 
+
+_BITS = 64
+_MASK = (1 << _BITS) - 1
+_location: Callable[[int], Location] = functools.partial(int.__new__, Location)
 NO_LOCATIONS = Locations()
 
 
-def _locations(locs: dict[str, Location], ctx: Context) -> Locations:
+def _locations(locs: dict[str, Location], at: Location | None, ctx: Context) -> Locations:
     """`locs` as Locations, its keyword tuple shared through a table that lives as long as the load."""
     if not locs:
-        return NO_LOCATIONS
+        return NO_LOCATIONS if at is None else Locations((), (), at)
     keys = tuple(locs)
     shared: dict[tuple[str, ...], tuple[str, ...]] = ctx.settings.setdefault("location_keys", {})
-    return Locations(shared.setdefault(keys, keys), tuple(locs.values()))
+    return Locations(shared.setdefault(keys, keys), locs.values(), at)
+
+
+def fold_location(values: dict[str, Any]) -> None:
+    """A block's values as a model object stores them: its `location` in its Locations
+    (`Block.location` reads it there)."""
+    if "location" in values:
+        at = values.pop("location")
+        values["locations"] = values.get("locations", NO_LOCATIONS).placed(at)
 
 
 class ConfigValueError(ValueError):
@@ -180,6 +219,12 @@ class Block:
     # Keywords that may appear in the block but are handled elsewhere (for example,
     # include_check, which the preprocessor acts on). Not fields, not unknown.
     passthrough: ClassVar[frozenset[str]] = frozenset()
+    # The fields most objects of a class hold, for a class made by the ten thousand (real
+    # servers, checkers): stored inline, 8 bytes each (conf/modelclass.py, `store`).
+    inline_fields: ClassVar[tuple[str, ...]] = ()
+
+    # Model classes fold `location` into `locations` as they store their values.
+    _model_prepare: ClassVar[Callable[[dict[str, Any]], None]] = staticmethod(fold_location)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -194,6 +239,18 @@ class Block:
         """Checks across keywords of this block; returns self or a corrected copy."""
         return self
 
+
+class _Start:
+    """`Block.location`, where the block starts: read from its Locations, where a model
+    object keeps it (a Location of its own was 56 bytes a block). Not a data descriptor:
+    the __init__ of a plain dataclass deriving from Block stores `location` in the
+    object, and that comes first."""
+
+    def __get__(self, obj: Block | None, owner: type | None = None) -> Location | None:
+        return None if obj is None else obj.locations.at  # on the class: the field's default
+
+
+Block.location = _Start()  # type: ignore[assignment]
 
 B = TypeVar("B", bound=Block)
 
@@ -352,8 +409,7 @@ def parse_block(
     if lists or merged or maps:
         _join(cls, values, lists, merged=merged, merged_at=locs, ctx=ctx)
     values.update(preset)
-    values["location"] = location
-    values["locations"] = _locations(locs, ctx)
+    values["locations"] = _locations(locs, location, ctx)
     return construct(cls, values).finish(ctx)
 
 
@@ -410,9 +466,10 @@ def evolve(obj: B, changes: Mapping[str, Any]) -> B:
     `dataclasses.replace` is too slow for the VS -> RS -> checker cascade over tens of
     thousands of servers. Only for values already checked."""
     new: B = _new(type(obj))
-    state = new.__dict__
-    state.update(obj.__dict__)
-    state.update(changes)
+    values = {**vars(obj), **changes}
+    if "location" in changes:
+        fold_location(values)
+    store(new, values)
     return new
 
 
@@ -465,5 +522,10 @@ def each_block_field(cls: type[Block]) -> Iterator[tuple[str, KeywordSpec]]:
 
 
 def replace(block: B, **changes: Any) -> B:
-    """dataclasses.replace that keeps the locations."""
-    return dataclasses.replace(block, **changes)
+    """dataclasses.replace that keeps the locations. For a model class (@model_class:
+    its __init__ only stores), the copy stores what the block stores and the changes,
+    as `evolve` does, rather than every field."""
+    shape = getattr(block, "_model_shape", None)
+    if shape is None or not shape.names.issuperset(changes):
+        return dataclasses.replace(block, **changes)  # not a model class, or let it say what is wrong
+    return evolve(block, changes)

@@ -469,9 +469,10 @@ _RESOLVED = frozenset(VrrpInstance.__annotations__) | {
 }
 
 
-_AS_WRITTEN = tuple(f.name for f in dataclasses.fields(VrrpInstanceBlock) if f.name not in _RESOLVED)
+_AS_WRITTEN = frozenset(f.name for f in dataclasses.fields(VrrpInstanceBlock) if f.name not in _RESOLVED)
 
 
 def _as_written(inst: VrrpInstanceBlock) -> dict[str, Any]:
-    """The block's values (and locations) of the keywords that resolving leaves as they are."""
-    return {name: getattr(inst, name) for name in _AS_WRITTEN}
+    """The block's values (and locations) of the keywords that resolving leaves as they
+    are: those it stores (the others are the class's defaults, read as such)."""
+    return {name: value for name, value in vars(inst).items() if name in _AS_WRITTEN}
