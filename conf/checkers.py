@@ -331,6 +331,7 @@ class CheckerBase(Block):
     inline_fields: ClassVar[tuple[str, ...]] = (
         *("locations", "seq", "alpha", "retry", "delay_before_retry", "warmup", "delay_loop"),
     )
+    draft: ClassVar[bool] = True  # resolved by the virtual server (`resolve`)
 
     alpha: bool | None = kw(Flag())
     retry: int | None = kw(Int(0, U32), aliases=("nb_get_retry",), deprecated=("nb_get_retry",))

@@ -224,6 +224,7 @@ class RealServer(Block):
         *("locations", "address", "port", "weight", "lvs_method", *_RS_INHERITED[:-1]),
         *("tcp_check", "http_get", "ssl_get", "misc_check"),
     )
+    draft: ClassVar[bool] = True  # resolved by the virtual server (`_resolved_rs`)
 
     address: IPAddress
     port: int | None = None  # None: the virtual server's port (after finish)
@@ -340,6 +341,9 @@ class RealServerConv:
             port = _PORT.parse(stmt.args[1])
         if stmt.block is None:
             raise ConfigValueError(f"{stmt.args[0]} needs a {{ }} block")
+        # Checkers are numbered within their real server (RealServer.checkers sorts by it):
+        # small numbers, which CPython shares (a number per checker above 256 was 32 bytes).
+        ctx.settings["lvs.checker_seq"] = 0
         return parse_block(RealServer, stmt.block, ctx, location=stmt.location, address=address, port=port)
 
 

@@ -222,6 +222,9 @@ class Block:
     # The fields most objects of a class hold, for a class made by the ten thousand (real
     # servers, checkers): stored inline, 8 bytes each (conf/modelclass.py, `store`).
     inline_fields: ClassVar[tuple[str, ...]] = ()
+    # parse_block's object is a draft that the enclosing block replaces by a resolved copy
+    # (real servers and checkers, by their virtual server): filled the quicker way, a dict.
+    draft: ClassVar[bool] = False
 
     # Model classes fold `location` into `locations` as they store their values.
     _model_prepare: ClassVar[Callable[[dict[str, Any]], None]] = staticmethod(fold_location)
@@ -457,7 +460,10 @@ def construct(cls: type[B], values: dict[str, Any]) -> B:
     if info is None or not info.required <= values.keys():
         return cls(**values)  # let __init__ say what is wrong
     block: B = _new(cls)
-    block.__dict__.update(values)
+    if cls.draft:
+        block.__dict__.update(values)
+    else:
+        store(block, values)
     return block
 
 

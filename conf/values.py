@@ -18,6 +18,7 @@ import ipaddress
 import math
 import shlex
 import socket
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -61,7 +62,9 @@ class Str(Scalar[str]):
     syntax = "STRING"
 
     def parse(self, text: str) -> str:
-        return text
+        # One object for each distinct text (an interface named by a thousand instances);
+        # CPython drops an interned string no longer used. A quoted word keeps its type.
+        return sys.intern(text) if type(text) is str else text
 
 
 class Bool(Scalar[bool]):
@@ -94,10 +97,14 @@ class Int(Scalar[int]):
     syntax = "INTEGER"
 
     def parse(self, text: str) -> int:
-        try:
-            value = int(text, 0) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
-        except ValueError:
-            raise ConfigValueError(f"'{text}' is not an integer") from None
+        value = _INTS.get(text)
+        if value is None:
+            try:
+                value = int(text, 0) if text.lower().startswith(("0x", "-0x")) else int(text, 10)
+            except ValueError:
+                raise ConfigValueError(f"'{text}' is not an integer") from None
+            if len(_INTS) < _SEEN_MAX:
+                _INTS[text] = value
         _check_range(value, self.lo, self.hi)
         return value
 
@@ -111,14 +118,26 @@ class Float(Scalar[float]):
     syntax = "<TIMER>"
 
     def parse(self, text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigValueError(f"'{text}' is not a number") from None
-        if not math.isfinite(value):
-            raise ConfigValueError(f"'{text}' is not a finite number")
+        value = _FLOATS.get(text)
+        if value is None:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ConfigValueError(f"'{text}' is not a number") from None
+            if not math.isfinite(value):
+                raise ConfigValueError(f"'{text}' is not a finite number")
+            if len(_FLOATS) < _SEEN_MAX:
+                _FLOATS[text] = value
         _check_range(value, self.lo, self.hi)
         return value
+
+
+# text -> the number read from it, for the first texts seen: the same number written
+# ten thousand times (`connect_timeout 3` in every checker) is then one object, not ten
+# thousand (24 or 28 bytes each). Bounded, as the daemon reads configurations for ever.
+_INTS: dict[str, int] = {}
+_FLOATS: dict[str, float] = {}
+_SEEN_MAX = 4096
 
 
 def _check_range(value: float, lo: float | None, hi: float | None) -> None:

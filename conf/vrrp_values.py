@@ -210,6 +210,7 @@ class AuthType:
 @model_class
 class Authentication(Block):
     label: ClassVar[str] = "authentication"
+    inline_fields: ClassVar[tuple[str, ...]] = ("locations", "auth_type", "auth_pass")
 
     auth_type: str | None = kw(AuthType())
     auth_pass: str | None = kw(AuthPass())
