@@ -10,8 +10,10 @@ of every process although the daemon hardly calls it (the parser builds blocks w
 
 - `__init__` takes the same arguments (positional in field order, keyword-only fields
   after) and raises TypeError for an unknown, a repeated or a missing one. Like
-  `schema.construct` it stores only the values given (and the default factories'): a field
-  left out reads its default from the class, where dataclasses puts it.
+  `schema.construct` it stores only the values given (and the default factories'), less
+  those that are the default or cannot be told from it: a field left out reads its default
+  from the class, where dataclasses puts it. A class with `inline_fields` keeps its values
+  inline (`store`, below); a Block its location in its Locations (`_model_prepare`).
 - `__eq__`: same class and equal compared fields, else NotImplemented; `__hash__` hashes
   the tuple of the hashed fields (a frozen dataclass's rule), `__repr__` is
   `Name(field=value, ...)` over the shown fields ("..." for a recursive one).
@@ -132,7 +134,7 @@ def _not_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
     kept = {}
     for name, value in values.items():
         default = defaults.get(name, _ABSENT)
-        if value is not default and not _same(value, default):
+        if value is not default and (type(value) is not type(default) or not _same(value, default)):
             kept[name] = value
     return kept
 

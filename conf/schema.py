@@ -451,9 +451,9 @@ def construct(cls: type[B], values: dict[str, Any]) -> B:
     20,000 real servers and checkers was a fifth of the reading time.
 
     Only the values given are stored: a field left out reads its default from the class
-    (a dataclass field's default is a class attribute), so a real server's dict holds
-    the 15 of its 30 fields that are set. (Storing them one by one, in the instance's
-    inline values, kept 60 bytes less per statement but read 10 % slower.)"""
+    (a dataclass field's default is a class attribute). A class with `inline_fields`
+    keeps them inline (conf/modelclass.py, `store`: 8 bytes a value), unless it is a
+    `draft`, which its virtual server replaces: a dict is quicker to fill."""
     info = _FIELDS.get(cls, _UNKNOWN)
     if info is _UNKNOWN:
         info = _FIELDS[cls] = _fields_of(cls)
@@ -468,9 +468,10 @@ def construct(cls: type[B], values: dict[str, Any]) -> B:
 
 
 def evolve(obj: B, changes: Mapping[str, Any]) -> B:
-    """A copy of block `obj` with `changes`, its values stored as `construct` stores them:
-    `dataclasses.replace` is too slow for the VS -> RS -> checker cascade over tens of
-    thousands of servers. Only for values already checked."""
+    """A copy of block `obj` with `changes`, its values stored as its class stores them
+    (inline for a class with `inline_fields`, drafts included: the copy is the resolved
+    object): `dataclasses.replace` is too slow for the VS -> RS -> checker cascade over
+    tens of thousands of servers. Only for values already checked."""
     new: B = _new(type(obj))
     values = {**vars(obj), **changes}
     if "location" in changes:
