@@ -22,37 +22,22 @@ from conf.modelclass import INLINE, model_class
 from conf.schema import NO_LOCATIONS, Block, Locations, evolve, replace
 from conf.values import Float, Int, Str
 from conf.vrrp_instance import VrrpInstance
+from tests.conf.test_compact_model import LVS as BASE_LVS
 from tests.conf.util import config_of, parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
-LVS = """virtual_server 10.0.0.1 80 {
-    delay_loop 6
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-    real_server 192.168.0.1 80 {
-        weight 2
-        TCP_CHECK {
-            connect_timeout 3
-        }
-        MISC_CHECK {
-            misc_path /bin/true
-        }
-    }
-    real_server 192.168.0.2 80 {
-        notify_up /bin/true
-        TCP_CHECK {
-            connect_timeout 3
-        }
-    }
-}
-"""
+# test_compact_model's virtual server, its first real server with a MISC_CHECK (line 11) too,
+# its second with a field that is not inline
+LVS = BASE_LVS.replace(
+    "            connect_timeout 3\n        }\n",
+    "            connect_timeout 3\n        }\n        MISC_CHECK {\n            misc_path /bin/true\n        }\n",
+).replace("        weight 3\n", "        weight 3\n        notify_up /bin/true\n")
 
 
 def _servers(tmp_path: Path) -> tuple[RealServer, RealServer]:
     vs = config_of(parse(tmp_path, LVS)).virtual_server[0]
-    first, second = vs.real_server
+    first, second, _ = vs.real_server
     return first, second
 
 
