@@ -8,6 +8,7 @@ here before the peers are told, never the other way round."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import time
 from collections.abc import Mapping, Sequence
@@ -77,10 +78,13 @@ def announce_stop(
     any its child can have used since it reported `ah_seqs[name]` (or 1 without a report)."""
     errors: list[str] = []
     sockets: dict[SocketKey, VrrpSocket] = {}
+    # each interface read once, not once per instance (a dump of its addresses each time:
+    # seconds of the parent's loop for 1,000 instances)
+    interface = functools.cache(rtnl.interface)
     try:
         for conf in instances:
             ifname = holdings.advert_ifname(conf)
-            base = rtnl.interface(conf.interface or ifname) if ifname is not None else None
+            base = interface(conf.interface or ifname) if ifname is not None else None
             local = holdings.source_address(conf, base) if base is not None else None
             if ifname is None or local is None:
                 errors.append(f"({conf.name}) cannot send priority 0: no interface or no source address")

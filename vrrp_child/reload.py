@@ -122,8 +122,7 @@ def _add(w: VrrpWorkload, p: ReloadPlan[str], new: Config) -> None:
     w.configure_link_delays(new)
     w.verdicts.configure_static(new)
     staying = set(p.kept) | set(p.changed)
-    created = [w.builder.create(conf) for name, conf in new.vrrp_instance.items() if name not in staying]
-    added = [i for i in created if i is not None]
+    added = w.builder.create_all(conf for name, conf in new.vrrp_instance.items() if name not in staying)
     w.batch.remove_stale(added)
     w.verdicts.apply(w.config)  # the new instances start at their effective priority
     for inst in added:

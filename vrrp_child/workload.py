@@ -112,8 +112,7 @@ class VrrpWorkload:
         for line in apply_static(config, self.rtnl):
             log.error("%s", line)
         self.static_config = config
-        created = [self.builder.create(inst) for inst in config.vrrp_instance.values()]
-        instances = [i for i in created if i is not None]
+        instances = self.builder.create_all(config.vrrp_instance.values())
         self.sync.resume(self.resumed, self._resumes_master)
         self.batch.remove_stale([i for i in instances if not self._resumes_master(i)])
         self.verdicts.apply(self.config)
