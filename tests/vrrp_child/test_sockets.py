@@ -7,6 +7,8 @@ was created in, so one test process drives both nodes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import os
 import select
 import shutil
@@ -19,7 +21,7 @@ import pytest
 
 from conf.vrrp import UnicastPeer
 from labkit.lab import Lab, Node
-from vrrp_child import ah
+from vrrp_child import ah, sockets
 from vrrp_child.packet import MCAST_V4, MCAST_V6
 from vrrp_child.sockets import PeerTable, Received, VrrpSocket
 
@@ -371,6 +373,51 @@ def test_burst_of_250_all_received_on_the_loop(a: Node, b: Node, family: int) ->
     assert [rx.payload[1] for rx in got] == list(range(1, 251))
     assert {(rx.src, rx.dst, rx.ttl) for rx in got} == {(a_src, group, 255)}
     assert sb.stats.received == 250 and not sb.stats.dropped
+
+
+@needs_lab
+def test_a_costly_burst_lets_the_loop_run_between(a: Node, b: Node) -> None:
+    """The reader stops handling after DRAIN_BUDGET and resumes on the next pass: the loop's
+    timers (the heartbeat the parent waits for) run in between, and nothing is lost."""
+    cost = 0.004
+    with (
+        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
+        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
+    ):
+        for i in range(20):
+            sa.send(V4_ADVERT[:1] + bytes([i + 1]) + V4_ADVERT[2:], MCAST_V4)
+        assert readable(sb, 2)
+        time.sleep(0.1)
+
+        async def run() -> tuple[list[Received], list[int]]:
+            loop = asyncio.get_running_loop()
+            got: list[Received] = []
+            passes: list[int] = []  # messages handled when each pass's timer ran
+            done = asyncio.Event()
+
+            def handler(rx: Received) -> None:
+                got.append(rx)
+                time.sleep(cost)  # a costly advert: a MASTER that steps down
+
+            def each_pass() -> None:
+                passes.append(len(got))
+                if len(got) < 20:
+                    loop.call_soon(each_pass)
+                else:
+                    done.set()
+
+            sb.attach(loop, handler)
+            loop.call_soon(each_pass)
+            try:
+                await asyncio.wait_for(done.wait(), 5)
+            finally:
+                sb.detach()
+            return got, passes
+
+        got, passes = asyncio.run(run())
+    assert [rx.payload[1] for rx in got] == list(range(1, 21))
+    steps = [later - earlier for earlier, later in itertools.pairwise(passes)]
+    assert max(steps) <= math.ceil(sockets.DRAIN_BUDGET / cost) + 1, steps
 
 
 @needs_lab
