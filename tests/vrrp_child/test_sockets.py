@@ -7,6 +7,7 @@ was created in, so one test process drives both nodes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
@@ -15,6 +16,7 @@ import shutil
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
@@ -375,11 +377,9 @@ def test_burst_of_250_all_received_on_the_loop(a: Node, b: Node, family: int) ->
     assert sb.stats.received == 250 and not sb.stats.dropped
 
 
-@needs_lab
-def test_a_costly_burst_lets_the_loop_run_between(a: Node, b: Node) -> None:
-    """The reader stops handling after DRAIN_BUDGET and resumes on the next pass: the loop's
-    timers (the heartbeat the parent waits for) run in between, and nothing is lost."""
-    cost = 0.004
+@contextlib.contextmanager
+def twenty_queued(a: Node, b: Node) -> Iterator[VrrpSocket]:
+    """Node b's socket with 20 adverts from node a queued on it (VRIDs 1-20)."""
     with (
         a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
         b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
@@ -388,6 +388,15 @@ def test_a_costly_burst_lets_the_loop_run_between(a: Node, b: Node) -> None:
             sa.send(V4_ADVERT[:1] + bytes([i + 1]) + V4_ADVERT[2:], MCAST_V4)
         assert readable(sb, 2)
         time.sleep(0.1)
+        yield sb
+
+
+@needs_lab
+def test_a_costly_burst_lets_the_loop_run_between(a: Node, b: Node) -> None:
+    """The reader stops handling after DRAIN_BUDGET and resumes on the next pass: the loop's
+    timers (the heartbeat the parent waits for) run in between, and nothing is lost."""
+    cost = 0.004
+    with twenty_queued(a, b) as sb:
 
         async def run() -> tuple[list[Received], list[int]]:
             loop = asyncio.get_running_loop()
@@ -422,14 +431,7 @@ def test_a_costly_burst_lets_the_loop_run_between(a: Node, b: Node) -> None:
 
 @needs_lab
 def test_drain_is_bounded_and_resumes(a: Node, b: Node) -> None:
-    with (
-        a.call(lambda: VrrpSocket("va", IPv4Address("192.0.2.1"))) as sa,
-        b.call(lambda: VrrpSocket("vb", IPv4Address("192.0.2.2"))) as sb,
-    ):
-        for i in range(20):
-            sa.send(V4_ADVERT[:1] + bytes([i + 1]) + V4_ADVERT[2:], MCAST_V4)
-        assert readable(sb, 2)
-        time.sleep(0.1)
+    with twenty_queued(a, b) as sb:
         first = sb.drain(limit=5)
         rest = sb.drain()
         assert [rx.payload[1] for rx in first + rest] == list(range(1, 21))
