@@ -664,9 +664,7 @@ class Supervisor:
             else:
                 log.info("Reload complete (%.3f s)", took)
             self.answer_reload(took)
-        # The start's or the reload's garbage is gone now: its free heap pages go back to the
-        # kernel (watchdog.heaptrim), not kept resident until the next fork.
-        self.system.trim_heap()
+        self.system.trim_heap()  # the start's or the reload's freed heap pages (watchdog.heaptrim)
         self.notifier.ready(self.status_text())
         self.last_status = self.status_text()
         if self.reload_queued:
