@@ -329,7 +329,13 @@ class CheckerBase(Block):
     label: ClassVar[str] = "a checker"
     type_name: ClassVar[str] = ""
     inline_fields: ClassVar[tuple[str, ...]] = (
-        *("locations", "seq", "alpha", "retry", "delay_before_retry", "warmup", "delay_loop"),
+        "locations",
+        "seq",
+        "alpha",
+        "retry",
+        "delay_before_retry",
+        "warmup",
+        "delay_loop",
     )
     draft: ClassVar[bool] = True  # resolved by the virtual server (`resolve`)
 

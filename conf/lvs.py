@@ -221,7 +221,7 @@ _RS_INHERITED = (*_CASCADE, "inhibit_on_failure", "virtualhost", "lvs_method")
 class RealServer(Block):
     label: ClassVar[str] = "real_server"
     inline_fields: ClassVar[tuple[str, ...]] = (
-        *("locations", "address", "port", "weight", "lvs_method", *_RS_INHERITED[:-1]),
+        *("locations", "address", "port", "weight", *_RS_INHERITED),
         *("tcp_check", "http_get", "ssl_get", "misc_check"),
     )
     draft: ClassVar[bool] = True  # resolved by the virtual server (`_resolved_rs`)

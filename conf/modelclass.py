@@ -123,8 +123,8 @@ def _same(value: object, default: object) -> bool:
     kind = type(value)
     if kind is not type(default) or value != default:
         return False
-    if isinstance(value, float) and isinstance(default, float):
-        return math.copysign(1.0, value) == math.copysign(1.0, default)
+    if kind is float:
+        return math.copysign(1.0, value) == math.copysign(1.0, default)  # type: ignore[arg-type]
     return kind in _EQUAL_IS_SAME
 
 
@@ -134,7 +134,7 @@ def _not_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str,
     kept = {}
     for name, value in values.items():
         default = defaults.get(name, _ABSENT)
-        if value is not default and (type(value) is not type(default) or not _same(value, default)):
+        if value is not default and not _same(value, default):
             kept[name] = value
     return kept
 

@@ -162,7 +162,7 @@ def check_script_security(config: C, ctx: Context) -> C:
         default_error = f"no script_user set and user '{DEFAULT_SCRIPT_USER}' does not exist"
         if default_user is None and not enabled:
             default_user = RunAs(0, 0, "root")
-    _forget_walked_fields_of_fewer_blocks()
+    _forget_walked_fields_if_blocks_came()
     scan = _Scan(ctx, enabled, default_user, default_error)
     result = _walk(config, default_user, default_error, scan.visit)
     if scan.found and not enabled:
@@ -203,7 +203,7 @@ _WALKED_FIELDS: dict[type, tuple[str, ...]] = {}
 _walked_with = 0  # schema.block_classes_defined when _WALKED_FIELDS was last cleared
 
 
-def _forget_walked_fields_of_fewer_blocks() -> None:
+def _forget_walked_fields_if_blocks_came() -> None:
     """Whether a field may hold a script depends on the Block classes defined: a field typed
     with a block not yet imported (conf.lvs_top's, read before any virtual_server) would
     otherwise stay unwalked after a reload imported it."""

@@ -64,10 +64,6 @@ class NetlinkBatch:
             self._routing = Routing(self.rtnl)
         return self._routing
 
-    @routing.setter
-    def routing(self, routing: Routing) -> None:  # tests put a fake here
-        self._routing = routing
-
     def add_vips(self, items: list[Item], then: Callable[[], None] | None = None) -> None:
         _cancel(self._batch.removes, items)
         self._batch.adds.extend(items)

@@ -659,8 +659,8 @@ class Instance:
 
     def _send_rounds(self, by_if: dict[str, list[bytes]], rounds: int) -> None:
         """`rounds` times every VIP's frame, round after round as keepalived sends them."""
-        for ifname, frames in by_if.items():
-            if rounds > 0:
+        if rounds > 0:
+            for ifname, frames in by_if.items():
                 self.edges.send_frames(ifname, frames * rounds)
 
     def _announcement(self, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:

@@ -84,7 +84,7 @@ def make(tmp_path: Path) -> tuple[batching.NetlinkBatch, FakeRtnl, VrrpInstance,
     loop = asyncio.new_event_loop()
     rtnl = FakeRtnl()
     batch = batching.NetlinkBatch(loop, rtnl, ChildFirewall(Conditions(lambda *_: None)), {})  # type: ignore[arg-type]
-    batch.routing = FakeRouting(rtnl.calls)  # type: ignore[assignment]
+    batch._routing = FakeRouting(rtnl.calls)  # type: ignore[assignment]
     return batch, rtnl, instance_conf(tmp_path), loop
 
 
